@@ -1,0 +1,44 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r'''
+options:
+  env_file:
+    description:
+      - The CairnCMS instance's C(.env) file, read the way CairnCMS reads it (dotenv syntax, value prefixes,
+        C(<NAME>_FILE) indirection).
+      - See the collection's C(docs/configuration.md) for the rules.
+    type: path
+  env_overrides:
+    description:
+      - Variables that win over the C(.env) file, for example C({DB_FILENAME: /srv/clone/data.db}).
+      - Also the whole configuration when O(env_file) is not given.
+    type: dict
+    default: {}
+  instance_dir:
+    description:
+      - Directory that relative paths in the configuration (C(DB_FILENAME), C(STORAGE_<LOC>_ROOT)) are
+        resolved against, that is the directory CairnCMS is started in.
+      - Defaults to the directory of O(env_file).
+    type: path
+'''
+
+    REPOSITORY = r'''
+options:
+  repository:
+    description:
+      - The repository of restore points, for example C({type: local, path: /var/backups/cairn}).
+      - A repository of C(type: local) takes an absolute C(path) on the managed host.
+    type: dict
+    required: true
+  instance:
+    description:
+      - Name of the instance in the repository (letters, digits, C(.), C(_), C(-)).
+    type: str
+    required: true
+'''

@@ -1,0 +1,39 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Argument specs shared by the modules (private); mirrored by plugins/doc_fragments."""
+
+from __future__ import annotations
+
+from ansible_collections.cairncms.ops.plugins.module_utils._common import check_name
+from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig
+from ansible_collections.cairncms.ops.plugins.module_utils._repository import select_repository
+
+
+def instance_spec():
+    """cairncms.ops.instance: how to find the instance's configuration."""
+    return {
+        'env_file': {'type': 'path'},
+        'env_overrides': {'type': 'dict', 'default': {}, 'no_log': True},
+        'instance_dir': {'type': 'path'},
+    }
+
+
+def repository_spec(point=True):
+    """cairncms.ops.repository: where restore points live."""
+    spec = {
+        'repository': {'type': 'dict', 'required': True},
+        'instance': {'type': 'str', 'required': True},
+    }
+    if point:
+        spec['restore_point'] = {'type': 'str', 'default': 'latest'}
+    return spec
+
+
+def load_config(params):
+    return InstanceConfig.load(params.get('env_file'), params.get('env_overrides'), params.get('instance_dir'))
+
+
+def load_repository(params):
+    check_name('instance', params['instance'])
+    return select_repository(params['repository'])

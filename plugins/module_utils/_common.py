@@ -1,0 +1,205 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared plumbing for the cairncms.ops modules (private).
+
+One error type, one place where errors become ``fail_json``, atomic file
+writes, hashing streams and time stamps. Nothing here knows about a vendor
+or a backend.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+
+CHUNK = 1024 * 1024
+SAFE_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$')
+
+
+class CairnError(Exception):
+    """An error the operator can act on: what failed, and what to do about it."""
+
+    def __init__(self, message, **details):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+def check_name(kind, value):
+    """Refuse names that could escape a repository directory."""
+    if not isinstance(value, str) or not SAFE_NAME.match(value) or '..' in value:
+        raise CairnError(
+            '%s %r is not a valid name: use 1-128 letters, digits, ".", "_" or "-", '
+            'starting with a letter or digit' % (kind, value))
+    return value
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def iso(ts):
+    return ts.strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, 'rb') as handle:
+        while True:
+            chunk = handle.read(CHUNK)
+            if not chunk:
+                break
+            size += len(chunk)
+            digest.update(chunk)
+    return digest.hexdigest(), size
+
+
+class HashingWriter:
+    """A write-only stream that counts and hashes what passes to ``target``."""
+
+    def __init__(self, target):
+        self._target = target
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data):
+        self._digest.update(data)
+        self.size += len(data)
+        return self._target.write(data)
+
+    def flush(self):
+        flush = getattr(self._target, 'flush', None)
+        if flush:
+            flush()
+
+    @property
+    def sha256(self):
+        return self._digest.hexdigest()
+
+
+class HashingReader:
+    """A read-only stream that counts and hashes what is read from ``source``."""
+
+    def __init__(self, source):
+        self._source = source
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size=-1):
+        data = self._source.read(size)
+        self._digest.update(data)
+        self.size += len(data)
+        return data
+
+    def readinto(self, buffer):
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    @property
+    def sha256(self):
+        return self._digest.hexdigest()
+
+
+def copy_stream(source, target):
+    while True:
+        chunk = source.read(CHUNK)
+        if not chunk:
+            return
+        target.write(chunk)
+
+
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def makedirs(path, mode=0o700):
+    os.makedirs(path, mode=mode, exist_ok=True)
+
+
+class AtomicFile:
+    """Write ``path`` through a 0600 temp file in the same directory; on success
+    it is fsynced and renamed into place, on error removed. Nothing half-written
+    ever stands at ``path``."""
+
+    def __init__(self, path, mode=0o600, mtime_ns=None):
+        self.path = path
+        self.mode = mode
+        self.mtime_ns = mtime_ns
+        self._tmp = None
+        self.handle = None
+
+    def __enter__(self):
+        directory = os.path.dirname(self.path) or '.'
+        makedirs(directory)
+        fd, self._tmp = tempfile.mkstemp(prefix='.cairn-', suffix='.part', dir=directory)
+        os.fchmod(fd, self.mode)
+        self.handle = os.fdopen(fd, 'wb')
+        return self.handle
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self.handle.flush()
+                os.fsync(self.handle.fileno())
+            self.handle.close()
+            if exc_type is None:
+                if self.mtime_ns is not None:
+                    os.utime(self._tmp, ns=(self.mtime_ns, self.mtime_ns))
+                os.replace(self._tmp, self.path)
+                fsync_dir(os.path.dirname(self.path) or '.')
+                self._tmp = None
+        finally:
+            if self._tmp and os.path.exists(self._tmp):
+                os.unlink(self._tmp)
+        return False
+
+
+def write_json(path, data):
+    with AtomicFile(path) as handle:
+        handle.write(json.dumps(data, indent=2, sort_keys=True).encode('utf-8') + b'\n')
+
+
+def read_json(path, what):
+    try:
+        with open(path, 'rb') as handle:
+            return json.loads(handle.read().decode('utf-8'))
+    except FileNotFoundError:
+        raise CairnError('%s not found at %s' % (what, path))
+    except ValueError as exc:
+        raise CairnError('%s at %s is not valid JSON (%s)' % (what, path, exc))
+
+
+class Timer:
+    def __init__(self):
+        self.start = time.monotonic()
+
+    @property
+    def seconds(self):
+        return round(time.monotonic() - self.start, 3)
+
+
+def run(module, action):
+    """The one place where errors become ``fail_json``.
+
+    ``action`` gets the module and returns the result dict (with ``changed``).
+    """
+    try:
+        result = action(module)
+    except CairnError as exc:
+        module.fail_json(msg=exc.message, **exc.details)
+    except OSError as exc:
+        module.fail_json(msg='%s: %s' % (exc.strerror or exc.__class__.__name__,
+                                         exc.filename or exc))
+    module.exit_json(**result)

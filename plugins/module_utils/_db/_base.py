@@ -1,0 +1,55 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The database vendor interface (private).
+
+A vendor implementation turns the instance's database into one raw byte
+stream (``dump``) and back (``restore``), and tells what is there
+(``probe``, ``inspect``, ``compare``). Compression, checksums and the
+repository are handled once, around it, in ``_db/__init__.py``.
+"""
+
+from __future__ import annotations
+
+# What ``compare`` may answer about a restore target.
+ABSENT = 'absent'          # nothing there: restore freely
+EMPTY = 'empty'            # exists, holds no table: restore freely
+IDENTICAL = 'identical'    # already holds exactly the restore point: nothing to do
+DIFFERENT = 'different'    # holds other data: only with replace
+
+
+class DatabaseBackend:
+    vendor = None
+    artifact_format = None   # name of the raw format, e.g. "sqlite3"
+    artifact_ext = None      # file extension of the raw artifact
+
+    def __init__(self, database):
+        self.database = database
+
+    def probe(self):
+        """Facts about the server/library and whether the database exists; no change."""
+        raise NotImplementedError
+
+    def dump(self, sink, scratch_dir):
+        """Write a consistent raw dump into ``sink``; return facts (row counts, migration level...)."""
+        raise NotImplementedError
+
+    def inspect(self):
+        """Row counts per table and migration level of the live database."""
+        raise NotImplementedError
+
+    def files(self):
+        """The ``directus_files`` rows: dicts of id, storage, filename_disk, filesize."""
+        raise NotImplementedError
+
+    def compare(self, db_manifest):
+        """One of ABSENT, EMPTY, IDENTICAL, DIFFERENT for this target against a manifest."""
+        raise NotImplementedError
+
+    def restore(self, source, db_manifest, keep_safety_copy=False):
+        """Replace the target's content with the raw dump read from ``source``.
+
+        Must keep a safety copy of what it replaces until the new content is in
+        place and checked, and put it back if anything fails. Returns facts.
+        """
+        raise NotImplementedError

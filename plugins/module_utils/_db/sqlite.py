@@ -1,0 +1,239 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""SQLite (DB_CLIENT=sqlite3) (private).
+
+The dump uses SQLite's online backup API in a single step, so the copy is one
+consistent snapshot even while CairnCMS keeps writing; it is never a plain
+file copy. The artifact is that database file, compressed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+import urllib.parse
+
+from ansible_collections.cairncms.ops.plugins.module_utils._common import (
+    CHUNK, CairnError, HashingWriter, fsync_dir, sha256_file)
+from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
+    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend)
+
+SIDE_FILES = ('-wal', '-shm', '-journal')
+
+
+def _uri(path, **params):
+    query = urllib.parse.urlencode(params)
+    return 'file:%s?%s' % (urllib.parse.quote(os.path.abspath(path)), query)
+
+
+def connect_ro(path, immutable=False):
+    if immutable:
+        return sqlite3.connect(_uri(path, mode='ro', immutable=1), uri=True)
+    return sqlite3.connect(_uri(path, mode='ro'), uri=True, timeout=30)
+
+
+def tables(conn):
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                        "AND name NOT LIKE 'sqlite_%' ORDER BY name").fetchall()
+    return [row[0] for row in rows]
+
+
+def describe(conn):
+    """Row counts per table and the CMS migration level."""
+    names = tables(conn)
+    counts = {}
+    for name in names:
+        counts[name] = conn.execute('SELECT COUNT(*) FROM "%s"' % name.replace('"', '""')).fetchone()[0]
+    level = None
+    if 'directus_migrations' in names:
+        row = conn.execute('SELECT version FROM directus_migrations ORDER BY version DESC LIMIT 1').fetchone()
+        level = row[0] if row else None
+    return {'row_counts': counts, 'migration_level': level}
+
+
+def integrity(conn, quick=False):
+    rows = conn.execute('PRAGMA quick_check' if quick else 'PRAGMA integrity_check').fetchall()
+    return 'ok' if rows == [('ok',)] else '; '.join(str(row[0]) for row in rows[:5])
+
+
+def _take_ownership(path, reference, mode=None):
+    """Give ``path`` the owner of ``reference`` (when allowed) and its mode (or ``mode``)."""
+    info = os.stat(reference)
+    if os.geteuid() == 0:
+        os.chown(path, info.st_uid, info.st_gid)
+    os.chmod(path, mode if mode is not None else info.st_mode & 0o7777)
+
+
+class SqliteBackend(DatabaseBackend):
+    vendor = 'sqlite'
+    artifact_format = 'sqlite3'
+    artifact_ext = 'sqlite3'
+
+    @property
+    def path(self):
+        return self.database.options['filename']
+
+    def probe(self):
+        exists = os.path.isfile(self.path)
+        return {'vendor': self.vendor, 'server_version': sqlite3.sqlite_version,
+                'path': self.path, 'exists': exists,
+                'size_bytes': os.path.getsize(self.path) if exists else None}
+
+    def _require_source(self):
+        if not os.path.isfile(self.path):
+            raise CairnError('the SQLite database %s (DB_FILENAME) does not exist; check cairn_env_file '
+                             'and cairn_instance_dir' % self.path)
+
+    def dump(self, sink, scratch_dir):
+        self._require_source()
+        fd, tmp = tempfile.mkstemp(prefix='.cairn-dump-', suffix='.sqlite3', dir=scratch_dir)
+        os.close(fd)
+        try:
+            source = sqlite3.connect(_uri(self.path, mode='ro'), uri=True, timeout=60)
+            target = sqlite3.connect(tmp)
+            try:
+                # pages=-1: the whole database in one step, under one read transaction.
+                source.backup(target, pages=-1)
+            except sqlite3.Error as exc:
+                raise CairnError('SQLite online backup of %s failed: %s' % (self.path, exc))
+            finally:
+                target.close()
+                source.close()
+            conn = connect_ro(tmp, immutable=True)
+            try:
+                check = integrity(conn)
+                if check != 'ok':
+                    raise CairnError('the backup copy of %s fails PRAGMA integrity_check: %s; the source '
+                                     'database is damaged' % (self.path, check))
+                facts = describe(conn)
+            finally:
+                conn.close()
+            with open(tmp, 'rb') as handle:
+                shutil.copyfileobj(handle, sink, CHUNK)
+        finally:
+            os.unlink(tmp)
+        facts.update({'server_version': sqlite3.sqlite_version, 'integrity_check': 'ok'})
+        return facts
+
+    def inspect(self):
+        self._require_source()
+        conn = connect_ro(self.path)
+        try:
+            facts = describe(conn)
+            facts['integrity_check'] = integrity(conn)
+        except sqlite3.DatabaseError as exc:
+            raise CairnError('cannot read the SQLite database %s: %s' % (self.path, exc))
+        finally:
+            conn.close()
+        return facts
+
+    def files(self):
+        self._require_source()
+        conn = connect_ro(self.path)
+        try:
+            if 'directus_files' not in tables(conn):
+                return []
+            rows = conn.execute('SELECT id, storage, filename_disk, filesize FROM directus_files').fetchall()
+        finally:
+            conn.close()
+        return [{'id': row[0], 'storage': row[1], 'filename_disk': row[2],
+                 'filesize': None if row[3] is None else int(row[3])} for row in rows]
+
+    def compare(self, db_manifest):
+        if not os.path.exists(self.path):
+            return ABSENT
+        if os.path.getsize(self.path) == 0 and not self._has_side_data():
+            return EMPTY
+        if not self._has_side_data() and sha256_file(self.path)[0] == db_manifest.get('raw_sha256'):
+            return IDENTICAL
+        try:
+            conn = connect_ro(self.path)
+            try:
+                if not tables(conn):
+                    return EMPTY
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError:
+            pass
+        return DIFFERENT
+
+    def _has_side_data(self):
+        return any(os.path.exists(self.path + side) and os.path.getsize(self.path + side) > 0
+                   for side in ('-wal', '-journal'))
+
+    def restore(self, source, db_manifest, keep_safety_copy=False):
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            raise CairnError('the directory %s for DB_FILENAME does not exist; create it first' % directory)
+        fd, staged = tempfile.mkstemp(prefix='.cairn-restore-', suffix='.sqlite3', dir=directory)
+        safety = None
+        try:
+            with os.fdopen(fd, 'wb') as handle:
+                hashed = HashingWriter(handle)
+                shutil.copyfileobj(source, hashed, CHUNK)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if hashed.sha256 != db_manifest.get('raw_sha256'):
+                raise CairnError('the restored database stream does not match the manifest (sha256 %s, '
+                                 'expected %s); the target was not touched'
+                                 % (hashed.sha256, db_manifest.get('raw_sha256')))
+            conn = connect_ro(staged, immutable=True)
+            try:
+                check = integrity(conn)
+            finally:
+                conn.close()
+            if check != 'ok':
+                raise CairnError('the database in the restore point fails PRAGMA integrity_check (%s); '
+                                 'the target was not touched' % check)
+            _take_ownership(staged, self.path if os.path.exists(self.path) else directory,
+                            None if os.path.exists(self.path) else 0o600)
+            safety = self._set_aside()
+            os.replace(staged, self.path)
+            fsync_dir(directory)
+            try:
+                conn = connect_ro(self.path)
+                try:
+                    check = integrity(conn, quick=True)
+                finally:
+                    conn.close()
+                if check != 'ok':
+                    raise CairnError('the restored database fails PRAGMA quick_check: %s' % check)
+            except Exception:
+                self._put_back(safety)
+                safety = None
+                raise
+        finally:
+            if os.path.exists(staged):
+                os.unlink(staged)
+        kept = None
+        if safety:
+            if keep_safety_copy:
+                kept = safety
+            else:
+                shutil.rmtree(safety)
+        return {'safety_copy': kept}
+
+    def _set_aside(self):
+        """Move the current database and its side files into a safety directory."""
+        present = [suffix for suffix in ('',) + SIDE_FILES if os.path.exists(self.path + suffix)]
+        if not present:
+            return None
+        safety = tempfile.mkdtemp(prefix=os.path.basename(self.path) + '.cairn-safety-',
+                                  dir=os.path.dirname(self.path))
+        for suffix in present:
+            os.rename(self.path + suffix, os.path.join(safety, os.path.basename(self.path) + suffix))
+        fsync_dir(os.path.dirname(self.path))
+        return safety
+
+    def _put_back(self, safety):
+        for suffix in ('',) + SIDE_FILES:
+            if os.path.exists(self.path + suffix):
+                os.unlink(self.path + suffix)
+        if safety:
+            for name in os.listdir(safety):
+                os.rename(os.path.join(safety, name), os.path.join(os.path.dirname(self.path), name))
+            os.rmdir(safety)
+        fsync_dir(os.path.dirname(self.path))

@@ -1,0 +1,326 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read a CairnCMS instance's configuration the way CairnCMS reads it (private).
+
+``parse_dotenv`` follows the dotenv syntax CairnCMS (Directus 10) loads its
+``.env`` with; ``process_values`` applies CairnCMS's own rules on top
+(``<NAME>_FILE`` indirection, ``string:``/``number:``/``json:``/``array:``/
+``regex:`` prefixes, automatic booleans, numbers, lists and JSON).
+``InstanceConfig`` turns the result into what the collection needs: the
+database and the storage locations, with relative paths resolved against the
+instance directory (the ``.env``'s directory unless told otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
+
+_KEY = re.compile(r'[\w.-]+')
+_NUMBER = re.compile(r'^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$')
+MAX_SAFE_INTEGER = 2 ** 53 - 1
+
+DEFAULTS = {
+    'STORAGE_LOCATIONS': 'local',
+    'STORAGE_LOCAL_DRIVER': 'local',
+    'STORAGE_LOCAL_ROOT': './uploads',
+}
+
+DB_CLIENTS = {
+    'sqlite3': 'sqlite',
+    'pg': 'postgres',
+    'postgres': 'postgres',
+    'mysql': 'mysql',
+}
+
+
+def parse_dotenv(text):
+    """Parse dotenv text into an ordered dict of raw strings.
+
+    Rules (those of the ``dotenv`` package CairnCMS uses): ``KEY=value`` or
+    ``KEY: value``, optional leading ``export``; blank lines and ``#`` comments
+    skipped; unquoted values end at ``#`` and are trimmed; values in single,
+    double or back quotes may span lines and keep ``#``; in double quotes
+    ``\\n`` and ``\\r`` become newlines; a later definition wins.
+    """
+    text = text.replace('\r\n', '\n').replace('\r', '\n')
+    values = {}
+    pos, end = 0, len(text)
+    while pos < end:
+        line_end = text.find('\n', pos)
+        if line_end == -1:
+            line_end = end
+        line = text[pos:line_end]
+        stripped = line.strip()
+        if not stripped or stripped.startswith('#'):
+            pos = line_end + 1
+            continue
+        offset = pos + (len(line) - len(line.lstrip()))
+        if text.startswith('export ', offset):
+            offset += len('export ')
+            while offset < line_end and text[offset] in ' \t':
+                offset += 1
+        match = _KEY.match(text, offset)
+        if not match:
+            pos = line_end + 1
+            continue
+        key = match.group(0)
+        cursor = match.end()
+        while cursor < line_end and text[cursor] in ' \t':
+            cursor += 1
+        if cursor < line_end and text[cursor] == '=':
+            cursor += 1
+        elif cursor < line_end - 1 and text[cursor] == ':' and text[cursor + 1] in ' \t':
+            cursor += 2
+        else:
+            pos = line_end + 1
+            continue
+        while cursor < line_end and text[cursor] in ' \t':
+            cursor += 1
+        quote = text[cursor] if cursor < end and text[cursor] in '"\'`' else None
+        closing = _closing_quote(text, cursor, quote) if quote else -1
+        if quote and closing != -1:
+            value = text[cursor + 1:closing]
+            if quote == '"':
+                value = value.replace('\\n', '\n').replace('\\r', '\r')
+            next_line = text.find('\n', closing)
+            pos = end if next_line == -1 else next_line + 1
+        else:
+            value = text[cursor:line_end].split('#', 1)[0].strip()
+            pos = line_end + 1
+        values[key] = value
+    return values
+
+
+def _closing_quote(text, start, quote):
+    cursor = start + 1
+    while True:
+        found = text.find(quote, cursor)
+        if found == -1:
+            return -1
+        if text[found - 1] == '\\':
+            cursor = found + 1
+            continue
+        rest = text[found + 1:text.find('\n', found) if text.find('\n', found) != -1 else len(text)]
+        if rest.strip() == '' or rest.strip().startswith('#'):
+            return found
+        cursor = found + 1
+
+
+def _as_text(value):
+    """An inventory override as the text it would be in a .env file."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, (list, dict)):
+        return 'json:' + json.dumps(value)
+    return str(value)
+
+
+def _to_array(value):
+    return [item.strip() for item in value.split(',') if item.strip()] if isinstance(value, str) else value
+
+
+def _auto(value):
+    if value == 'true':
+        return True
+    if value == 'false':
+        return False
+    if value == 'null':
+        return None
+    if value and not value.startswith('0') and _NUMBER.match(value):
+        number = float(value)
+        if number <= MAX_SAFE_INTEGER:
+            return int(number) if number.is_integer() else number
+    if ',' in value:
+        return _to_array(value)
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def convert(value):
+    """Convert one raw value the way CairnCMS does."""
+    if ':' in value:
+        kind, rest = value.split(':', 1)
+        if kind == 'string':
+            return rest
+        if kind == 'number':
+            try:
+                number = float(rest)
+            except ValueError:
+                raise CairnError('value %r has the number: prefix but is not a number' % value)
+            return int(number) if number.is_integer() else number
+        if kind == 'array':
+            return _to_array(rest)
+        if kind == 'json':
+            try:
+                return json.loads(rest)
+            except ValueError as exc:
+                raise CairnError('value with the json: prefix is not valid JSON (%s)' % exc)
+        if kind == 'regex':
+            return rest
+    return _auto(value)
+
+
+def process_values(raw, base_dir):
+    """Apply ``<NAME>_FILE`` indirection and type conversion to raw strings."""
+    result = {}
+    for key, value in raw.items():
+        if len(key) > 5 and key.endswith('_FILE'):
+            name = key[:-5]
+            if name in raw:
+                raise CairnError('%s and %s are both set; CairnCMS refuses that, so remove one of them'
+                                 % (name, key))
+            path = value if os.path.isabs(value) else os.path.join(base_dir, value)
+            try:
+                with open(path, 'r', encoding='utf-8') as handle:
+                    value = handle.read().rstrip('\r\n')
+            except OSError as exc:
+                raise CairnError('%s names %s, which cannot be read (%s); fix the path or set %s directly'
+                                 % (key, path, exc.strerror, name))
+            key = name
+        result[key] = convert(value) if isinstance(value, str) else value
+    return result
+
+
+class Location:
+    def __init__(self, name, driver, options):
+        self.name = name
+        self.driver = driver
+        self.options = options
+
+    def describe(self):
+        return {'name': self.name, 'driver': self.driver,
+                'root': self.options.get('root')}
+
+
+class Database:
+    def __init__(self, vendor, client, options):
+        self.vendor = vendor
+        self.client = client
+        self.options = options
+
+    def describe(self):
+        described = {'vendor': self.vendor, 'client': self.client}
+        if self.vendor == 'sqlite':
+            described['filename'] = self.options['filename']
+        return described
+
+
+class InstanceConfig:
+    """The effective configuration of one CairnCMS instance."""
+
+    def __init__(self, values, base_dir, env_file=None):
+        self.values = values
+        self.base_dir = base_dir
+        self.env_file = env_file
+
+    @classmethod
+    def load(cls, env_file=None, overrides=None, instance_dir=None):
+        raw = dict(DEFAULTS)
+        if env_file:
+            try:
+                with open(env_file, 'r', encoding='utf-8') as handle:
+                    raw.update(parse_dotenv(handle.read()))
+            except OSError as exc:
+                raise CairnError('cannot read the instance .env file %s (%s); set cairn_env_file to '
+                                 'the .env of the CairnCMS instance' % (env_file, exc.strerror))
+        for key, value in (overrides or {}).items():
+            raw[str(key)] = _as_text(value)
+            if str(key).endswith('_FILE'):
+                raw.pop(str(key)[:-5], None)
+            else:
+                raw.pop(str(key) + '_FILE', None)
+        if instance_dir:
+            base_dir = os.path.abspath(instance_dir)
+        elif env_file:
+            base_dir = os.path.dirname(os.path.abspath(env_file))
+        else:
+            base_dir = None
+        return cls(process_values(raw, base_dir or os.getcwd()), base_dir, env_file)
+
+    def get(self, name, default=None):
+        return self.values.get(name, default)
+
+    def require(self, name):
+        value = self.values.get(name)
+        if value is None or value == '':
+            raise CairnError('%s is not set in %s; set it there or in cairn_env_overrides'
+                             % (name, self.env_file or 'the instance configuration'))
+        return value
+
+    def path(self, name):
+        value = str(self.require(name))
+        value = os.path.expanduser(value)
+        if os.path.isabs(value):
+            return os.path.normpath(value)
+        if self.base_dir is None:
+            raise CairnError('%s is the relative path %r but there is no .env file or instance '
+                             'directory to resolve it against; set cairn_instance_dir' % (name, value))
+        return os.path.normpath(os.path.join(self.base_dir, value))
+
+    @property
+    def key(self):
+        value = self.values.get('KEY')
+        return None if value is None else str(value)
+
+    @property
+    def public_url(self):
+        value = self.values.get('PUBLIC_URL')
+        return None if value is None else str(value)
+
+    def database(self):
+        client = self.require('DB_CLIENT')
+        vendor = DB_CLIENTS.get(str(client))
+        if vendor is None:
+            raise CairnError('DB_CLIENT=%s is not supported; cairncms.ops handles %s'
+                             % (client, ', '.join(sorted(DB_CLIENTS))))
+        if vendor == 'sqlite':
+            return Database(vendor, client, {'filename': self.path('DB_FILENAME')})
+        raise CairnError('DB_CLIENT=%s (%s) is not supported by this version of cairncms.ops yet; '
+                         'only sqlite3 is' % (client, vendor))
+
+    def location_names(self):
+        names = self.values.get('STORAGE_LOCATIONS')
+        names = _to_array(names) if isinstance(names, str) else names
+        if not isinstance(names, list) or not names:
+            raise CairnError('STORAGE_LOCATIONS is empty; CairnCMS needs at least one storage location')
+        return [str(name) for name in names]
+
+    def locations(self):
+        result = []
+        for name in self.location_names():
+            prefix = 'STORAGE_%s_' % name.upper()
+            driver = self.values.get(prefix + 'DRIVER')
+            if driver is None:
+                raise CairnError('%sDRIVER is not set for storage location %r' % (prefix, name))
+            if driver == 'local':
+                result.append(Location(name, 'local', {'root': self.path(prefix + 'ROOT')}))
+            else:
+                raise CairnError('%sDRIVER=%s is not supported by this version of cairncms.ops yet; '
+                                 'only local is' % (prefix, driver))
+        return result
+
+    def location(self, name):
+        for location in self.locations():
+            if location.name == name:
+                return location
+        raise CairnError('storage location %r is not configured here (STORAGE_LOCATIONS=%s)'
+                         % (name, ','.join(self.location_names())))
+
+    def describe(self):
+        return {
+            'env_file': self.env_file,
+            'instance_dir': self.base_dir,
+            'key': self.key,
+            'public_url': self.public_url,
+            'database': self.database().describe(),
+            'locations': [location.describe() for location in self.locations()],
+        }

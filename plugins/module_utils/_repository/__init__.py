@@ -1,0 +1,27 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Repositories of restore points (private): one file per repository type.
+
+``select_repository(spec)`` picks the implementation named by ``spec['type']``.
+Every implementation offers the same operations (see ``_base.Repository``).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
+from ansible_collections.cairncms.ops.plugins.module_utils._repository import local
+
+TYPES = {
+    'local': local.LocalRepository,
+}
+
+
+def select_repository(spec):
+    if not isinstance(spec, dict) or not spec.get('type'):
+        raise CairnError('cairn_repository must be a dict with a type, e.g. {type: local, path: /var/backups/cairn}')
+    kind = spec['type']
+    if kind not in TYPES:
+        raise CairnError('repository type %r is not supported by this version of cairncms.ops; '
+                         'use one of: %s' % (kind, ', '.join(sorted(TYPES))))
+    return TYPES[kind].from_spec(spec)

@@ -1,0 +1,98 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The storage backend interface (private).
+
+A backend serves one CairnCMS storage location: object names are the
+``filename_disk`` values of ``directus_files`` (``/``-separated, relative).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+# CairnCMS writes transformed images as <original name>__<hash><ext> beside the
+# original, and probes storage with health-<id> objects; both are regenerable.
+DERIVATIVE = re.compile(r'^(?P<base>[^/]+)__[0-9A-Za-z_-]{8,}(?P<ext>\.[^./]+)?$')
+HEALTH = re.compile(r'^health-[^/]+$')
+
+
+class Entry:
+    __slots__ = ('name', 'size', 'mtime_ns')
+
+    def __init__(self, name, size, mtime_ns):
+        self.name = name
+        self.size = size
+        self.mtime_ns = mtime_ns
+
+
+class StagedWrite:
+    """Interface of a staged object write: ``write``, ``close``, then ``commit`` or ``discard``."""
+
+    def write(self, data):
+        raise NotImplementedError
+
+    def close(self):
+        raise NotImplementedError
+
+    def commit(self):
+        raise NotImplementedError
+
+    def discard(self):
+        raise NotImplementedError
+
+
+class StorageBackend:
+    driver = None
+
+    def __init__(self, location):
+        self.location = location
+
+    def describe(self):
+        raise NotImplementedError
+
+    def list(self):
+        """Yield an ``Entry`` for every object."""
+        raise NotImplementedError
+
+    def stat(self, name):
+        """The ``Entry`` for ``name``, or None."""
+        raise NotImplementedError
+
+    def open_read(self, name):
+        raise NotImplementedError
+
+    def begin_write(self, name, mtime_ns=None):
+        """A ``StagedWrite`` for ``name``: bytes go to a temporary place and
+        become the object only on ``commit()``."""
+        raise NotImplementedError
+
+    def sha256(self, name):
+        digest = hashlib.sha256()
+        with self.open_read(name) as handle:
+            for chunk in iter(lambda: handle.read(1024 * 1024), b''):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def delete(self, name):
+        raise NotImplementedError
+
+
+def regenerable(names):
+    """The subset of ``names`` CairnCMS can regenerate: derivatives whose original
+    is present, and storage health probes."""
+    present = set(names)
+    bases = {name.rsplit('.', 1)[0] if '.' in name.rsplit('/', 1)[-1] else name for name in present}
+    found = set()
+    for name in present:
+        directory, _, leaf = name.rpartition('/')
+        if HEALTH.match(leaf):
+            found.add(name)
+            continue
+        match = DERIVATIVE.match(leaf)
+        if match:
+            base = (directory + '/' if directory else '') + match.group('base')
+            if base in bases and base + (match.group('ext') or '') != name:
+                found.add(name)
+    return found

@@ -1,0 +1,112 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Local disk storage (STORAGE_<LOC>_DRIVER=local) (private)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, fsync_dir
+from ansible_collections.cairncms.ops.plugins.module_utils._repository._base import safe_join
+from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import (
+    Entry, StagedWrite, StorageBackend)
+
+# Our own temporaries, never content.
+_TEMP_PREFIX = '.cairn-'
+
+
+class LocalStorage(StorageBackend):
+    driver = 'local'
+
+    @property
+    def root(self):
+        return self.location.options['root']
+
+    def describe(self):
+        return 'local:%s' % self.root
+
+    def exists(self):
+        return os.path.isdir(self.root)
+
+    def list(self):
+        if not os.path.isdir(self.root):
+            return
+        for directory, dirs, files in os.walk(self.root):
+            dirs.sort()
+            for leaf in sorted(files):
+                if leaf.startswith(_TEMP_PREFIX):
+                    continue
+                path = os.path.join(directory, leaf)
+                try:
+                    info = os.lstat(path)
+                except FileNotFoundError:
+                    continue
+                if not os.path.isfile(path) or os.path.islink(path):
+                    continue
+                name = os.path.relpath(path, self.root).replace(os.sep, '/')
+                yield Entry(name, info.st_size, info.st_mtime_ns)
+
+    def _path(self, name):
+        return safe_join(self.root, *name.split('/'))
+
+    def stat(self, name):
+        try:
+            info = os.stat(self._path(name))
+        except FileNotFoundError:
+            return None
+        return Entry(name, info.st_size, info.st_mtime_ns)
+
+    def open_read(self, name):
+        try:
+            return open(self._path(name), 'rb')
+        except FileNotFoundError:
+            raise CairnError('file %s vanished from storage location %s while it was read'
+                             % (name, self.location.name))
+
+    def begin_write(self, name, mtime_ns=None):
+        return _LocalStagedWrite(self._path(name), mtime_ns)
+
+    def delete(self, name):
+        path = self._path(name)
+        os.unlink(path)
+        directory = os.path.dirname(path)
+        while directory != self.root and not os.listdir(directory):
+            os.rmdir(directory)
+            directory = os.path.dirname(directory)
+
+
+class _LocalStagedWrite(StagedWrite):
+    """A temp file beside the final path, renamed over it on commit."""
+
+    def __init__(self, path, mtime_ns):
+        self.path = path
+        self.mtime_ns = mtime_ns
+        directory = os.path.dirname(path)
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix='.part', dir=directory)
+        os.fchmod(fd, 0o644)
+        self._handle = os.fdopen(fd, 'wb')
+
+    def write(self, data):
+        return self._handle.write(data)
+
+    def close(self):
+        if not self._handle.closed:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+
+    def commit(self):
+        self.close()
+        if self.mtime_ns is not None:
+            os.utime(self.tmp, ns=(self.mtime_ns, self.mtime_ns))
+        os.replace(self.tmp, self.path)
+        fsync_dir(os.path.dirname(self.path))
+
+    def discard(self):
+        if not self._handle.closed:
+            self._handle.close()
+        if os.path.exists(self.tmp):
+            os.unlink(self.tmp)

@@ -1,0 +1,215 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Check a restore point, and an instance against a restore point (private).
+
+Every check appends ``{name, ok, detail}``; the caller fails when any is not ok.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from ansible.module_utils.urls import open_url
+
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
+from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend, verify_artifact
+from ansible_collections.cairncms.ops.plugins.module_utils._storage import select_backend as select_storage
+from ansible_collections.cairncms.ops.plugins.module_utils._sync import read_inventory
+
+EXAMPLES = 5
+
+
+class Report:
+    def __init__(self):
+        self.checks = []
+
+    def add(self, name, ok, detail=''):
+        self.checks.append({'name': name, 'ok': bool(ok), 'detail': detail})
+
+    def attempt(self, name, action):
+        try:
+            detail = action()
+        except CairnError as exc:
+            self.add(name, False, exc.message)
+        else:
+            self.add(name, True, detail or '')
+
+    @property
+    def failed(self):
+        return [check for check in self.checks if not check['ok']]
+
+
+def check_repository(report, repository, instance, manifest):
+    """Every artifact and every blob of the restore point is there with its checksum."""
+    for artifact in manifest.get('artifacts', []):
+        report.attempt('artifact %s sha256' % artifact['path'],
+                       lambda a=artifact: verify_artifact(repository, instance, manifest, a['path']) and
+                       '%d bytes' % a['size_bytes'])
+    try:
+        rows = read_inventory(repository, instance, manifest)
+    except CairnError as exc:
+        report.add('file inventory', False, exc.message)
+        return
+    bad, seen = [], set()
+    for row in rows:
+        if row['sha256'] in seen:
+            continue
+        seen.add(row['sha256'])
+        digest = hashlib.sha256()
+        try:
+            with repository.open_blob(instance, row['sha256']) as handle:
+                for chunk in iter(lambda: handle.read(CHUNK), b''):
+                    digest.update(chunk)
+        except CairnError:
+            bad.append('%s (missing)' % row['filename_disk'])
+            continue
+        if digest.hexdigest() != row['sha256']:
+            bad.append('%s (corrupt)' % row['filename_disk'])
+    report.add('file blobs sha256', not bad,
+               '%d blob(s) ok' % len(seen) if not bad else '%d bad: %s' % (len(bad), ', '.join(bad[:EXAMPLES])))
+
+
+def check_database(report, config, manifest):
+    expected = manifest['database']
+    backend = select_backend(config.database())
+    try:
+        facts = backend.inspect()
+    except CairnError as exc:
+        report.add('database opens', False, exc.message)
+        return None
+    report.add('database opens', facts.get('integrity_check', 'ok') == 'ok',
+               'integrity_check: %s' % facts.get('integrity_check', 'ok'))
+    report.add('migration level', facts['migration_level'] == expected['migration_level'],
+               'found %s, restore point has %s' % (facts['migration_level'], expected['migration_level']))
+    differ = ['%s: %s != %s' % (table, facts['row_counts'].get(table), count)
+              for table, count in sorted(expected['row_counts'].items())
+              if facts['row_counts'].get(table) != count]
+    report.add('row counts', not differ,
+               '%d table(s) equal' % len(expected['row_counts']) if not differ
+               else '%d table(s) differ: %s' % (len(differ), '; '.join(differ[:EXAMPLES])))
+    return backend
+
+
+def check_files(report, config, repository, instance, manifest, backend):
+    rows = read_inventory(repository, instance, manifest)
+    by_key = {(row['location'], row['filename_disk']): row for row in rows}
+    locations = {location.name: location for location in config.locations()}
+    storages = {name: select_storage(location) for name, location in locations.items()}
+    if backend is not None:
+        missing = []
+        referenced = backend.files()
+        for record in referenced:
+            storage = storages.get(record['storage'])
+            if storage is None:
+                missing.append('%s (location %s not configured)' % (record['filename_disk'], record['storage']))
+                continue
+            entry = storage.stat(record['filename_disk']) if record['filename_disk'] else None
+            recorded = by_key.get((record['storage'], record['filename_disk']))
+            size = recorded['size'] if recorded else record['filesize']
+            if entry is None:
+                missing.append('%s (missing)' % record['filename_disk'])
+            elif size is not None and entry.size != size:
+                missing.append('%s (%d bytes, expected %d)' % (record['filename_disk'], entry.size, size))
+        report.add('directus_files have their bytes', not missing,
+                   '%d referenced file(s) present' % len(referenced) if not missing
+                   else '%d problem(s): %s' % (len(missing), ', '.join(missing[:EXAMPLES])))
+    bad = []
+    for row in rows:
+        storage = storages.get(row['location'])
+        if storage is None:
+            bad.append('%s (location %s not configured)' % (row['filename_disk'], row['location']))
+            continue
+        try:
+            if storage.sha256(row['filename_disk']) != row['sha256']:
+                bad.append('%s (sha256 differs)' % row['filename_disk'])
+        except (CairnError, OSError):
+            bad.append('%s (missing)' % row['filename_disk'])
+    report.add('file bytes sha256', not bad,
+               '%d file(s) equal' % len(rows) if not bad else '%d differ: %s' % (len(bad), ', '.join(bad[:EXAMPLES])))
+
+
+def _http(method, url, token=None, body=None, timeout=30, validate_certs=True):
+    headers = {'Accept': 'application/json'}
+    data = None
+    if body is not None:
+        headers['Content-Type'] = 'application/json'
+        data = json.dumps(body)
+    if token:
+        headers['Authorization'] = 'Bearer %s' % token
+    try:
+        response = open_url(url, method=method, data=data, headers=headers, timeout=timeout,
+                            validate_certs=validate_certs)
+        return response.read()
+    except Exception as exc:  # urllib errors, timeouts, refused connections: one message each
+        code = getattr(exc, 'code', None)
+        raise CairnError('%s %s failed: %s' % (method, url.split('?')[0], 'HTTP %s' % code if code else exc))
+
+
+def check_http(report, manifest, http, repository, instance):
+    base = http['url'].rstrip('/')
+    certs = http.get('validate_certs', True)
+    timeout = http.get('timeout', 30)
+
+    def health():
+        body = json.loads(_http('GET', base + '/server/health', timeout=timeout, validate_certs=certs))
+        if body.get('status') not in ('ok', 'warn'):
+            raise CairnError('status is %s' % body.get('status'))
+        return 'status %s' % body.get('status')
+    report.attempt('http health', health)
+    if not http.get('email') or not http.get('password'):
+        return
+    token = []
+
+    def login():
+        body = json.loads(_http('POST', base + '/auth/login', timeout=timeout, validate_certs=certs,
+                                body={'email': http['email'], 'password': http['password']}))
+        token.append(body['data']['access_token'])
+        return 'logged in as %s' % http['email']
+    report.attempt('http login', login)
+    if not token:
+        return
+    counts = manifest['database']['row_counts']
+    for collection in http.get('collections') or []:
+        def items(name=collection):
+            body = json.loads(_http('GET', '%s/items/%s?limit=0&meta=total_count' % (base, name), token[0],
+                                    timeout=timeout, validate_certs=certs))
+            total = body['meta']['total_count']
+            if name not in counts:
+                raise CairnError('the restore point has no table %s' % name)
+            if total != counts[name]:
+                raise CairnError('%d item(s) over HTTP, restore point has %d' % (total, counts[name]))
+            return '%d item(s)' % total
+        report.attempt('http items %s' % collection, items)
+    limit = http.get('assets', 10)
+    if limit:
+        by_key = {(row['location'], row['filename_disk']): row
+                  for row in read_inventory(repository, instance, manifest)}
+        files = json.loads(_http('GET', '%s/files?fields=id,storage,filename_disk&limit=%d' % (base, limit),
+                                 token[0], timeout=timeout, validate_certs=certs))['data']
+        bad = []
+        for record in files:
+            row = by_key.get((record['storage'], record['filename_disk']))
+            if row is None:
+                continue
+            data = _http('GET', '%s/assets/%s' % (base, record['id']), token[0], timeout=timeout,
+                         validate_certs=certs)
+            if hashlib.sha256(data).hexdigest() != row['sha256']:
+                bad.append(record['id'])
+        report.add('http assets sha256', not bad,
+                   '%d asset(s) equal' % len(files) if not bad else 'differ: %s' % ', '.join(bad[:EXAMPLES]))
+
+
+def verify(config, repository, instance, manifest, checks, http=None):
+    report = Report()
+    backend = None
+    if 'repository' in checks:
+        check_repository(report, repository, instance, manifest)
+    if 'database' in checks:
+        backend = check_database(report, config, manifest)
+    if 'files' in checks:
+        check_files(report, config, repository, instance, manifest, backend)
+    if http and http.get('url'):
+        check_http(report, manifest, http, repository, instance)
+    return report

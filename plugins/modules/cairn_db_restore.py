@@ -1,0 +1,121 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: cairn_db_restore
+short_description: Restore a CairnCMS database from a restore point
+version_added: 0.1.0
+description:
+  - Restores the database of a restore point into the instance found from its configuration (which may
+    be another instance than the one backed up).
+  - The artifact's sha256 is checked before the target is touched.
+  - Refuses, changing nothing, a target that holds other data unless O(replace=true). A target that
+    already holds exactly the restore point is left alone (V(changed=false)).
+  - What is replaced is set aside as a safety copy and put back if the restore fails; it is removed once
+    the restore has succeeded unless O(keep_safety_copy=true).
+  - Stop CairnCMS before restoring its database.
+author:
+  - cairncms.ops maintainers
+extends_documentation_fragment:
+  - cairncms.ops.instance
+  - cairncms.ops.instance.REPOSITORY
+options:
+  restore_point:
+    description:
+      - Id of the restore point, or V(latest).
+    type: str
+    default: latest
+  replace:
+    description:
+      - Overwrite a target database that holds other data.
+    type: bool
+    default: false
+  keep_safety_copy:
+    description:
+      - Keep the safety copy of the replaced database beside it after a successful restore.
+    type: bool
+    default: false
+notes:
+  - O(instance) names the instance whose restore points are used (the source), not the target.
+requirements:
+  - zstandard >= 0.21.0 (for zstd-compressed restore points)
+attributes:
+  check_mode:
+    support: full
+    description: Compares the target with the restore point and returns the plan; refuses as a real run would.
+  diff_mode:
+    support: none
+    description: Nothing to diff.
+'''
+
+EXAMPLES = r'''
+- name: Restore the newest restore point of blog into this host's instance
+  cairncms.ops.cairn_db_restore:
+    env_file: /srv/cairn/.env
+    repository: {type: local, path: /var/backups/cairn}
+    instance: blog
+    restore_point: latest
+    replace: true
+'''
+
+RETURN = r'''
+restore_point:
+  description: Id of the restore point restored.
+  returned: success
+  type: str
+target:
+  description: The target database (for SQLite, its file).
+  returned: success
+  type: str
+target_state:
+  description: What the target held before, C(absent), C(empty), C(identical) or C(different).
+  returned: success
+  type: str
+replaced:
+  description: Whether other data was replaced.
+  returned: changed
+  type: bool
+safety_copy:
+  description: Where the replaced database was kept, when O(keep_safety_copy=true).
+  returned: changed
+  type: str
+duration_s:
+  description: Seconds the restore took.
+  returned: changed
+  type: float
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.cairncms.ops.plugins.module_utils import _db
+from ansible_collections.cairncms.ops.plugins.module_utils._args import (
+    instance_spec, load_config, load_repository, repository_spec)
+from ansible_collections.cairncms.ops.plugins.module_utils._common import run
+from ansible_collections.cairncms.ops.plugins.module_utils._manifest import check
+
+
+def action(module):
+    params = module.params
+    repository = load_repository(params)
+    manifest = check(repository.resolve(params['instance'], params['restore_point']))
+    return _db.restore(load_config(params), repository, params['instance'], manifest,
+                       replace=params['replace'], keep_safety_copy=params['keep_safety_copy'],
+                       check_mode=module.check_mode)
+
+
+def main():
+    spec = dict(instance_spec(), **repository_spec())
+    spec.update({
+        'replace': {'type': 'bool', 'default': False},
+        'keep_safety_copy': {'type': 'bool', 'default': False},
+    })
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    run(module, action)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,169 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: cairn_restore_verify
+short_description: Check a restore point, and an instance against it
+version_added: 0.1.0
+description:
+  - V(repository) re-reads every artifact and file blob of the restore point and compares sha256 with
+    the manifest and inventory.
+  - V(database) opens the instance's database (C(PRAGMA integrity_check) for SQLite) and compares the
+    migration level and the row count of every table with the manifest.
+  - V(files) checks that every C(directus_files) row has a file of the recorded size in its location and
+    that every file of the inventory has the recorded sha256.
+  - With O(http.url), checks the running instance over HTTP; see O(http).
+  - Returns one entry per check and fails when any check fails.
+author:
+  - cairncms.ops maintainers
+extends_documentation_fragment:
+  - cairncms.ops.instance
+  - cairncms.ops.instance.REPOSITORY
+options:
+  restore_point:
+    description:
+      - Id of the restore point to check against, or V(latest).
+    type: str
+    default: latest
+  checks:
+    description:
+      - Which groups of checks to run.
+    type: list
+    elements: str
+    choices: [repository, database, files]
+    default: [database, files]
+  http:
+    description:
+      - HTTP checks of the running instance; skipped without O(http.url).
+    type: dict
+    default: {}
+    suboptions:
+      url:
+        description:
+          - Base URL of the instance, for example C(http://127.0.0.1:8055). C(GET /server/health) must be ok.
+        type: str
+      email:
+        description:
+          - With O(http.password), log in with C(POST /auth/login), then compare item counts and asset bytes.
+        type: str
+      password:
+        description:
+          - Password of O(http.email).
+        type: str
+      collections:
+        description:
+          - Collections whose C(GET /items/<collection>) total count must equal the restore point's row count.
+        type: list
+        elements: str
+        default: []
+      assets:
+        description:
+          - How many files to fetch with C(GET /assets/<id>) and compare by sha256; V(0) for none.
+        type: int
+        default: 10
+      timeout:
+        description:
+          - Seconds to wait for each request.
+        type: int
+        default: 30
+      validate_certs:
+        description:
+          - Validate TLS certificates.
+        type: bool
+        default: true
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; runs the same checks.
+  diff_mode:
+    support: none
+    description: Nothing to diff.
+'''
+
+EXAMPLES = r'''
+- name: Verify the restored instance against the restore point
+  cairncms.ops.cairn_restore_verify:
+    env_file: /srv/clone/.env
+    repository: {type: local, path: /var/backups/cairn}
+    instance: blog
+    restore_point: latest
+
+- name: Verify the repository copy and the running instance
+  cairncms.ops.cairn_restore_verify:
+    env_file: /srv/clone/.env
+    repository: {type: local, path: /var/backups/cairn}
+    instance: blog
+    checks: [repository, database, files]
+    http:
+      url: http://127.0.0.1:8055
+      email: admin@example.com
+      password: "{{ vault_cms_admin_password }}"
+      collections: [articles]
+'''
+
+RETURN = r'''
+restore_point:
+  description: Id of the restore point checked against.
+  returned: always
+  type: str
+checks:
+  description: One entry per check, with C(name), C(ok) and C(detail).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: row counts, ok: true, detail: 7 table(s) equal}]
+failed_checks:
+  description: Names of the checks that failed.
+  returned: always
+  type: list
+  elements: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.cairncms.ops.plugins.module_utils._args import (
+    instance_spec, load_config, load_repository, repository_spec)
+from ansible_collections.cairncms.ops.plugins.module_utils._common import run
+from ansible_collections.cairncms.ops.plugins.module_utils._manifest import check
+from ansible_collections.cairncms.ops.plugins.module_utils._verify import verify
+
+
+def action(module):
+    params = module.params
+    repository = load_repository(params)
+    manifest = check(repository.resolve(params['instance'], params['restore_point']))
+    config = load_config(params) if set(params['checks']) - {'repository'} else None
+    report = verify(config, repository, params['instance'], manifest, params['checks'], params['http'])
+    failed = [entry['name'] for entry in report.failed]
+    result = {'changed': False, 'restore_point': manifest['id'], 'checks': report.checks, 'failed_checks': failed}
+    if failed:
+        module.fail_json(msg='%d of %d check(s) failed: %s' % (len(failed), len(report.checks), ', '.join(failed)),
+                         **result)
+    return result
+
+
+def main():
+    spec = dict(instance_spec(), **repository_spec())
+    spec.update({
+        'checks': {'type': 'list', 'elements': 'str', 'choices': ['repository', 'database', 'files'],
+                   'default': ['database', 'files']},
+        'http': {'type': 'dict', 'default': {}, 'options': {
+            'url': {'type': 'str'},
+            'email': {'type': 'str'},
+            'password': {'type': 'str', 'no_log': True},
+            'collections': {'type': 'list', 'elements': 'str', 'default': []},
+            'assets': {'type': 'int', 'default': 10},
+            'timeout': {'type': 'int', 'default': 30},
+            'validate_certs': {'type': 'bool', 'default': True},
+        }},
+    })
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    run(module, action)
+
+
+if __name__ == '__main__':
+    main()
