@@ -109,7 +109,7 @@ def backup(config, repository, instance, point_id, locations=None, include_regen
               'transferred': sum(s['transferred_files'] for s in summaries),
               'transferred_bytes': sum(s['transferred_bytes'] for s in summaries),
               'reused': sum(s['reused_files'] for s in summaries),
-              'skipped': sum(s['skipped_regenerable'] for s in summaries)}
+              'skipped_regenerable': sum(s['skipped_regenerable'] for s in summaries)}
     if check_mode:
         return result
     rows.sort(key=lambda row: (row['location'], row['filename_disk']))

@@ -104,7 +104,7 @@ reused:
   description: Files taken from the previous restore point without reading them (backup).
   returned: O(direction=backup)
   type: int
-skipped:
+skipped_regenerable:
   description: Regenerable files skipped (backup).
   returned: O(direction=backup)
   type: int

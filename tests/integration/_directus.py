@@ -101,6 +101,21 @@ def _node() -> str:
     return node
 
 
+def _npm_env() -> dict[str, str]:
+    """Environment for `npm ci`.
+
+    argon2 and sqlite3 fetch prebuilt binaries from GitHub, which fails
+    offline, and then compile from source with node-gyp.  node-gyp would also
+    download the Node headers unless told where the installed ones are.
+    """
+    env = dict(os.environ)
+    if not any(key.lower() == "npm_config_nodedir" for key in env):
+        prefix = Path(_node()).resolve().parent.parent
+        if (prefix / "include" / "node" / "node_api.h").is_file():
+            env["npm_config_nodedir"] = str(prefix)
+    return env
+
+
 def ensure_installed(base_dir: str | os.PathLike[str] = PACKAGE_DIR) -> Path:
     """Install the pinned Directus if needed and return the path to its CLI entry.
 
@@ -128,6 +143,7 @@ def ensure_installed(base_dir: str | os.PathLike[str] = PACKAGE_DIR) -> Path:
         proc = subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund"],
             cwd=base,
+            env=_npm_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -397,7 +413,7 @@ def running(
                 break
             if time.monotonic() > deadline:
                 raise DirectusError(
-                    f"Directus on {url} not healthy after {timeout:.0f}s "
+                    f"Directus on {url} not healthy after {timeout:g}s "
                     f"(last status: {status}; {log_path}):\n{_log_tail(log_path, log_offset)}"
                 )
             time.sleep(0.25)

@@ -1,0 +1,50 @@
+# cairncms.ops: `make demo` shows the main job, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+COLLECTIONS := $(CURDIR)/.build/collections
+LINK := $(COLLECTIONS)/ansible_collections/cairncms/ops
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_FORCE_COLOR ?= 0
+export PATH := $(BIN):$(PATH)
+
+.PHONY: demo test sanity lint unit integration build clean
+
+$(VENV)/.demo-ready: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt 'ansible-core>=2.19.0'
+	touch $@
+
+$(VENV)/.test-ready: $(VENV)/.demo-ready test-requirements.txt
+	$(BIN)/pip install --quiet -r requirements.txt -r test-requirements.txt
+	touch $@
+
+$(LINK):
+	mkdir -p $(dir $(LINK))
+	ln -sfn $(CURDIR) $(LINK)
+
+demo: $(VENV)/.demo-ready $(LINK)
+	$(BIN)/python tests/support/demo.py .demo
+
+test: $(VENV)/.test-ready $(LINK)
+	$(MAKE) --no-print-directory sanity lint unit integration
+
+unit: $(VENV)/.test-ready $(LINK)
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: $(VENV)/.test-ready $(LINK)
+	$(BIN)/python -m pytest -q -n 2 tests/integration
+
+lint: $(VENV)/.test-ready $(LINK)
+	$(BIN)/ansible-lint --profile production
+
+sanity: $(VENV)/.test-ready
+	bash tests/sanity/run-ansible-test.sh $(BIN)/python
+
+build: $(VENV)/.demo-ready
+	mkdir -p .build/dist
+	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist .
+
+clean:
+	rm -rf .build .demo $(VENV)
