@@ -18,6 +18,13 @@ options:
     description:
       - Variables that win over the C(.env) file, for example C({DB_FILENAME: /srv/clone/data.db}).
       - Also the whole configuration when O(env_file) is not given.
+      - Values are logged like any option; secrets (C(SECRET), C(DB_PASSWORD), C(*_PASSWORD), C(*_SECRET),
+        C(*_TOKEN), storage keys) are refused here and go in O(env_secret_overrides).
+    type: dict
+    default: {}
+  env_secret_overrides:
+    description:
+      - Like O(env_overrides), for secret values; never logged.
     type: dict
     default: {}
   instance_dir:

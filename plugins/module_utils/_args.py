@@ -14,7 +14,8 @@ def instance_spec():
     """cairncms.ops.instance: how to find the instance's configuration."""
     return {
         'env_file': {'type': 'path'},
-        'env_overrides': {'type': 'dict', 'default': {}, 'no_log': True},
+        'env_overrides': {'type': 'dict', 'default': {}},
+        'env_secret_overrides': {'type': 'dict', 'default': {}, 'no_log': True},
         'instance_dir': {'type': 'path'},
     }
 
@@ -31,7 +32,8 @@ def repository_spec(point=True):
 
 
 def load_config(params):
-    return InstanceConfig.load(params.get('env_file'), params.get('env_overrides'), params.get('instance_dir'))
+    return InstanceConfig.load(params.get('env_file'), params.get('env_overrides'), params.get('instance_dir'),
+                               params.get('env_secret_overrides'))
 
 
 def load_repository(params):

@@ -30,6 +30,16 @@ DEFAULTS = {
     'STORAGE_LOCAL_ROOT': './uploads',
 }
 
+# Variables whose values are secrets (see docs/configuration.md); issue-level secret capture
+# extends this list. Such values come in through env_secret_overrides, never env_overrides.
+_SECRET = re.compile(r'^(SECRET|DB_PASSWORD|DB_CONNECTION_STRING|.*_PASSWORD|.*_SECRET|.*_TOKEN'
+                     r'|STORAGE_[A-Z0-9_]+_(KEY|ACCOUNT_KEY|API_KEY|API_SECRET)|.*_PRIVATE_KEY)$')
+
+
+def looks_secret(name):
+    return bool(_SECRET.match(name.upper()))
+
+
 DB_CLIENTS = {
     'sqlite3': 'sqlite',
     'pg': 'postgres',
@@ -223,7 +233,13 @@ class InstanceConfig:
         self.env_file = env_file
 
     @classmethod
-    def load(cls, env_file=None, overrides=None, instance_dir=None):
+    def load(cls, env_file=None, overrides=None, instance_dir=None, secret_overrides=None):
+        secret_names = sorted(name for name in (overrides or {}) if looks_secret(str(name)))
+        if secret_names:
+            raise CairnError('%s look(s) like secrets; pass them in env_secret_overrides '
+                             '(cairn_env_secret_overrides), which is never logged, not in env_overrides'
+                             % ', '.join(secret_names))
+        overrides = dict(overrides or {}, **(secret_overrides or {}))
         raw = dict(DEFAULTS)
         if env_file:
             try:
@@ -232,7 +248,7 @@ class InstanceConfig:
             except OSError as exc:
                 raise CairnError('cannot read the instance .env file %s (%s); set cairn_env_file to '
                                  'the .env of the CairnCMS instance' % (env_file, exc.strerror))
-        for key, value in (overrides or {}).items():
+        for key, value in overrides.items():
             raw[str(key)] = _as_text(value)
             if str(key).endswith('_FILE'):
                 raw.pop(str(key)[:-5], None)

@@ -17,11 +17,9 @@ import secrets
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, check_name
 
-POINT_ID_FORMAT = '%Y%m%dT%H%M%SZ'
-
-
 def new_point_id(started):
-    return '%s-%s' % (started.strftime(POINT_ID_FORMAT), secrets.token_hex(3))
+    """UTC start time to the millisecond, then a random tag: ids sort by start time."""
+    return '%s.%03dZ-%s' % (started.strftime('%Y%m%dT%H%M%S'), started.microsecond // 1000, secrets.token_hex(3))
 
 
 def check_sha256(value):

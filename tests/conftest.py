@@ -1,0 +1,98 @@
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared test plumbing: the collection on sys.path, real module and playbook runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS = os.path.join(ROOT, '.build', 'collections')
+LINK = os.path.join(COLLECTIONS, 'ansible_collections', 'cairncms', 'ops')
+if not os.path.exists(LINK):
+    os.makedirs(os.path.dirname(LINK), exist_ok=True)
+    os.symlink(ROOT, LINK)
+sys.path.insert(0, COLLECTIONS)
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'support'))
+
+import demo_instance  # noqa: E402
+
+
+def _env(extra=None):
+    env = dict(os.environ, PYTHONPATH=COLLECTIONS, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
+               ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1', ANSIBLE_LOCALHOST_WARNING='0')
+    env.update(extra or {})
+    return env
+
+
+class ModuleResult(dict):
+    @property
+    def failed(self):
+        return bool(self.get('failed'))
+
+
+def run_module(name, check_mode=False, **args):
+    """Run a module of the collection for real, as Ansible would on the managed host."""
+    if check_mode:
+        args['_ansible_check_mode'] = True
+    proc = subprocess.run([sys.executable, '-m', 'ansible_collections.cairncms.ops.plugins.modules.' + name],
+                          input=json.dumps({'ANSIBLE_MODULE_ARGS': args}), capture_output=True, text=True,
+                          env=_env(), cwd=ROOT, timeout=600)
+    try:
+        result = ModuleResult(json.loads(proc.stdout))
+    except ValueError:
+        raise AssertionError('module %s printed no JSON (rc %d):\n%s\n%s' % (name, proc.returncode, proc.stdout,
+                                                                            proc.stderr))
+    result['_rc'] = proc.returncode
+    return result
+
+
+def write_inventory(path, hosts, repository):
+    inventory = {'all': {'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+                                  'cairn_repository': {'type': 'local', 'path': repository}},
+                         'hosts': hosts}}
+    with open(path, 'w', encoding='utf-8') as handle:
+        json.dump(inventory, handle)
+    return path
+
+
+def run_playbook(name, inventory, limit=None, extra=(), check=False):
+    command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', inventory,
+               os.path.join(ROOT, 'playbooks', name)] + list(extra)
+    if limit:
+        command += ['--limit', limit]
+    if check:
+        command.append('--check')
+    return subprocess.run(command, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=900)
+
+
+def recap(output, host):
+    """The PLAY RECAP counters of one host."""
+    for line in output.splitlines():
+        if line.startswith(host + ' ') and 'ok=' in line:
+            return {key: int(value) for key, value in (part.split('=') for part in line.split(':', 1)[1].split())}
+    raise AssertionError('no PLAY RECAP line for %s in:\n%s' % (host, output))
+
+
+@pytest.fixture
+def source(tmp_path):
+    directory = tmp_path / 'source'
+    demo_instance.populated(str(directory))
+    return directory
+
+
+@pytest.fixture
+def target(tmp_path):
+    directory = tmp_path / 'target'
+    demo_instance.empty(str(directory))
+    return directory
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return {'type': 'local', 'path': str(tmp_path / 'repository')}
