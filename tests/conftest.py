@@ -42,12 +42,12 @@ def run_module(name, check_mode=False, **args):
         args['_ansible_check_mode'] = True
     proc = subprocess.run([sys.executable, '-m', 'ansible_collections.cairncms.ops.plugins.modules.' + name],
                           input=json.dumps({'ANSIBLE_MODULE_ARGS': args}), capture_output=True, text=True,
-                          env=_env(), cwd=ROOT, timeout=600)
+                          env=_env(), cwd=ROOT, timeout=600, check=False)
     try:
         result = ModuleResult(json.loads(proc.stdout))
     except ValueError:
-        raise AssertionError('module %s printed no JSON (rc %d):\n%s\n%s' % (name, proc.returncode, proc.stdout,
-                                                                            proc.stderr))
+        raise AssertionError('module %s printed no JSON (rc %d):\n%s\n%s'
+                             % (name, proc.returncode, proc.stdout, proc.stderr))
     result['_rc'] = proc.returncode
     return result
 
@@ -68,7 +68,7 @@ def run_playbook(name, inventory, limit=None, extra=(), check=False):
         command += ['--limit', limit]
     if check:
         command.append('--check')
-    return subprocess.run(command, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=900)
+    return subprocess.run(command, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=900, check=False)
 
 
 def recap(output, host):

@@ -16,7 +16,7 @@ options:
     type: path
   env_overrides:
     description:
-      - Variables that win over the C(.env) file, for example C({DB_FILENAME: /srv/clone/data.db}).
+      - "Variables that win over the C(.env) file, for example C({DB_FILENAME: /srv/clone/data.db})."
       - Also the whole configuration when O(env_file) is not given.
       - Values are logged like any option; secrets (C(SECRET), C(DB_PASSWORD), C(*_PASSWORD), C(*_SECRET),
         C(*_TOKEN), storage keys) are refused here and go in O(env_secret_overrides).
@@ -39,8 +39,8 @@ options:
 options:
   repository:
     description:
-      - The repository of restore points, for example C({type: local, path: /var/backups/cairn}).
-      - A repository of C(type: local) takes an absolute C(path) on the managed host.
+      - "The repository of restore points, for example C({type: local, path: /var/backups/cairn})."
+      - "A repository of C(type: local) takes an absolute C(path) on the managed host."
     type: dict
     required: true
   instance:

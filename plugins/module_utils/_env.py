@@ -191,7 +191,7 @@ def process_values(raw, base_dir):
             path = value if os.path.isabs(value) else os.path.join(base_dir, value)
             try:
                 with open(path, 'r', encoding='utf-8') as handle:
-                    value = handle.read().rstrip('\r\n')
+                    value = handle.read()  # as CairnCMS: not trimmed
             except OSError as exc:
                 raise CairnError('%s names %s, which cannot be read (%s); fix the path or set %s directly'
                                  % (key, path, exc.strerror, name))

@@ -19,7 +19,6 @@ becomes visible; then renames them in and (with ``replace``) removes extras.
 from __future__ import annotations
 
 import json
-import os
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CHUNK, CairnError, HashingReader, HashingWriter, Timer)
@@ -221,8 +220,8 @@ def _stage(repository, instance, backend, row):
         write.close()
         if hashed.sha256 != row['sha256'] or hashed.size != row['size']:
             raise CairnError('blob %s for %s fails its checksum (got sha256 %s, %d bytes); the repository copy '
-                             'is damaged; no file was changed' % (row['sha256'], row['filename_disk'],
-                                                                    hashed.sha256, hashed.size))
+                             'is damaged; no file was changed'
+                             % (row['sha256'], row['filename_disk'], hashed.sha256, hashed.size))
     except BaseException:
         write.discard()
         raise

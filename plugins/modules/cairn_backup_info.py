@@ -14,7 +14,7 @@ description:
     whose error logs are kept.
   - With O(restore_point), also resolves it (an id or V(latest)) and returns its manifest.
 author:
-  - cairncms.ops maintainers
+  - cairncms.ops maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - cairncms.ops.instance.REPOSITORY
 options:

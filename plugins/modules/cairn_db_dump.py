@@ -16,7 +16,7 @@ description:
     keeps writing; it is checked with C(PRAGMA integrity_check) before it is stored.
   - Records row counts per table and the CMS migration level for the manifest.
 author:
-  - cairncms.ops maintainers
+  - cairncms.ops maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - cairncms.ops.instance
   - cairncms.ops.instance.REPOSITORY

@@ -19,7 +19,7 @@ description:
     the restore has succeeded unless O(keep_safety_copy=true).
   - Stop CairnCMS before restoring its database.
 author:
-  - cairncms.ops maintainers
+  - cairncms.ops maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - cairncms.ops.instance
   - cairncms.ops.instance.REPOSITORY

@@ -14,7 +14,7 @@ description:
     (database vendor and location, storage locations, C(KEY), C(PUBLIC_URL)).
   - Secrets in the configuration are never returned.
 author:
-  - cairncms.ops maintainers
+  - cairncms.ops maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - cairncms.ops.instance
 attributes:

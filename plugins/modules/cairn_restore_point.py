@@ -11,12 +11,12 @@ short_description: Begin, finalize or fail a restore point in a repository
 version_added: 0.1.0
 description:
   - A backup run begins a restore point (V(staged)), lets M(cairncms.ops.cairn_db_dump) and
-    M(cairncms.ops.cairn_storage_sync) write into it, then finalizes it (V(complete)): the manifest is
+    M(cairncms.ops.cairn_storage_sync) write into it, then finalizes it (V(complete)); the manifest is
     written and the restore point becomes visible in one atomic step.
-  - A run that fails is marked V(failed): its staged data is removed and its error log is kept in the
+  - A run that fails is marked V(failed); its staged data is removed and its error log is kept in the
     repository. A run that is interrupted never becomes visible.
 author:
-  - cairncms.ops maintainers
+  - cairncms.ops maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - cairncms.ops.instance
   - cairncms.ops.instance.REPOSITORY

@@ -19,7 +19,7 @@ description:
   - With O(http.url), checks the running instance over HTTP; see O(http).
   - Returns one entry per check and fails when any check fails.
 author:
-  - cairncms.ops maintainers
+  - cairncms.ops maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - cairncms.ops.instance
   - cairncms.ops.instance.REPOSITORY

@@ -11,7 +11,7 @@ short_description: Copy CairnCMS file bytes into a restore point and back
 version_added: 0.1.0
 description:
   - O(direction=backup) stores every file of the instance's storage locations in the repository's
-    content-addressed blob store and writes the restore point's file inventory. It is incremental: a
+    content-addressed blob store and writes the restore point's file inventory. It is incremental; a
     file whose size and modification time equal the previous restore point's record is not read again,
     and bytes already in the repository are not stored again; yet every restore point restores alone.
   - Files CairnCMS can regenerate (resized images written as C(<id>__<hash>.<ext>) beside their original,
@@ -21,7 +21,7 @@ description:
     adds files and refuses, changing nothing, when a file would be overwritten or is not part of the
     restore point; with O(replace) the locations are made to match the restore point exactly.
 author:
-  - cairncms.ops maintainers
+  - cairncms.ops maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - cairncms.ops.instance
   - cairncms.ops.instance.REPOSITORY

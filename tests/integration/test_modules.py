@@ -66,7 +66,7 @@ def test_round_trip_bytes_rows_and_manifest(source, target, repo):
     manifest, dump, files = backup(source / '.env', repo)
     # The manifest records what the issue asks for.
     assert manifest['format_version'] == 1 and manifest['instance'] == 'blog'
-    assert manifest['cms']['key'] and manifest['cms']['migration_level'] == '20230222A'
+    assert manifest['cms']['key'] and manifest['cms']['migration_level'] == '20230401A'
     assert manifest['database']['row_counts']['articles'] == 12
     assert manifest['database']['server_version'] == sqlite3.sqlite_version
     assert files['skipped_regenerable'] == 1 and files['files'] == 6
@@ -127,17 +127,17 @@ def test_check_mode_plans_without_changing(source, target, repo):
 
 
 def test_incremental_backup_and_every_point_restores_alone(source, target, repo, tmp_path):
-    first, _, _ = backup(source / '.env', repo)
+    first = backup(source / '.env', repo)[0]
     blobs = os.path.join(repo['path'], 'blog', 'blobs')
-    count = sum(len(files) for _, _, files in os.walk(blobs))
-    second, _, files = backup(source / '.env', repo)
+    count = sum(len(files) for _dir, _subdirs, files in os.walk(blobs))
+    second, _dump, files = backup(source / '.env', repo)
     assert (files['transferred'], files['reused']) == (0, 6), files
-    assert sum(len(f) for _, _, f in os.walk(blobs)) == count
+    assert sum(len(f) for _dir, _subdirs, f in os.walk(blobs)) == count
     # Change one upload: only it is read and stored again.
     name = sorted(n for n in os.listdir(source / 'uploads') if n.endswith('.txt'))[0]
     old_bytes = (source / 'uploads' / name).read_bytes()
     (source / 'uploads' / name).write_bytes(b'changed content')
-    third, _, files = backup(source / '.env', repo)
+    third, _dump, files = backup(source / '.env', repo)
     assert (files['transferred'], files['reused']) == (1, 5), files
     # The first restore point still restores alone, with the old bytes.
     restore(target / '.env', repo, point=first['id'])
@@ -147,13 +147,13 @@ def test_incremental_backup_and_every_point_restores_alone(source, target, repo,
 
 
 def test_corrupt_database_artifact_fails_before_touching_target(source, target, repo):
-    manifest, _, _ = backup(source / '.env', repo)
+    manifest = backup(source / '.env', repo)[0]
     artifact = os.path.join(repo['path'], 'blog', 'points', manifest['id'], manifest['database']['artifact'])
     data = bytearray(open(artifact, 'rb').read())
     data[len(data) // 2] ^= 0x01
     open(artifact, 'wb').write(bytes(data))
     (target / 'data.db').write_bytes(b'')  # an empty target file: would be restored into
-    db, _ = restore(target / '.env', repo)
+    db = restore(target / '.env', repo)[0]
     assert db.failed and 'fails its checksum' in db['msg'] and 'nothing was restored' in db['msg'], db
     assert (target / 'data.db').read_bytes() == b''
     assert sorted(os.listdir(target)) == ['.env', 'data.db', 'uploads']
@@ -162,7 +162,7 @@ def test_corrupt_database_artifact_fails_before_touching_target(source, target, 
 def test_corrupt_blob_fails_before_any_file_is_written(source, target, repo):
     backup(source / '.env', repo)
     blobs = os.path.join(repo['path'], 'blog', 'blobs')
-    victim = sorted(os.path.join(d, f) for d, _, files in os.walk(blobs) for f in files)[-1]
+    victim = sorted(os.path.join(d, f) for d, _subdirs, files in os.walk(blobs) for f in files)[-1]
     data = bytearray(open(victim, 'rb').read())
     data[0] ^= 0xff
     open(victim, 'wb').write(bytes(data))
@@ -195,7 +195,7 @@ def test_backup_while_the_cms_writes_stays_consistent(source, target, repo):
     thread.start()
     try:
         time.sleep(0.3)
-        manifests = [backup(source / '.env', repo)[0] for _ in range(3)]
+        manifests = [backup(source / '.env', repo)[0] for _round in range(3)]
     finally:
         stop.set()
         thread.join()
@@ -280,5 +280,5 @@ def test_compression_choices_round_trip(source, target, repo, compression):
                restore_point=point, direction='backup')
     run_module('cairn_restore_point', env_file=str(source / '.env'), repository=repo, instance='blog',
                restore_point=point, state='complete')
-    db, _ = restore(target / '.env', repo)
+    db = restore(target / '.env', repo)[0]
     assert db['changed'] and dump_sql(target / 'data.db') == dump_sql(source / 'data.db')

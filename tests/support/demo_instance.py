@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # Copyright: cairncms.ops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Build a CairnCMS-shaped demo instance: a SQLite database with the real system-table
@@ -63,14 +63,14 @@ CREATE TABLE articles (id INTEGER PRIMARY KEY AUTOINCREMENT, status VARCHAR(255)
 
 MIGRATIONS = [
     ('20201028A', 'Remove Collection Foreign Keys'), ('20210802A', 'Replace Groups'),
-    ('20220429A', 'Add Flows'), ('20221103A', 'Add Activity Origin'), ('20230222A', 'Add Migration Level'),
+    ('20220429A', 'Add Flows'), ('20221103A', 'Add Activity Origin'), ('20230401A', 'Update Material Icons'),
 ]
 
 
 def png(width, height, seed):
     """A small valid RGB PNG made with the standard library."""
     rng = random.Random(seed)
-    raw = b''.join(b'\x00' + bytes(rng.randrange(256) for _ in range(width * 3)) for _ in range(height))
+    raw = b''.join(b'\x00' + bytes(rng.randrange(256) for _round in range(width * 3)) for _round in range(height))
 
     def chunk(kind, data):
         return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
@@ -126,7 +126,7 @@ def populated(directory, files=6, port=8055, seed=1):
         file_ids.append((file_id, ext))
     # A resized derivative, as CairnCMS writes it beside the original: regenerable, not backed up.
     first_id, first_ext = file_ids[0]
-    suffix = hashlib.sha1(b'width=8').hexdigest()[:16]
+    suffix = hashlib.sha1(b'width=8').hexdigest()
     with open(os.path.join(directory, 'uploads', '%s__%s%s' % (first_id, suffix, first_ext)), 'wb') as handle:
         handle.write(png(8, 6, 99))
     for number in range(files * 2):

@@ -93,9 +93,12 @@ def test_instance_dir_and_overrides_win(tmp_path):
 
 
 def test_file_indirection(tmp_path):
-    (tmp_path / 'key.txt').write_text('secret-key-value\n')
-    env = _write(tmp_path / '.env', 'DB_CLIENT=sqlite3\nDB_FILENAME=x.db\nKEY_FILE=key.txt\n')
-    assert InstanceConfig.load(env).key == 'secret-key-value'
+    (tmp_path / 'key.txt').write_text('secret-key-value')
+    (tmp_path / 'url.txt').write_text('http://cms\n')
+    env = _write(tmp_path / '.env', 'DB_CLIENT=sqlite3\nDB_FILENAME=x.db\nKEY_FILE=key.txt\nPUBLIC_URL_FILE=url.txt\n')
+    config = InstanceConfig.load(env)
+    assert config.key == 'secret-key-value'
+    assert config.public_url == 'http://cms\n'  # CairnCMS does not trim what it reads
 
 
 def test_file_indirection_errors(tmp_path):

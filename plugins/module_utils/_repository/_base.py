@@ -17,6 +17,7 @@ import secrets
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, check_name
 
+
 def new_point_id(started):
     """UTC start time to the millisecond, then a random tag: ids sort by start time."""
     return '%s.%03dZ-%s' % (started.strftime('%Y%m%dT%H%M%S'), started.microsecond // 1000, secrets.token_hex(3))

@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import re
 
-# CairnCMS writes transformed images as <original name>__<hash><ext> beside the
-# original, and probes storage with health-<id> objects; both are regenerable.
-DERIVATIVE = re.compile(r'^(?P<base>[^/]+)__[0-9A-Za-z_-]{8,}(?P<ext>\.[^./]+)?$')
-HEALTH = re.compile(r'^health-[^/]+$')
+# CairnCMS writes a transformed image as <original name without extension>__<sha1 of the
+# transformation, 40 hex><original or new extension> beside the original, and probes every
+# location with a health-<nanoid(5)> object that it may leave behind; both are regenerable.
+DERIVATIVE = re.compile(r'^(?P<base>[^/]+)__[0-9a-f]{40}(?P<ext>\.[^./]+)?$')
+HEALTH = re.compile(r'^health-[0-9A-Za-z_-]{5}$')
 
 
 class Entry:
@@ -86,8 +87,8 @@ def regenerable(names):
     bases = {name.rsplit('.', 1)[0] if '.' in name.rsplit('/', 1)[-1] else name for name in present}
     found = set()
     for name in present:
-        directory, _, leaf = name.rpartition('/')
-        if HEALTH.match(leaf):
+        directory, leaf = name.rpartition('/')[::2]
+        if HEALTH.match(name):
             found.add(name)
             continue
         match = DERIVATIVE.match(leaf)
