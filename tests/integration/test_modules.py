@@ -282,3 +282,17 @@ def test_compression_choices_round_trip(source, target, repo, compression):
                restore_point=point, state='complete')
     db = restore(target / '.env', repo)[0]
     assert db['changed'] and dump_sql(target / 'data.db') == dump_sql(source / 'data.db')
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='changing owners needs root')
+def test_restored_data_belongs_to_the_instance_owner(source, target, repo):
+    """Run as root, a restore hands the database and files to the owner of the target's directories."""
+    backup(source / '.env', repo)
+    os.chown(target, 4321, 4321)
+    os.chown(target / 'uploads', 4321, 4321)
+    restore(target / '.env', repo)
+    info = os.stat(target / 'data.db')
+    assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (4321, 4321, 0o600)
+    for name in os.listdir(target / 'uploads'):
+        info = os.stat(target / 'uploads' / name)
+        assert (info.st_uid, info.st_mode & 0o777) == (4321, 0o644), name

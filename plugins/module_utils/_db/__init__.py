@@ -14,8 +14,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils import _compress
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CHUNK, CairnError, HashingReader, HashingWriter, Timer)
 from ansible_collections.cairncms.ops.plugins.module_utils._db import sqlite
-from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
-    ABSENT, DIFFERENT, EMPTY, IDENTICAL)
+from ansible_collections.cairncms.ops.plugins.module_utils._db._base import DIFFERENT, IDENTICAL
 
 BACKENDS = {
     'sqlite': sqlite.SqliteBackend,
@@ -40,8 +39,6 @@ def dump(config, repository, instance, point_id, compression='zstd', level=3, th
     result = {'changed': not check_mode, 'vendor': backend.vendor, 'artifact': name,
               'server_version': probe['server_version'], 'compression': compression}
     if check_mode:
-        if not repository.staging_exists(instance, point_id) and point_id:
-            result['msg'] = 'restore point %s is not staged yet (expected in check mode)' % point_id
         return result
     timer = Timer()
     with repository.artifact_writer(instance, point_id, name) as handle:
@@ -135,5 +132,3 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
     result['replaced'] = state == DIFFERENT
     return result
 
-
-__all__ = ['ABSENT', 'DIFFERENT', 'EMPTY', 'IDENTICAL', 'select_backend', 'dump', 'restore']

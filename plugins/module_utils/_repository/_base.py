@@ -41,9 +41,6 @@ class Repository:
     def begin(self, instance, started, point_id=None):
         raise NotImplementedError
 
-    def staging_exists(self, instance, point_id):
-        raise NotImplementedError
-
     def artifact_writer(self, instance, point_id, name):
         """Context manager giving a binary writable for a new artifact of a staged point."""
         raise NotImplementedError

@@ -86,9 +86,6 @@ class LocalRepository(Repository):
                    {'id': point_id, 'instance': instance, 'started_at': iso(started)})
         return point_id
 
-    def staging_exists(self, instance, point_id):
-        return os.path.isdir(self._staging(instance, point_id))
-
     def _require_staging(self, instance, point_id):
         staging = self._staging(instance, point_id)
         if not os.path.isdir(staging):

@@ -66,7 +66,8 @@ class LocalStorage(StorageBackend):
                              % (name, self.location.name))
 
     def begin_write(self, name, mtime_ns=None):
-        return _LocalStagedWrite(self._path(name), mtime_ns)
+        os.makedirs(self.root, mode=0o755, exist_ok=True)
+        return _LocalStagedWrite(self._path(name), mtime_ns, owner=os.stat(self.root))
 
     def delete(self, name):
         path = self._path(name)
@@ -80,13 +81,16 @@ class LocalStorage(StorageBackend):
 class _LocalStagedWrite(StagedWrite):
     """A temp file beside the final path, renamed over it on commit."""
 
-    def __init__(self, path, mtime_ns):
+    def __init__(self, path, mtime_ns, owner):
         self.path = path
         self.mtime_ns = mtime_ns
         directory = os.path.dirname(path)
         os.makedirs(directory, mode=0o755, exist_ok=True)
         fd, self.tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix='.part', dir=directory)
         os.fchmod(fd, 0o644)
+        if os.geteuid() == 0:
+            # Files belong to whoever owns the location (the CMS's user), not to root.
+            os.fchown(fd, owner.st_uid, owner.st_gid)
         self._handle = os.fdopen(fd, 'wb')
 
     def write(self, data):
