@@ -17,6 +17,7 @@ import time
 import pytest
 
 from conftest import COLLECTIONS, ROOT, run_module
+from demo import digests
 
 
 def backup(env_file, repo, instance='blog', **storage_args):
@@ -40,14 +41,6 @@ def restore(env_file, repo, instance='blog', point='latest', replace=False, chec
     files = run_module('cairn_storage_sync', env_file=str(env_file), repository=repo, instance=instance,
                        restore_point=point, direction='restore', replace=replace, check_mode=check_mode)
     return db, files
-
-
-def digests(directory):
-    result = {}
-    for name in sorted(os.listdir(directory)):
-        with open(os.path.join(directory, name), 'rb') as handle:
-            result[name] = hashlib.sha256(handle.read()).hexdigest()
-    return result
 
 
 def dump_sql(path):

@@ -103,7 +103,7 @@ def test_collection_builds_and_installs(tmp_path):
                            capture_output=True, text=True, cwd=ROOT, check=False)
     assert build.returncode == 0, build.stdout + build.stderr
     [tarball] = [name for name in os.listdir(tmp_path) if name.endswith('.tar.gz')]
-    install = subprocess.run([galaxy, 'collection', 'install', '-p', str(tmp_path / 'installed'),
+    install = subprocess.run([galaxy, 'collection', 'install', '--force', '-p', str(tmp_path / 'installed'),
                               str(tmp_path / tarball)], capture_output=True, text=True, check=False)
     assert install.returncode == 0, install.stdout + install.stderr
     installed = tmp_path / 'installed' / 'ansible_collections' / 'cairncms' / 'ops'
