@@ -8,7 +8,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test sanity lint unit integration build clean
+.PHONY: demo test sanity lint unit integration molecule build clean
 
 $(VENV)/.demo-ready: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +28,16 @@ demo: $(VENV)/.demo-ready $(LINK)
 	$(BIN)/python tests/support/demo.py .demo
 
 test: $(VENV)/.test-ready $(LINK)
-	$(MAKE) --no-print-directory sanity lint unit integration
+	$(MAKE) --no-print-directory sanity lint unit integration molecule
 
 unit: $(VENV)/.test-ready $(LINK)
 	$(BIN)/python -m pytest -q tests/unit
 
 integration: $(VENV)/.test-ready $(LINK)
 	$(BIN)/python -m pytest -q -n 2 tests/integration
+
+molecule: $(VENV)/.test-ready $(LINK)
+	$(BIN)/molecule test -s restore
 
 lint: $(VENV)/.test-ready $(LINK)
 	$(BIN)/ansible-lint --profile production

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import urllib.parse
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 
@@ -218,9 +219,14 @@ class Database:
         self.options = options
 
     def describe(self):
+        """What the database is, without its password."""
         described = {'vendor': self.vendor, 'client': self.client}
         if self.vendor == 'sqlite':
             described['filename'] = self.options['filename']
+        else:
+            described.update({key: self.options.get(key) for key in ('host', 'port', 'database', 'user')})
+            described['password_set'] = bool(self.options.get('password'))
+            described['ssl'] = sorted(self.options.get('ssl') or {})
         return described
 
 
@@ -300,8 +306,41 @@ class InstanceConfig:
                              % (client, ', '.join(sorted(DB_CLIENTS))))
         if vendor == 'sqlite':
             return Database(vendor, client, {'filename': self.path('DB_FILENAME')})
-        raise CairnError('DB_CLIENT=%s (%s) is not supported by this version of cairncms.ops yet; '
-                         'only sqlite3 is' % (client, vendor))
+        return Database(vendor, client, self._server_options(vendor))
+
+    def _server_options(self, vendor):
+        """host, port, database, user, password and ssl of a server database, as CairnCMS
+        builds its connection: DB_CONNECTION_STRING (PostgreSQL) first, DB_* values over it."""
+        options = {'host': None, 'port': None, 'database': None, 'user': None, 'password': None, 'ssl': {}}
+        url = self.values.get('DB_CONNECTION_STRING')
+        if url and vendor == 'postgres':
+            parts = urllib.parse.urlsplit(str(url))
+            if parts.scheme not in ('postgres', 'postgresql'):
+                raise CairnError('DB_CONNECTION_STRING must be a postgres:// or postgresql:// URL')
+            options.update({
+                'host': parts.hostname, 'port': parts.port,
+                'database': urllib.parse.unquote(parts.path.lstrip('/')) or None,
+                'user': urllib.parse.unquote(parts.username) if parts.username else None,
+                'password': urllib.parse.unquote(parts.password) if parts.password else None})
+            query = dict(urllib.parse.parse_qsl(parts.query))
+            if query.get('sslmode'):
+                options['ssl']['mode'] = query['sslmode']
+        for key in ('host', 'port', 'database', 'user', 'password'):
+            value = self.values.get('DB_' + key.upper())
+            if value is not None and value != '':
+                options[key] = value
+        for name, value in self.values.items():
+            if name.startswith('DB_SSL__'):
+                options['ssl'][name[len('DB_SSL__'):].lower()] = value
+        options['port'] = int(options['port']) if options['port'] not in (None, '') else None
+        for key in ('host', 'database', 'user', 'password'):
+            options[key] = None if options[key] is None else str(options[key])
+        for key in ('host', 'database', 'user'):
+            if not options[key]:
+                raise CairnError('DB_%s is not set (DB_CLIENT=%s) in %s; set it there or in cairn_env_overrides'
+                                 % (key.upper(), self.values.get('DB_CLIENT'),
+                                    self.env_file or 'the instance configuration'))
+        return options
 
     def location_names(self):
         names = self.values.get('STORAGE_LOCATIONS')

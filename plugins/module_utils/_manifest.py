@@ -53,8 +53,9 @@ def build(run, parts, instance_facts, artifact_stats):
         'cms': {'key': instance_facts.get('key'), 'public_url': instance_facts.get('public_url'),
                 'migration_level': database.get('migration_level')},
         'database': {key: database[key] for key in (
-            'vendor', 'client', 'server_version', 'format', 'compression', 'artifact', 'raw_size_bytes',
-            'raw_sha256', 'row_counts', 'migration_level', 'duration_s')},
+            'vendor', 'client', 'server_version', 'server_flavor', 'dump_tool', 'dump_tool_version', 'jobs',
+            'format', 'compression', 'artifact', 'raw_size_bytes', 'raw_sha256', 'row_counts',
+            'row_counts_consistent', 'migration_level', 'duration_s') if key in database},
         'storage': {key: storage[key] for key in (
             'inventory', 'locations', 'files', 'bytes', 'include_regenerable', 'duration_s')},
         'secrets': {'captured': False, 'reason': 'secret capture is not part of this version of cairncms.ops'},

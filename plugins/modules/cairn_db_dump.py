@@ -14,6 +14,12 @@ description:
     M(cairncms.ops.cairn_restore_point), compressing and hashing while it streams.
   - SQLite is copied with the online backup API in one step, so the dump is consistent while CairnCMS
     keeps writing; it is checked with C(PRAGMA integrity_check) before it is stored.
+  - PostgreSQL is dumped with C(pg_dump) in a snapshot exported by a helper session, so the recorded row
+    counts are exactly those of the dump. C(pg_dump) must be at least the server's major version.
+  - MySQL and MariaDB are dumped with C(mariadb-dump) or C(mysqldump) C(--single-transaction --routines
+    --triggers --events --hex-blob); see the collection docs for how row counts are kept consistent.
+  - Passwords reach the tools in their environment or a 0600 options file, never on a command line.
+    A dump tool that fails or dies fails the task and leaves no artifact.
   - Records row counts per table and the CMS migration level for the manifest.
 author:
   - cairncms.ops maintainers (!UNKNOWN)
@@ -42,6 +48,19 @@ options:
       - zstd worker threads; V(0) compresses in the module's own thread, V(-1) uses one per CPU.
     type: int
     default: 0
+  format:
+    description:
+      - PostgreSQL only. V(custom) streams one C(pg_dump --format=custom) archive through zstd.
+      - V(directory) runs C(pg_dump --format=directory) with O(jobs) parallel workers and pg_dump's own
+        compression at O(compression_level) (at most 9), then stores the directory as one tar artifact.
+    type: str
+    choices: [custom, directory]
+    default: custom
+  jobs:
+    description:
+      - PostgreSQL with O(format=directory) only; parallel dump workers.
+    type: int
+    default: 1
 requirements:
   - zstandard >= 0.21.0 (for O(compression=zstd))
 attributes:
@@ -78,6 +97,18 @@ server_version:
   returned: success
   type: str
   sample: 3.40.1
+server_flavor:
+  description: For MySQL-compatible servers, C(mariadb) or C(mysql).
+  returned: changed and the database is MySQL or MariaDB
+  type: str
+dump_tool:
+  description: The dump tool used (C(pg_dump), C(mariadb-dump), C(mysqldump)).
+  returned: changed and the database is a server
+  type: str
+dump_tool_version:
+  description: Version of the dump tool.
+  returned: changed and the database is a server
+  type: str
 size_bytes:
   description: Size of the stored (compressed) artifact.
   returned: changed
@@ -119,7 +150,8 @@ def action(module):
     return _db.dump(load_config(params), load_repository(params), params['instance'],
                     check_name('restore point id', params['restore_point']),
                     compression=params['compression'], level=params['compression_level'],
-                    threads=params['compression_threads'], check_mode=module.check_mode)
+                    threads=params['compression_threads'], check_mode=module.check_mode,
+                    options={'format': params['format'], 'jobs': params['jobs']})
 
 
 def main():
@@ -129,6 +161,8 @@ def main():
         'compression': {'type': 'str', 'choices': ['zstd', 'none'], 'default': 'zstd'},
         'compression_level': {'type': 'int', 'default': 3},
         'compression_threads': {'type': 'int', 'default': 0},
+        'format': {'type': 'str', 'choices': ['custom', 'directory'], 'default': 'custom'},
+        'jobs': {'type': 'int', 'default': 1},
     })
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, action)

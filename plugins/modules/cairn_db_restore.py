@@ -17,6 +17,10 @@ description:
     already holds exactly the restore point is left alone (V(changed=false)).
   - What is replaced is set aside as a safety copy and put back if the restore fails; it is removed once
     the restore has succeeded unless O(keep_safety_copy=true).
+  - A dump of one vendor is never restored into another vendor's database.
+  - PostgreSQL is restored with C(pg_restore --clean --if-exists --no-owner --exit-on-error), in one
+    transaction for custom-format dumps, creating the database when it does not exist (given the right),
+    then C(ANALYZE). MySQL and MariaDB through the client, stopping at the first error.
   - Stop CairnCMS before restoring its database.
 author:
   - cairncms.ops maintainers (!UNKNOWN)
@@ -36,9 +40,32 @@ options:
     default: false
   keep_safety_copy:
     description:
-      - Keep the safety copy of the replaced database beside it after a successful restore.
+      - Keep the safety copy of the replaced database after a successful restore (beside it for SQLite, in
+        O(work_dir) for servers).
     type: bool
     default: false
+  jobs:
+    description:
+      - PostgreSQL directory-format dumps only; parallel C(pg_restore) workers.
+    type: int
+    default: 1
+  work_dir:
+    description:
+      - Directory for temporary files of a server restore (the safety dump, an unpacked directory dump);
+        the system's temporary directory by default.
+    type: path
+  on_version_mismatch:
+    description:
+      - What to do when the target server's major version differs from the one the dump came from.
+    type: str
+    choices: [warn, refuse]
+    default: warn
+  on_migration_mismatch:
+    description:
+      - What to do when the target database holds another CMS migration level than the restore point.
+    type: str
+    choices: [warn, refuse]
+    default: warn
 notes:
   - O(instance) names the instance whose restore points are used (the source), not the target.
 requirements:
@@ -104,7 +131,9 @@ def action(module):
     manifest = check(repository.resolve(params['instance'], params['restore_point']))
     return _db.restore(load_config(params), repository, params['instance'], manifest,
                        replace=params['replace'], keep_safety_copy=params['keep_safety_copy'],
-                       check_mode=module.check_mode)
+                       check_mode=module.check_mode, options={'jobs': params['jobs']},
+                       scratch_dir=params['work_dir'], on_version_mismatch=params['on_version_mismatch'],
+                       on_migration_mismatch=params['on_migration_mismatch'])
 
 
 def main():
@@ -112,6 +141,10 @@ def main():
     spec.update({
         'replace': {'type': 'bool', 'default': False},
         'keep_safety_copy': {'type': 'bool', 'default': False},
+        'jobs': {'type': 'int', 'default': 1},
+        'work_dir': {'type': 'path'},
+        'on_version_mismatch': {'type': 'str', 'choices': ['warn', 'refuse'], 'default': 'warn'},
+        'on_migration_mismatch': {'type': 'str', 'choices': ['warn', 'refuse'], 'default': 'warn'},
     })
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, action)

@@ -126,7 +126,9 @@ def test_several_locations(tmp_path):
 
 
 @pytest.mark.parametrize('text, message', [
-    ('DB_CLIENT=pg\n', 'DB_CLIENT=pg .* not supported by this version'),
+    ('DB_CLIENT=pg\n', 'DB_HOST is not set \\(DB_CLIENT=pg\\)'),
+    ('DB_CLIENT=mysql\nDB_HOST=h\n', 'DB_DATABASE is not set'),
+    ('DB_CLIENT=pg\nDB_CONNECTION_STRING=mysql://x\n', 'must be a postgres:// or postgresql:// URL'),
     ('DB_CLIENT=oracledb\n', 'DB_CLIENT=oracledb is not supported'),
     ('DB_FILENAME=x\n', 'DB_CLIENT is not set'),
     ('DB_CLIENT=sqlite3\n', 'DB_FILENAME is not set'),
@@ -162,3 +164,20 @@ def test_secrets_are_refused_in_plain_overrides(tmp_path):
         InstanceConfig.load(None, {'SECRET': 'x', 'DB_PASSWORD': 'y', 'PUBLIC_URL': 'z'})
     config = InstanceConfig.load(None, {'PUBLIC_URL': 'z'}, secret_overrides={'SECRET': 'x'})
     assert config.get('SECRET') == 'x' and config.public_url == 'z'
+
+
+def test_server_database_options(tmp_path):
+    (tmp_path / 'pw').write_text('file-password')
+    env = _write(tmp_path / '.env', 'DB_CLIENT=pg\nDB_CONNECTION_STRING=postgresql://u%40x:p%2Fw@db.local:6543/cms'
+                                    '?sslmode=require\nDB_DATABASE=override\nDB_SSL__REJECT_UNAUTHORIZED=false\n')
+    database = InstanceConfig.load(env).database()
+    assert database.vendor == 'postgres'
+    assert {k: database.options[k] for k in ('host', 'port', 'database', 'user', 'password')} == {
+        'host': 'db.local', 'port': 6543, 'database': 'override', 'user': 'u@x', 'password': 'p/w'}
+    assert database.options['ssl'] == {'mode': 'require', 'reject_unauthorized': False}
+    described = database.describe()
+    assert described['password_set'] is True and 'p/w' not in repr(described)
+    env = _write(tmp_path / '.env', 'DB_CLIENT=mysql\nDB_HOST=127.0.0.1\nDB_PORT=3307\nDB_DATABASE=cms\n'
+                                    'DB_USER=cms\nDB_PASSWORD_FILE=pw\n')
+    database = InstanceConfig.load(env).database()
+    assert (database.vendor, database.options['port'], database.options['password']) == ('mysql', 3307, 'file-password')

@@ -13,28 +13,35 @@ from __future__ import annotations
 from ansible_collections.cairncms.ops.plugins.module_utils import _compress
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CHUNK, CairnError, HashingReader, HashingWriter, Timer)
-from ansible_collections.cairncms.ops.plugins.module_utils._db import sqlite
+from ansible_collections.cairncms.ops.plugins.module_utils._db import mysql, postgres, sqlite
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import DIFFERENT, IDENTICAL
 
 BACKENDS = {
     'sqlite': sqlite.SqliteBackend,
+    'postgres': postgres.PostgresBackend,
+    'mysql': mysql.MysqlBackend,
 }
+POLICIES = ('warn', 'refuse')
 
 
-def select_backend(database):
-    try:
-        return BACKENDS[database.vendor](database)
-    except KeyError:
+def select_backend(database, options=None):
+    """The vendor implementation for ``database``; ``options`` are vendor dump/restore options
+    (``format``, ``jobs``, ``level``)."""
+    if database.vendor not in BACKENDS:
         raise CairnError('database vendor %r is not supported by this version of cairncms.ops' % database.vendor)
+    return BACKENDS[database.vendor](database, options)
 
 
 def artifact_name(backend, compression):
     return 'database.%s%s' % (backend.artifact_ext, _compress.SUFFIX[compression])
 
 
-def dump(config, repository, instance, point_id, compression='zstd', level=3, threads=0, check_mode=False):
-    backend = select_backend(config.database())
+def dump(config, repository, instance, point_id, compression='zstd', level=3, threads=0, check_mode=False,
+         options=None):
+    backend = select_backend(config.database(), dict(options or {}, level=level))
     probe = backend.probe()
+    if backend.raw_is_compressed:
+        compression = 'none'  # the dump tool compressed it already
     name = artifact_name(backend, compression)
     result = {'changed': not check_mode, 'vendor': backend.vendor, 'artifact': name,
               'server_version': probe['server_version'], 'compression': compression}
@@ -62,15 +69,21 @@ def dump(config, repository, instance, point_id, compression='zstd', level=3, th
         'migration_level': facts['migration_level'],
         'duration_s': timer.seconds,
     }
+    for key in ('server_flavor', 'dump_tool', 'dump_tool_version', 'jobs', 'row_counts_consistent'):
+        if key in facts:
+            part[key] = facts[key]
     repository.write_part(instance, point_id, 'database', part)
     result.update({
         'size_bytes': stored.size, 'sha256': stored.sha256, 'raw_size_bytes': raw.size,
         'duration_s': part['duration_s'], 'row_counts': facts['row_counts'],
         'migration_level': facts['migration_level'], 'tables': len(facts['row_counts']),
     })
+    result.update({key: part[key] for key in ('server_flavor', 'dump_tool', 'dump_tool_version') if key in part})
+    warnings = list(facts.get('warnings', []))
     if facts['migration_level'] is None:
-        result['warnings'] = ['no directus_migrations table found: is %s a CairnCMS database?'
-                              % probe.get('path', 'this')]
+        warnings.append('no directus_migrations table found: is %s a CairnCMS database?' % probe.get('path', 'this'))
+    if warnings:
+        result['warnings'] = warnings
     return result
 
 
@@ -96,17 +109,49 @@ def artifact_entry(manifest, name):
     raise CairnError('the manifest of restore point %s lists no artifact %s' % (manifest.get('id'), name))
 
 
+def _major(version):
+    parts = str(version or '').split('.')
+    return parts[0] if parts[0] else None
+
+
+def _policy(name, value):
+    if value not in POLICIES:
+        raise CairnError('%s must be one of %s' % (name, ', '.join(POLICIES)))
+    return value
+
+
+def _mismatches(backend, probe, db_manifest, state, on_version_mismatch, on_migration_mismatch):
+    """Warnings for a target of another server major version or CMS migration level; errors when refused."""
+    found = []
+    if backend.vendor != 'sqlite' and _major(probe.get('server_version')) != _major(db_manifest.get('server_version')):
+        found.append(('on_version_mismatch', _policy('on_version_mismatch', on_version_mismatch),
+                      'the target server is version %s, the restore point comes from version %s'
+                      % (probe.get('server_version'), db_manifest.get('server_version'))))
+    if state == DIFFERENT:
+        level = backend.inspect().get('migration_level')
+        if level and level != db_manifest.get('migration_level'):
+            found.append(('on_migration_mismatch', _policy('on_migration_mismatch', on_migration_mismatch),
+                          'the target database is at CMS migration %s, the restore point at %s'
+                          % (level, db_manifest.get('migration_level'))))
+    refused = ['%s (%s: refuse)' % (text, option) for option, policy, text in found if policy == 'refuse']
+    if refused:
+        raise CairnError('restore refused, nothing was changed: %s' % '; '.join(refused))
+    return [text for _option, _policy_value, text in found]
+
+
 def restore(config, repository, source_instance, manifest, replace=False, keep_safety_copy=False,
-            check_mode=False):
+            check_mode=False, options=None, scratch_dir=None, on_version_mismatch='warn',
+            on_migration_mismatch='warn'):
     db_manifest = manifest['database']
-    backend = select_backend(config.database())
+    backend = select_backend(config.database(), options)
     if db_manifest['vendor'] != backend.vendor:
         raise CairnError('restore point %s holds a %s database but this instance uses %s (DB_CLIENT); a dump '
                          'cannot cross vendors: restore into a %s instance instead'
                          % (manifest['id'], db_manifest['vendor'], backend.vendor, db_manifest['vendor']))
-    state = backend.compare(db_manifest)
+    probe = backend.probe()
+    state = backend.compare(db_manifest, manifest['id'])
     result = {'changed': False, 'vendor': backend.vendor, 'restore_point': manifest['id'],
-              'target_state': state, 'target': backend.probe().get('path')}
+              'target_state': state, 'target': probe.get('path')}
     if state == IDENTICAL:
         result['msg'] = 'the database already holds restore point %s' % manifest['id']
         return result
@@ -114,6 +159,9 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
         raise CairnError('the target database %s is not empty and differs from restore point %s; nothing was '
                          'changed. Set replace (cairn_restore_replace: true) to overwrite it'
                          % (result['target'], manifest['id']), target_state=state)
+    warnings = _mismatches(backend, probe, db_manifest, state, on_version_mismatch, on_migration_mismatch)
+    if warnings:
+        result['warnings'] = warnings
     result['changed'] = True
     if check_mode:
         result['msg'] = 'would restore %s into the %s target' % (manifest['id'], state)
@@ -124,9 +172,12 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
     with repository.open_artifact(source_instance, manifest['id'], name) as handle:
         stored = HashingReader(handle)
         facts = backend.restore(_compress.reader(stored, db_manifest['compression']), db_manifest,
-                                keep_safety_copy=keep_safety_copy)
+                                keep_safety_copy=keep_safety_copy, scratch_dir=scratch_dir, point_id=manifest['id'])
     if stored.sha256 != expected['sha256']:
         raise CairnError('artifact %s changed while it was being restored' % name)
+    result['warnings'] = result.get('warnings', []) + facts.pop('warnings', [])
+    if not result['warnings']:
+        del result['warnings']
     result.update(facts)
     result['duration_s'] = timer.seconds
     result['replaced'] = state == DIFFERENT

@@ -18,13 +18,20 @@ IDENTICAL = 'identical'    # already holds exactly the restore point: nothing to
 DIFFERENT = 'different'    # holds other data: only with replace
 
 
+def marker_matches(marker, point_id, changes):
+    """Whether a restore marker left in a target says it still holds ``point_id`` unchanged."""
+    return bool(point_id) and marker.get('cairncms_ops_restore_point') == point_id and marker.get('changes') == changes
+
+
 class DatabaseBackend:
     vendor = None
-    artifact_format = None   # name of the raw format, e.g. "sqlite3"
-    artifact_ext = None      # file extension of the raw artifact
+    artifact_format = None    # name of the raw format, e.g. "sqlite3"
+    artifact_ext = None       # file extension of the raw artifact
+    raw_is_compressed = False  # the raw stream is compressed already: store it as it is
 
-    def __init__(self, database):
+    def __init__(self, database, options=None):
         self.database = database
+        self.options = options or {}
 
     def probe(self):
         """Facts about the server/library and whether the database exists; no change."""
@@ -42,14 +49,15 @@ class DatabaseBackend:
         """The ``directus_files`` rows: dicts of id, storage, filename_disk, filesize."""
         raise NotImplementedError
 
-    def compare(self, db_manifest):
+    def compare(self, db_manifest, point_id=None):
         """One of ABSENT, EMPTY, IDENTICAL, DIFFERENT for this target against a manifest."""
         raise NotImplementedError
 
-    def restore(self, source, db_manifest, keep_safety_copy=False):
+    def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None):
         """Replace the target's content with the raw dump read from ``source``.
 
         Must keep a safety copy of what it replaces until the new content is in
-        place and checked, and put it back if anything fails. Returns facts.
+        place and checked, and put it back if anything fails. Returns facts
+        (``safety_copy``, optional ``warnings``).
         """
         raise NotImplementedError

@@ -142,7 +142,7 @@ class SqliteBackend(DatabaseBackend):
         return [{'id': row[0], 'storage': row[1], 'filename_disk': row[2],
                  'filesize': None if row[3] is None else int(row[3])} for row in rows]
 
-    def compare(self, db_manifest):
+    def compare(self, db_manifest, point_id=None):
         if not os.path.exists(self.path):
             return ABSENT
         if os.path.getsize(self.path) == 0 and not self._has_side_data():
@@ -164,7 +164,7 @@ class SqliteBackend(DatabaseBackend):
         return any(os.path.exists(self.path + side) and os.path.getsize(self.path + side) > 0
                    for side in ('-wal', '-journal'))
 
-    def restore(self, source, db_manifest, keep_safety_copy=False):
+    def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None):
         directory = os.path.dirname(self.path)
         if not os.path.isdir(directory):
             raise CairnError('the directory %s for DB_FILENAME does not exist; create it first' % directory)

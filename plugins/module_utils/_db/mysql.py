@@ -1,0 +1,354 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""MySQL and MariaDB (DB_CLIENT=mysql) through mariadb-dump/mysqldump and the client (private).
+
+The credentials reach the tools in a 0600 ``--defaults-extra-file`` that is
+removed afterwards, never in argv. For row counts that match the dump exactly,
+a helper session holds ``FLUSH TABLES WITH READ LOCK`` only until both a
+counting session and the dump have opened their consistent snapshots (writes
+wait for a moment, as with ``--master-data``); without the RELOAD privilege
+the counts come from a snapshot opened just before the dump and the manifest
+says so (``row_counts_consistent: false``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+
+from ansible_collections.cairncms.ops.plugins.module_utils import _process
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
+from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
+    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, marker_matches)
+
+CLIENT_PACKAGE = 'the MariaDB or MySQL client (Debian: mariadb-client)'
+DUMP_OPTIONS = ['--single-transaction', '--routines', '--triggers', '--events', '--hex-blob', '--quick',
+                '--no-tablespaces', '--skip-dump-date', '--default-character-set=utf8mb4']
+STARTED = (b'CREATE TABLE', b'INSERT INTO', b'-- Dump completed')
+
+
+def _ident(name):
+    return '`%s`' % name.replace('`', '``')
+
+
+def _literal(text):
+    return "'%s'" % text.replace('\\', '\\\\').replace("'", "\\'")
+
+
+def _option_value(value):
+    return '"%s"' % str(value).replace('\\', '\\\\').replace('"', '\\"')
+
+
+class MysqlBackend(DatabaseBackend):
+    vendor = 'mysql'
+    artifact_format = 'sql'
+    artifact_ext = 'sql'
+
+    def __init__(self, database, options=None):
+        super().__init__(database, options)
+        self._tools = {}
+        self._flavor = None
+
+    # plumbing -------------------------------------------------------------
+    def tool(self, kind):
+        names = {'client': ['mariadb', 'mysql'], 'dump': ['mariadb-dump', 'mysqldump']}[kind]
+        if kind not in self._tools:
+            self._tools[kind] = _process.find_tool(names, 'the %s tool' % names[0], CLIENT_PACKAGE)
+        return self._tools[kind]
+
+    @property
+    def name(self):
+        return self.database.options['database']
+
+    @property
+    def secrets(self):
+        return [self.database.options.get('password')]
+
+    def _defaults_file(self, directory):
+        options = self.database.options
+        lines = ['[client]', 'user=%s' % _option_value(options['user']), 'host=%s' % _option_value(options['host'])]
+        if options.get('port'):
+            lines.append('port=%d' % int(options['port']))
+        if options.get('password'):
+            lines.append('password=%s' % _option_value(options['password']))
+        ssl = options.get('ssl') or {}
+        for key, option in (('ca', 'ssl-ca'), ('cert', 'ssl-cert'), ('key', 'ssl-key')):
+            path = ssl.get(key + '_file') or ssl.get(key)
+            if path and os.path.exists(str(path)):
+                lines.append('%s=%s' % (option, _option_value(path)))
+        if ssl and ssl.get('reject_unauthorized') is not False and (ssl.get('ca') or ssl.get('ca_file')):
+            lines.append('ssl-verify-server-cert')
+        fd, path = tempfile.mkstemp(prefix='.cairn-my-', suffix='.cnf', dir=directory)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, 'w') as handle:
+            handle.write('\n'.join(lines) + '\n')
+        return path
+
+    def _run(self, kind, args, database=True, **kwargs):
+        """Run a tool with a temporary defaults file; ``args`` after the connection options."""
+        directory = tempfile.mkdtemp(prefix='.cairn-my-')
+        try:
+            cnf = self._defaults_file(directory)
+            command = [self.tool(kind), '--defaults-extra-file=' + cnf] + args
+            if database and kind == 'client':
+                command.append('--database=' + self.name)
+            return _process.run(command, secrets=self.secrets, what=os.path.basename(self.tool(kind)), **kwargs)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def sql(self, statement, database=True):
+        out = self._run('client', ['--batch', '--skip-column-names', '--raw'], database=database,
+                        stdin=statement.encode('utf-8'))
+        return [line.split('\t') for line in out.splitlines() if line]
+
+    def _session(self, directory, what):
+        cnf = self._defaults_file(directory)
+        return _process.Streaming([self.tool('client'), '--defaults-extra-file=' + cnf, '--batch',
+                                   '--skip-column-names', '--unbuffered', '--database=' + self.name],
+                                  secrets=self.secrets, mode='rw', what=what)
+
+    # facts ----------------------------------------------------------------
+    def _exists(self):
+        try:
+            rows = self.sql('SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s'
+                            % _literal(self.name), database=False)
+        except CairnError as exc:
+            raise CairnError('cannot connect to %s:%s as %s: %s' % (
+                self.database.options['host'], self.database.options.get('port') or 3306,
+                self.database.options['user'], exc.message))
+        return rows[0][0] != '0'
+
+    def server_version(self):
+        version = self.sql('SELECT VERSION()', database=False)[0][0]
+        self._flavor = 'mariadb' if 'mariadb' in version.lower() else 'mysql'
+        return version.split('-')[0]
+
+    def probe(self):
+        exists = self._exists()
+        return {'vendor': self.vendor, 'server_version': self.server_version(), 'server_flavor': self._flavor,
+                'exists': exists, 'path': '%s:%s/%s' % (self.database.options['host'],
+                                                        self.database.options.get('port') or 3306, self.name)}
+
+    def _tables_sql(self):
+        return ("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+                "AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME" % _literal(self.name))
+
+    def _tables(self):
+        return [row[0] for row in self.sql(self._tables_sql())]
+
+    def _count_sql(self, tables):
+        counts = ' UNION ALL '.join('SELECT %s, COUNT(*) FROM %s' % (_literal(t), _ident(t)) for t in tables)
+        level = 'SELECT MAX(version) FROM directus_migrations' if 'directus_migrations' in tables else None
+        return counts, level
+
+    def _facts(self):
+        tables = self._tables()
+        counts, level_sql = self._count_sql(tables)
+        row_counts = {name: int(count) for name, count in self.sql(counts)} if tables else {}
+        level = self.sql(level_sql)[0][0] if level_sql else None
+        return {'row_counts': row_counts, 'migration_level': None if level in (None, 'NULL') else level}
+
+    def inspect(self):
+        if not self._exists():
+            raise CairnError('the database %s does not exist' % self.name)
+        return self._facts()
+
+    def files(self):
+        if 'directus_files' not in self._tables():
+            return []
+        rows = self.sql('SELECT id, storage, filename_disk, filesize FROM directus_files')
+        return [{'id': r[0], 'storage': r[1], 'filename_disk': None if r[2] == 'NULL' else r[2],
+                 'filesize': None if r[3] == 'NULL' else int(r[3])} for r in rows]
+
+    # dump -----------------------------------------------------------------
+    def tool_version(self):
+        out = self._run('dump', ['--version'], database=False)
+        return out.split('Distrib ')[-1].split(',')[0].strip() if 'Distrib' in out else out.strip().split(' ')[-1]
+
+    def dump(self, sink, scratch_dir):
+        if not self._exists():
+            raise CairnError('the database %s does not exist' % self.name)
+        server = self.server_version()
+        tool_version = self.tool_version()
+        directory = tempfile.mkdtemp(prefix='.cairn-my-', dir=scratch_dir)
+        lock = counter = dump = None
+        try:
+            lock = self._session(directory, 'mariadb (lock session)')
+            lock.write(b"FLUSH TABLES WITH READ LOCK;\nSELECT 'locked';\n")
+            lock.flush()
+            locked = lock.readline().strip() == b'locked'
+            if not locked:
+                lock.abort()
+                lock = None
+            counter = self._session(directory, 'mariadb (count session)')
+            counter.write(b"SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ;\n"
+                          b"START TRANSACTION WITH CONSISTENT SNAPSHOT;\nSELECT 'snapshot';\n")
+            counter.flush()
+            if counter.readline().strip() != b'snapshot':
+                counter.abort()
+                raise CairnError('could not open a consistent snapshot: %s' % counter.stderr_tail())
+            cnf = self._defaults_file(directory)
+            dump = _process.Streaming([self.tool('dump'), '--defaults-extra-file=' + cnf] + DUMP_OPTIONS + [self.name],
+                                      secrets=self.secrets, what=os.path.basename(self.tool('dump')))
+            counts = _Counter(self, counter)
+            head = b''
+            for chunk in iter(lambda: dump.read(CHUNK), b''):
+                if lock is not None:
+                    head = (head + chunk)[-65536:]
+                    if any(marker in head for marker in STARTED):
+                        lock.write(b'UNLOCK TABLES;\n')
+                        lock.finish()
+                        lock = None
+                        counts.start()
+                sink.write(chunk)
+            dump.finish()
+            if lock is not None:
+                lock.write(b'UNLOCK TABLES;\n')
+                lock.finish()
+                lock = None
+            if counts.ident is None:
+                counts.start()
+            counts.join()
+            if counts.error:
+                raise counts.error
+            facts = counts.result
+        except BaseException:
+            for process in (lock, counter, dump):
+                if process is not None:
+                    process.abort()
+            raise
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        facts.update({'server_version': server, 'server_flavor': self._flavor,
+                      'dump_tool': os.path.basename(self.tool('dump')), 'dump_tool_version': tool_version,
+                      'row_counts_consistent': locked})
+        if not locked:
+            facts['warnings'] = ['FLUSH TABLES WITH READ LOCK was not allowed (grant RELOAD to %s): the row counts '
+                                 'come from a snapshot opened just before the dump and may differ from it if the '
+                                 'CMS wrote in between' % self.database.options['user']]
+        return facts
+
+    # restore --------------------------------------------------------------
+    def _marker(self):
+        rows = self.sql('SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s'
+                        % _literal(self.name), database=False) if self._flavor == 'mariadb' else []
+        try:
+            return json.loads(rows[0][0]) if rows and rows[0][0] not in ('', 'NULL') else {}
+        except ValueError:
+            return {}
+
+    def _changes(self, tables):
+        """A fingerprint of the content: the CHECKSUM TABLE of every table."""
+        rows = self.sql('CHECKSUM TABLE %s' % ', '.join(_ident(t) for t in tables)) if tables else []
+        return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:32]
+
+    def compare(self, db_manifest, point_id=None):
+        if not self._exists():
+            return ABSENT
+        tables = self._tables()
+        if not tables:
+            return EMPTY
+        self.server_version()
+        if self._flavor == 'mariadb' and marker_matches(self._marker(), point_id, self._changes(tables)):
+            return IDENTICAL
+        return DIFFERENT
+
+    def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None):
+        self.server_version()
+        if not self._exists():
+            try:
+                self.sql('CREATE DATABASE %s' % _ident(self.name), database=False)
+            except CairnError as exc:
+                raise CairnError('the database %s does not exist and could not be created (%s); create it first'
+                                 % (self.name, exc.message))
+        work = tempfile.mkdtemp(prefix='.cairn-myrestore-', dir=scratch_dir)
+        safety = None
+        try:
+            if self._tables():
+                safety = os.path.join(work, 'safety.sql')
+                self._run('dump', DUMP_OPTIONS + ['--result-file=' + safety, self.name], database=False)
+            try:
+                self._feed(source, work)
+            except CairnError as exc:
+                if safety:
+                    with open(safety, 'rb') as handle:
+                        self._feed(handle, work)
+                    raise CairnError('%s; the database was put back from its safety copy' % exc.message)
+                raise
+            warnings = self._mark(point_id)
+            kept = None
+            if safety and keep_safety_copy:
+                kept = os.path.join(scratch_dir or tempfile.gettempdir(),
+                                    '%s.cairn-safety-%s.sql' % (self.name, point_id))
+                shutil.move(safety, kept)
+            return {'safety_copy': kept, 'warnings': warnings}
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _feed(self, source, directory):
+        cnf = self._defaults_file(directory)
+        client = _process.Streaming([self.tool('client'), '--defaults-extra-file=' + cnf, '--batch',
+                                     '--database=' + self.name], secrets=self.secrets, mode='w',
+                                    what=os.path.basename(self.tool('client')))
+        try:
+            for chunk in iter(lambda: source.read(CHUNK), b''):
+                client.write(chunk)
+        except BaseException:
+            client.abort()
+            raise
+        client.finish()
+
+    def _mark(self, point_id):
+        if self._flavor != 'mariadb':
+            return ['MySQL keeps no database comment: a second restore of the same restore point will not '
+                    'recognise it and needs replace']
+        marker = json.dumps({'cairncms_ops_restore_point': point_id, 'changes': self._changes(self._tables())})
+        try:
+            self.sql('ALTER DATABASE %s COMMENT %s' % (_ident(self.name), _literal(marker)), database=False)
+        except CairnError as exc:
+            return ['could not record the restore in the database comment (%s)' % exc.message]
+        return []
+
+
+class _Counter(threading.Thread):
+    """Counts rows in the session that opened its snapshot with the dump's."""
+
+    def __init__(self, backend, session):
+        super().__init__(daemon=True)
+        self.backend = backend
+        self.session = session
+        self.result = None
+        self.error = None
+
+    def run(self):
+        try:
+            self.session.write(self.backend._tables_sql().encode() + b";\nSELECT '--end--';\n")
+            self.session.flush()
+            tables = []
+            for line in iter(self.session.readline, b''):
+                if line.strip() == b'--end--':
+                    break
+                tables.append(line.decode('utf-8').rstrip('\n'))
+            counts_sql, level_sql = self.backend._count_sql(tables)
+            statements = (counts_sql + ';\n' if tables else '') + (level_sql + ';\n' if level_sql else '')
+            self.session.write((statements + "SELECT '--end--';\nCOMMIT;\n").encode())
+            self.session.flush()
+            counts, level = {}, None
+            for line in iter(self.session.readline, b''):
+                text = line.decode('utf-8').rstrip('\n')
+                if text == '--end--':
+                    break
+                parts = text.split('\t')
+                if len(parts) == 2:
+                    counts[parts[0]] = int(parts[1])
+                else:
+                    level = None if text == 'NULL' else text
+            self.session.finish()
+            self.result = {'row_counts': counts, 'migration_level': level}
+        except CairnError as exc:
+            self.error = exc

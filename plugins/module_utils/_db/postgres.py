@@ -1,0 +1,335 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL (DB_CLIENT=pg) through pg_dump, pg_restore and psql (private).
+
+The dump runs in a snapshot exported by a helper session, so the row counts
+recorded in the manifest are those of the dump exactly, however busy the
+server is. The password goes to the tools in PGPASSWORD, never in argv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+
+from ansible_collections.cairncms.ops.plugins.module_utils import _process
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
+from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
+    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, marker_matches)
+
+CLIENT_PACKAGE = 'the PostgreSQL client tools (Debian: postgresql-client)'
+FORMATS = {'custom': 'pgdump', 'directory': 'pgdir.tar'}
+TABLES_SQL = ("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+              "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+              "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' ORDER BY 1, 2")
+CHANGES_SQL = 'SELECT COALESCE(SUM(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables'
+
+
+def _ident(name):
+    return '"%s"' % name.replace('"', '""')
+
+
+def _literal(text):
+    return "'%s'" % text.replace("'", "''")
+
+
+def _major(version):
+    match = re.search(r'(\d+)(?:\.(\d+))?', version or '')
+    if not match:
+        return None
+    major = int(match.group(1))
+    return major if major >= 10 else major * 10 + int(match.group(2) or 0)
+
+
+class PostgresBackend(DatabaseBackend):
+    vendor = 'postgres'
+
+    def __init__(self, database, options=None):
+        super().__init__(database, options)
+        self.format = self.options.get('format') or 'custom'
+        if self.format not in FORMATS:
+            raise CairnError('PostgreSQL dump format %r is not known; use custom or directory' % self.format)
+        self.jobs = max(1, int(self.options.get('jobs') or 1))
+        self.artifact_format = 'pg_dump-' + self.format
+        self.artifact_ext = FORMATS[self.format]
+        self.raw_is_compressed = self.format == 'directory'
+        self._tools = {}
+
+    # plumbing -------------------------------------------------------------
+    def tool(self, name):
+        if name not in self._tools:
+            self._tools[name] = _process.find_tool([name], name, CLIENT_PACKAGE)
+        return self._tools[name]
+
+    @property
+    def name(self):
+        return self.database.options['database']
+
+    def env(self, database=None):
+        options = self.database.options
+        env = {'PGHOST': options['host'], 'PGUSER': options['user'], 'PGDATABASE': database or self.name,
+               'PGCONNECT_TIMEOUT': '15', 'PGAPPNAME': 'cairncms.ops', 'PGOPTIONS': '-c statement_timeout=0'}
+        if options.get('port'):
+            env['PGPORT'] = str(options['port'])
+        if options.get('password'):
+            env['PGPASSWORD'] = options['password']
+        ssl = options.get('ssl') or {}
+        if ssl:
+            mode = ssl.get('mode')
+            if not mode:
+                mode = 'require' if ssl.get('reject_unauthorized') is False else (
+                    'verify-full' if ssl.get('ca') or ssl.get('ca_file') else 'require')
+            env['PGSSLMODE'] = str(mode)
+            for key, variable in (('ca', 'PGSSLROOTCERT'), ('cert', 'PGSSLCERT'), ('key', 'PGSSLKEY')):
+                path = ssl.get(key + '_file') or ssl.get(key)
+                if path and os.path.exists(str(path)):
+                    env[variable] = str(path)
+        return env
+
+    @property
+    def secrets(self):
+        return [self.database.options.get('password')]
+
+    def psql(self, sql, database=None):
+        """Run SQL; return rows as lists of strings."""
+        out = _process.run([self.tool('psql'), '-X', '-q', '-A', '-t', '-F', '\t', '-v', 'ON_ERROR_STOP=1',
+                            '--no-password'], env=self.env(database), secrets=self.secrets,
+                           stdin=sql.encode('utf-8'), what='psql')
+        return [line.split('\t') for line in out.splitlines() if line]
+
+    def tool_version(self, name):
+        out = _process.run([self.tool(name), '--version'], what=name)
+        match = re.search(r'\(PostgreSQL\) (\S+)', out)
+        return match.group(1) if match else out.strip()
+
+    # facts ----------------------------------------------------------------
+    def _exists(self):
+        try:
+            self.psql('SELECT 1')
+        except CairnError as exc:
+            if 'does not exist' in exc.message and self.name in exc.message:
+                return False
+            raise CairnError('cannot connect to PostgreSQL %s:%s as %s: %s' % (
+                self.database.options['host'], self.database.options.get('port') or 5432,
+                self.database.options['user'], exc.message))
+        return True
+
+    def server_version(self):
+        rows = self.psql('SHOW server_version', database=self.name if self._exists() else 'postgres')
+        return rows[0][0].split(' ')[0]
+
+    def probe(self):
+        exists = self._exists()
+        version = self.psql('SHOW server_version', database=None if exists else 'postgres')[0][0].split(' ')[0]
+        return {'vendor': self.vendor, 'server_version': version, 'exists': exists,
+                'path': '%s:%s/%s' % (self.database.options['host'], self.database.options.get('port') or 5432,
+                                      self.name)}
+
+    def _describe_sql(self, tables):
+        if not tables:
+            return None
+        return ' UNION ALL '.join('SELECT %s, COUNT(*) FROM %s.%s' % (_literal(key), _ident(schema), _ident(table))
+                                  for key, schema, table in tables)
+
+    @staticmethod
+    def _keys(rows):
+        return [(table if schema == 'public' else '%s.%s' % (schema, table), schema, table) for schema, table in rows]
+
+    def _facts(self, snapshot=None):
+        prefix = ''
+        if snapshot:
+            prefix = ('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s; '
+                      % _literal(snapshot))
+        tables = self._keys(self.psql(prefix + TABLES_SQL + (';COMMIT' if snapshot else '')))
+        counts = {}
+        union = self._describe_sql(tables)
+        if union:
+            counts = {key: int(count) for key, count in self.psql(prefix + union + (';COMMIT' if snapshot else ''))}
+        level = None
+        if 'directus_migrations' in counts:
+            rows = self.psql(prefix + 'SELECT MAX(version) FROM directus_migrations' + (';COMMIT' if snapshot else ''))
+            level = rows[0][0] if rows and rows[0][0] else None
+        return {'row_counts': counts, 'migration_level': level}
+
+    def inspect(self):
+        if not self._exists():
+            raise CairnError('the PostgreSQL database %s does not exist' % self.name)
+        return self._facts()
+
+    def files(self):
+        rows = self.psql("SELECT to_regclass('directus_files') IS NOT NULL")
+        if rows[0][0] != 't':
+            return []
+        rows = self.psql('SELECT id, storage, filename_disk, filesize FROM directus_files')
+        return [{'id': r[0], 'storage': r[1], 'filename_disk': r[2] or None,
+                 'filesize': int(r[3]) if r[3] else None} for r in rows]
+
+    # dump -----------------------------------------------------------------
+    def check_tool_version(self, server_version):
+        tool = self.tool_version('pg_dump')
+        if _major(tool) is not None and _major(server_version) is not None and _major(tool) < _major(server_version):
+            raise CairnError('pg_dump %s is older than the PostgreSQL %s server and cannot dump it; install the '
+                             'client tools of version %d or newer (Debian: postgresql-client-%d)'
+                             % (tool, server_version, _major(server_version), _major(server_version)))
+        return tool
+
+    def dump(self, sink, scratch_dir):
+        if not self._exists():
+            raise CairnError('the PostgreSQL database %s does not exist' % self.name)
+        server = self.server_version()
+        tool_version = self.check_tool_version(server)
+        session = _process.Streaming([self.tool('psql'), '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
+                                      '--no-password'], env=self.env(), secrets=self.secrets, mode='rw',
+                                     what='psql (snapshot session)')
+        try:
+            session.write(b'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSELECT pg_export_snapshot();\n')
+            session.flush()
+            snapshot = ''
+            while not re.match(r'^[0-9A-F]+-[0-9A-F]+-[0-9]+$', snapshot):
+                line = session.readline()
+                if not line:
+                    break
+                snapshot = line.decode('utf-8', 'replace').strip()
+            if not re.match(r'^[0-9A-F]+-[0-9A-F]+-[0-9]+$', snapshot):
+                session.abort()
+                raise CairnError('could not export a snapshot from PostgreSQL: %s' % (session.stderr_tail() or snapshot))
+            facts = self._facts(snapshot)
+            if self.format == 'custom':
+                self._dump_custom(sink, snapshot)
+            else:
+                self._dump_directory(sink, snapshot, scratch_dir)
+        except BaseException:
+            session.abort()
+            raise
+        session.write(b'COMMIT;\n')
+        session.finish()
+        facts.update({'server_version': server, 'dump_tool': 'pg_dump', 'dump_tool_version': tool_version,
+                      'jobs': self.jobs if self.format == 'directory' else 1})
+        return facts
+
+    def _dump_custom(self, sink, snapshot):
+        dump = _process.Streaming([self.tool('pg_dump'), '--format=custom', '--compress=0', '--no-password',
+                                   '--snapshot=' + snapshot], env=self.env(), secrets=self.secrets, what='pg_dump')
+        try:
+            for chunk in iter(lambda: dump.read(CHUNK), b''):
+                sink.write(chunk)
+        except BaseException:
+            dump.abort()
+            raise
+        dump.finish()
+
+    def _dump_directory(self, sink, snapshot, scratch_dir):
+        work = tempfile.mkdtemp(prefix='.cairn-pgdir-', dir=scratch_dir)
+        try:
+            target = os.path.join(work, 'dump')
+            level = str(min(9, max(0, int(self.options.get('level') or 6))))
+            _process.run([self.tool('pg_dump'), '--format=directory', '--jobs=%d' % self.jobs, '--compress=' + level,
+                          '--no-password', '--snapshot=' + snapshot, '--file=' + target],
+                         env=self.env(), secrets=self.secrets, what='pg_dump')
+            with tarfile.open(fileobj=sink, mode='w|', format=tarfile.PAX_FORMAT) as archive:
+                for name in sorted(os.listdir(target)):
+                    archive.add(os.path.join(target, name), arcname=name, recursive=False)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    # restore --------------------------------------------------------------
+    def _marker(self):
+        rows = self.psql("SELECT COALESCE(shobj_description(oid, 'pg_database'), '') FROM pg_database "
+                         "WHERE datname = current_database()")
+        try:
+            return json.loads(rows[0][0]) if rows and rows[0][0] else {}
+        except ValueError:
+            return {}
+
+    def _changes(self):
+        self.psql('SELECT pg_stat_clear_snapshot()')
+        return int(self.psql(CHANGES_SQL)[0][0])
+
+    def compare(self, db_manifest, point_id=None):
+        if not self._exists():
+            return ABSENT
+        if not self.psql(TABLES_SQL):
+            return EMPTY
+        if marker_matches(self._marker(), point_id, self._changes()):
+            return IDENTICAL
+        return DIFFERENT
+
+    def _create(self):
+        try:
+            self.psql('CREATE DATABASE %s' % _ident(self.name), database='postgres')
+        except CairnError as exc:
+            raise CairnError('the PostgreSQL database %s does not exist and could not be created (%s); create it, '
+                             'or give %s the CREATEDB right' % (self.name, exc.message, self.database.options['user']))
+
+    def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None):
+        exists = self._exists()
+        if not exists:
+            self._create()
+        work = tempfile.mkdtemp(prefix='.cairn-pgrestore-', dir=scratch_dir)
+        safety = None
+        try:
+            if exists and self.psql(TABLES_SQL):
+                safety = os.path.join(work, 'safety.pgdump')
+                _process.run([self.tool('pg_dump'), '--format=custom', '--no-password', '--file=' + safety],
+                             env=self.env(), secrets=self.secrets, what='pg_dump (safety copy)')
+            try:
+                self._restore_stream(source, db_manifest['format'], work)
+            except CairnError as exc:
+                if safety:
+                    self._restore_file(safety)
+                    raise CairnError('%s; the database was put back from its safety copy' % exc.message)
+                raise
+            self.psql('ANALYZE')
+            warnings = self._mark(point_id)
+            kept = None
+            if safety and keep_safety_copy:
+                kept = os.path.join(scratch_dir or tempfile.gettempdir(),
+                                    '%s.cairn-safety-%s.pgdump' % (self.name, point_id))
+                shutil.move(safety, kept)
+            return {'safety_copy': kept, 'warnings': warnings}
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _restore_args(self):
+        return [self.tool('pg_restore'), '--clean', '--if-exists', '--no-owner', '--exit-on-error', '--no-password',
+                '--dbname=' + self.name]
+
+    def _restore_stream(self, source, fmt, work):
+        if fmt == 'pg_dump-directory':
+            target = os.path.join(work, 'dump')
+            os.mkdir(target, 0o700)
+            with tarfile.open(fileobj=source, mode='r|') as archive:
+                for member in archive:
+                    if not member.isfile() or '/' in member.name or member.name.startswith('.'):
+                        raise CairnError('unexpected entry %r in the PostgreSQL directory dump' % member.name)
+                    archive.extract(member, target, set_attrs=False)
+            _process.run(self._restore_args() + ['--format=directory', '--jobs=%d' % self.jobs, target],
+                         env=self.env(), secrets=self.secrets, what='pg_restore')
+            return
+        restore = _process.Streaming(self._restore_args() + ['--format=custom', '--single-transaction'],
+                                     env=self.env(), secrets=self.secrets, mode='w', what='pg_restore')
+        try:
+            for chunk in iter(lambda: source.read(CHUNK), b''):
+                restore.write(chunk)
+        except BaseException:
+            restore.abort()
+            raise
+        restore.finish()
+
+    def _restore_file(self, path):
+        _process.run(self._restore_args() + [path], env=self.env(), secrets=self.secrets,
+                     what='pg_restore (safety copy)')
+
+    def _mark(self, point_id):
+        try:
+            marker = json.dumps({'cairncms_ops_restore_point': point_id, 'changes': self._changes()})
+            self.psql('COMMENT ON DATABASE %s IS %s' % (_ident(self.name), _literal(marker)))
+        except CairnError as exc:
+            return ['could not record the restore in the database comment (%s); a second restore of the same '
+                    'restore point will not recognise it' % exc.message]
+        return []

@@ -1,0 +1,135 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Child processes for the dump and restore tools (private).
+
+Always argument lists, never a shell; secrets only in the child's environment
+or in 0600 files, never in argv; every exit status checked, also when the
+output is streamed; stderr kept (its tail) for the error message, with the
+secrets it might echo masked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
+
+STDERR_TAIL = 4000
+
+
+def find_tool(names, what, package_hint):
+    """The first of ``names`` on PATH, or a clear error naming what to install."""
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise CairnError('%s is needed on this host and none of %s is on PATH; install %s'
+                     % (what, ', '.join(names), package_hint))
+
+
+def _mask(text, secrets):
+    for secret in secrets or ():
+        if secret:
+            text = text.replace(secret, '********')
+    return text
+
+
+class _StderrCollector(threading.Thread):
+    def __init__(self, stream):
+        super().__init__(daemon=True)
+        self._stream = stream
+        self.data = b''
+
+    def run(self):
+        for chunk in iter(lambda: self._stream.read(CHUNK), b''):
+            self.data = (self.data + chunk)[-STDERR_TAIL:]
+
+
+def _env(extra):
+    env = dict(os.environ)
+    env.update(extra or {})
+    env.setdefault('LC_ALL', 'C')
+    return env
+
+
+def run(args, env=None, secrets=(), stdin=None, what=None):
+    """Run to completion; return stdout text. Raise with the stderr tail on failure."""
+    try:
+        proc = subprocess.run(args, env=_env(env), input=stdin, capture_output=True, check=False)
+    except OSError as exc:
+        raise CairnError('cannot run %s: %s' % (args[0], exc.strerror))
+    if proc.returncode != 0:
+        raise CairnError('%s failed (exit %d): %s' % (what or os.path.basename(args[0]), proc.returncode,
+                                                     _mask(proc.stderr.decode('utf-8', 'replace'), secrets).strip()))
+    return proc.stdout.decode('utf-8', 'replace')
+
+
+class Streaming:
+    """A child whose stdout (``read``) or stdin (``write``) is streamed by the caller.
+
+    ``finish()`` waits and raises when the child failed, so a dump tool that
+    exits non-zero, or dies, fails the task even though its output was piped.
+    """
+
+    def __init__(self, args, env=None, secrets=(), mode='r', what=None):
+        """``mode``: ``r`` to read its stdout, ``w`` to write its stdin, ``rw`` for both."""
+        self.what = what or os.path.basename(args[0])
+        self.secrets = secrets
+        try:
+            self.proc = subprocess.Popen(
+                args, env=_env(env),
+                stdout=subprocess.PIPE if 'r' in mode else subprocess.DEVNULL,
+                stdin=subprocess.PIPE if 'w' in mode else subprocess.DEVNULL,
+                stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise CairnError('cannot run %s: %s' % (args[0], exc.strerror))
+        self._stderr = _StderrCollector(self.proc.stderr)
+        self._stderr.start()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def read(self, size=CHUNK):
+        return self.proc.stdout.read(size)
+
+    def readline(self):
+        return self.proc.stdout.readline()
+
+    def flush(self):
+        self.proc.stdin.flush()
+
+    def write(self, data):
+        try:
+            self.proc.stdin.write(data)
+        except BrokenPipeError:
+            self.finish()
+            raise CairnError('%s stopped reading its input' % self.what)
+        return len(data)
+
+    def stderr_tail(self):
+        return _mask(self._stderr.data.decode('utf-8', 'replace'), self.secrets).strip()
+
+    def finish(self):
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        code = self.proc.wait()
+        self._stderr.join()
+        if code != 0:
+            reason = 'was killed by signal %d' % -code if code < 0 else 'failed (exit %d)' % code
+            raise CairnError('%s %s: %s' % (self.what, reason, self.stderr_tail() or 'no message'))
+
+    def abort(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._stderr.join()
