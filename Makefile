@@ -34,7 +34,7 @@ unit: $(VENV)/.test-ready $(LINK)
 	$(BIN)/python -m pytest -q tests/unit
 
 integration: $(VENV)/.test-ready $(LINK)
-	$(BIN)/python -m pytest -q -n 2 tests/integration
+	CAIRN_REQUIRE_DB_SERVERS=1 $(BIN)/python -m pytest -q -n 2 tests/integration
 
 molecule: $(VENV)/.test-ready $(LINK)
 	$(BIN)/molecule test -s restore

@@ -19,8 +19,11 @@ if not os.path.exists(LINK):
     os.symlink(ROOT, LINK)
 sys.path.insert(0, COLLECTIONS)
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'support'))
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
 
 import demo_instance  # noqa: E402
+
+pytest_plugins = ['servers_fixtures']
 
 
 def _env(extra=None):
@@ -36,13 +39,16 @@ class ModuleResult(dict):
         return bool(self.get('failed'))
 
 
-def run_module(name, check_mode=False, **args):
+def module_command(name):
+    return [sys.executable, '-m', 'ansible_collections.cairncms.ops.plugins.modules.' + name]
+
+
+def run_module(name, check_mode=False, environ=None, **args):
     """Run a module of the collection for real, as Ansible would on the managed host."""
     if check_mode:
         args['_ansible_check_mode'] = True
-    proc = subprocess.run([sys.executable, '-m', 'ansible_collections.cairncms.ops.plugins.modules.' + name],
-                          input=json.dumps({'ANSIBLE_MODULE_ARGS': args}), capture_output=True, text=True,
-                          env=_env(), cwd=ROOT, timeout=600, check=False)
+    proc = subprocess.run(module_command(name), input=json.dumps({'ANSIBLE_MODULE_ARGS': args}),
+                          capture_output=True, text=True, env=_env(environ), cwd=ROOT, timeout=600, check=False)
     try:
         result = ModuleResult(json.loads(proc.stdout))
     except ValueError:

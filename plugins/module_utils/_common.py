@@ -197,6 +197,8 @@ def run(module, action):
     """
     try:
         result = action(module)
+        for warning in result.pop('warnings', None) or ():
+            module.warn(warning)
     except CairnError as exc:
         module.fail_json(msg=exc.message, **exc.details)
     except OSError as exc:

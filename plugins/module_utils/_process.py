@@ -63,8 +63,8 @@ def run(args, env=None, secrets=(), stdin=None, what=None):
     except OSError as exc:
         raise CairnError('cannot run %s: %s' % (args[0], exc.strerror))
     if proc.returncode != 0:
-        raise CairnError('%s failed (exit %d): %s' % (what or os.path.basename(args[0]), proc.returncode,
-                                                     _mask(proc.stderr.decode('utf-8', 'replace'), secrets).strip()))
+        message = _mask(proc.stderr.decode('utf-8', 'replace'), secrets).strip()
+        raise CairnError('%s failed (exit %d): %s' % (what or os.path.basename(args[0]), proc.returncode, message))
     return proc.stdout.decode('utf-8', 'replace')
 
 

@@ -115,23 +115,23 @@ def _check_name(name: str) -> str:
     return name
 
 
-_LIBC = None
+try:
+    _LIBC = ctypes.CDLL(None, use_errno=True)
+except OSError:  # pragma: no cover - not Linux/glibc
+    _LIBC = None
 
 
 def _die_with_parent() -> None:
     """preexec_fn: SIGKILL the child when the thread that started it dies (PR_SET_PDEATHSIG).
 
-    Runs after subprocess has switched uid, so the setting survives.  It is a
-    safety net against leaked servers when pytest itself is killed.
+    subprocess calls it after switching uid, so the setting survives.  It is a
+    safety net against leaked servers when pytest itself is killed (a
+    SIGKILLed postmaster still leaves a 56-byte SysV segment, see ipcs -m).
+    Start servers from a long-lived thread (pytest's main thread is).
     """
     if _LIBC is not None:
-        _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        _LIBC.prctl(1, signal.SIGKILL)  # 1 == PR_SET_PDEATHSIG
 
-
-try:
-    _LIBC = ctypes.CDLL(None, use_errno=True)
-except OSError:  # pragma: no cover - not Linux/glibc
-    _LIBC = None
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 
@@ -480,7 +480,7 @@ class PostgresServer(_Server):
 
     def _check_traversable(self, path: str) -> None:
         """The server user must be able to reach the temp dir (pytest's root-owned 0700 dirs are not)."""
-        uid, gid, _ = self._ids
+        uid, gid = self._ids[:2]
         parent = os.path.dirname(path)
         while True:
             info = os.stat(parent)
@@ -632,9 +632,11 @@ class MariadbServer(_Server):
                          % (self.user, quoted, self.user, self.database))
 
     def _write_defaults_file(self):
+        # Only options every client (mariadb, mariadb-dump, mariadb-admin, ...) knows may go in
+        # [client]: mariadb-dump rejects e.g. connect-timeout there ("unknown variable").
         value = self.password.replace('\\', '\\\\').replace('"', '\\"')
         text = ('[client]\nuser=%s\npassword="%s"\nhost=%s\nport=%d\nprotocol=tcp\n'
-                'default-character-set=utf8mb4\nconnect-timeout=5\n' % (self.user, value, self.host, self.port))
+                'default-character-set=utf8mb4\n' % (self.user, value, self.host, self.port))
         fd = os.open(self.defaults_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(fd, 'w', encoding='utf-8') as handle:
             handle.write(text)
@@ -654,7 +656,7 @@ class MariadbServer(_Server):
 
     def _sql_command(self, database):
         return ([self.binaries['mariadb'], '--defaults-file=' + self.defaults_file, '--batch',
-                 '--skip-column-names', '--database=' + database], self._client_env())
+                 '--skip-column-names', '--connect-timeout=5', '--database=' + database], self._client_env())
 
     def _ready(self):
         argv, env = self._sql_command(self.database)
@@ -697,7 +699,7 @@ MIGRATIONS = [  # a subset of Directus 10's system migrations; CairnCMS forked a
 
 TITLES = [  # deliberately awkward: quotes, backslashes, non-ASCII, 4-byte UTF-8
     "Cairn's first article",
-    'Grüße aus Köln – “smart quotes”',
+    'Grüße aus Köln – \u201csmart quotes\u201d',  # escaped: sanity's no-smart-quotes
     '山の石塚 (stone cairn)',
     'Ωμέγα & ελληνικά',
     'Emoji 🪨🏔️ on the trail',
@@ -1147,8 +1149,8 @@ def _main(argv: Sequence[str]) -> int:
     started = time.monotonic()
     with server:
         dataset = load_cairn_schema(server, server.database, int(argv[1]) if len(argv) > 1 else 20)
-        print('%s %s up in %.1fs, pid %s, tmpdir %s' % (server.vendor, server.version,
-                                                       time.monotonic() - started, server.pid, server.tmpdir))
+        print('%s %s up in %.1fs, pid %s, tmpdir %s'
+              % (server.vendor, server.version, time.monotonic() - started, server.pid, server.tmpdir))
         for key, value in server.env().items():
             print('%s=%s' % (key, value))
         print(dataset)

@@ -182,4 +182,3 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
     result['duration_s'] = timer.seconds
     result['replaced'] = state == DIFFERENT
     return result
-

@@ -16,6 +16,7 @@ import re
 import shutil
 import tarfile
 import tempfile
+import threading
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _process
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
@@ -198,11 +199,13 @@ class PostgresBackend(DatabaseBackend):
             if not re.match(r'^[0-9A-F]+-[0-9A-F]+-[0-9]+$', snapshot):
                 session.abort()
                 raise CairnError('could not export a snapshot from PostgreSQL: %s' % (session.stderr_tail() or snapshot))
-            facts = self._facts(snapshot)
+            # Count rows in the same snapshot while pg_dump runs.
+            counting = _Background(self._facts, snapshot)
             if self.format == 'custom':
                 self._dump_custom(sink, snapshot)
             else:
                 self._dump_directory(sink, snapshot, scratch_dir)
+            facts = counting.result()
         except BaseException:
             session.abort()
             raise
@@ -333,3 +336,25 @@ class PostgresBackend(DatabaseBackend):
             return ['could not record the restore in the database comment (%s); a second restore of the same '
                     'restore point will not recognise it' % exc.message]
         return []
+
+
+class _Background(threading.Thread):
+    """Run ``function(*args)`` in a thread; ``result()`` joins and returns or raises."""
+
+    def __init__(self, function, *args):
+        super().__init__(daemon=True)
+        self._call = (function, args)
+        self._value = self._error = None
+        self.start()
+
+    def run(self):
+        try:
+            self._value = self._call[0](*self._call[1])
+        except CairnError as exc:
+            self._error = exc
+
+    def result(self):
+        self.join()
+        if self._error:
+            raise self._error
+        return self._value
