@@ -55,7 +55,7 @@ def build(run, parts, instance_facts, artifact_stats):
         'database': {key: database[key] for key in (
             'vendor', 'client', 'server_version', 'server_flavor', 'dump_tool', 'dump_tool_version', 'jobs',
             'format', 'compression', 'artifact', 'raw_size_bytes', 'raw_sha256', 'row_counts',
-            'row_counts_consistent', 'migration_level', 'duration_s') if key in database},
+            'row_counts_consistent', 'scope', 'migration_level', 'duration_s') if key in database},
         'storage': {key: storage[key] for key in (
             'inventory', 'locations', 'files', 'bytes', 'include_regenerable', 'duration_s')},
         'secrets': {'captured': False, 'reason': 'secret capture is not part of this version of cairncms.ops'},

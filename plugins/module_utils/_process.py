@@ -16,9 +16,24 @@ import shutil
 import subprocess
 import threading
 
+try:
+    import fcntl
+    F_SETPIPE_SZ = getattr(fcntl, 'F_SETPIPE_SZ', 1031)
+except ImportError:  # not Linux
+    fcntl = None
+
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
 
 STDERR_TAIL = 4000
+PIPE_SIZE = 1024 * 1024  # a 64 KiB pipe makes the dump tool wait for every chunk we compress
+
+
+def _widen(pipe):
+    if fcntl is not None and pipe is not None:
+        try:
+            fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:
+            pass  # above /proc/sys/fs/pipe-max-size for this user: keep the default
 
 
 def find_tool(names, what, package_hint):
@@ -87,6 +102,8 @@ class Streaming:
                 stderr=subprocess.PIPE)
         except OSError as exc:
             raise CairnError('cannot run %s: %s' % (args[0], exc.strerror))
+        _widen(self.proc.stdout)
+        _widen(self.proc.stdin)
         self._stderr = _StderrCollector(self.proc.stderr)
         self._stderr.start()
 

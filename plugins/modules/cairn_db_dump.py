@@ -45,9 +45,10 @@ options:
     default: 3
   compression_threads:
     description:
-      - zstd worker threads; V(0) compresses in the module's own thread, V(-1) uses one per CPU.
+      - zstd worker threads. V(1) compresses in one thread beside the one reading the dump, so both overlap;
+        V(0) compresses in the reading thread; V(-1) uses one per CPU.
     type: int
-    default: 0
+    default: 1
   format:
     description:
       - PostgreSQL only. V(custom) streams one C(pg_dump --format=custom) archive through zstd.
@@ -61,6 +62,16 @@ options:
       - PostgreSQL with O(format=directory) only; parallel dump workers.
     type: int
     default: 1
+  tables:
+    description:
+      - A content move - dump only these tables, data only (no schema), for a restore that replaces the
+        rows of these tables and leaves everything else of the target (users, roles, sessions, activity)
+        untouched.
+      - Names as in the manifest's row counts (PostgreSQL tables outside C(public) as C(schema.table)).
+      - All tables, schema and data, when empty.
+    type: list
+    elements: str
+    default: []
 requirements:
   - zstandard >= 0.21.0 (for O(compression=zstd))
 attributes:
@@ -151,7 +162,7 @@ def action(module):
                     check_name('restore point id', params['restore_point']),
                     compression=params['compression'], level=params['compression_level'],
                     threads=params['compression_threads'], check_mode=module.check_mode,
-                    options={'format': params['format'], 'jobs': params['jobs']})
+                    options={'format': params['format'], 'jobs': params['jobs'], 'tables': params['tables']})
 
 
 def main():
@@ -160,9 +171,10 @@ def main():
         'restore_point': {'type': 'str', 'required': True},
         'compression': {'type': 'str', 'choices': ['zstd', 'none'], 'default': 'zstd'},
         'compression_level': {'type': 'int', 'default': 3},
-        'compression_threads': {'type': 'int', 'default': 0},
+        'compression_threads': {'type': 'int', 'default': 1},
         'format': {'type': 'str', 'choices': ['custom', 'directory'], 'default': 'custom'},
         'jobs': {'type': 'int', 'default': 1},
+        'tables': {'type': 'list', 'elements': 'str', 'default': []},
     })
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, action)

@@ -18,6 +18,9 @@ description:
   - What is replaced is set aside as a safety copy and put back if the restore fails; it is removed once
     the restore has succeeded unless O(keep_safety_copy=true).
   - A dump of one vendor is never restored into another vendor's database.
+  - A content move (a restore point made with the C(tables) option of M(cairncms.ops.cairn_db_dump)) replaces
+    the rows of those tables only, in one transaction, and reports rows whose file fields point at
+    C(directus_files) rows the target does not have.
   - PostgreSQL is restored with C(pg_restore --clean --if-exists --no-owner --exit-on-error), in one
     transaction for custom-format dumps, creating the database when it does not exist (given the right),
     then C(ANALYZE). MySQL and MariaDB through the client, stopping at the first error.
@@ -110,6 +113,11 @@ safety_copy:
   description: Where the replaced database was kept, when O(keep_safety_copy=true).
   returned: changed
   type: str
+dangling_file_references:
+  description: For a content move, per C(collection.field), rows that point at a missing file.
+  returned: changed and the restore point is a content move
+  type: dict
+  sample: {articles.cover: 2}
 duration_s:
   description: Seconds the restore took.
   returned: changed

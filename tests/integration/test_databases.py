@@ -383,3 +383,63 @@ def test_playbooks_with_postgres(tmp_path, repo, pg_database):
         assert again.returncode == 0 and recap(again.stdout, 'copy')['changed'] == 0, again.stdout
     finally:
         server.drop_database(copy)
+
+
+RELATIONS = ('CREATE TABLE directus_relations (id INT PRIMARY KEY, many_collection VARCHAR(64) NOT NULL, '
+             'many_field VARCHAR(64) NOT NULL, one_collection VARCHAR(64)); '
+             "INSERT INTO directus_relations VALUES (1, 'articles', 'cover', 'directus_files');")
+
+
+@pytest.mark.parametrize('fixture', VENDORS)
+def test_content_move_replaces_only_the_named_tables(request, tmp_path, repo, fixture):
+    database = request.getfixturevalue(fixture)
+    server = database.server
+    database.sql(RELATIONS)
+    database.sql("UPDATE articles SET title = 'moved content' WHERE id = 2")
+    source = instance(tmp_path, 'source', database.env())
+    manifest, dump = backup(source, repo, tables=['articles'])
+    assert manifest['database']['scope'] == {'tables': ['articles'], 'data_only': True}
+    assert manifest['database']['row_counts'] == {'articles': database.row_counts()['articles']}
+    assert manifest['database']['artifact'] == 'database.data.sql.zst'
+    copy = 'copy_%s' % database.name
+    server.create_database(copy)
+    # The target is another instance: its own users, sessions and activity, fewer files.
+    _servers.load_cairn_schema(server, copy, rows=5 if server.vendor == 'mariadb' else 25)
+    server.sql(RELATIONS, copy)
+    before = _servers.row_counts(server, copy)
+    target = instance(tmp_path, 'target', copy_env(database, copy))
+    try:
+        refused = restore(target, repo)
+        assert refused.failed and 'not empty and differs' in refused['msg'], refused
+        moved = restore(target, repo, replace=True)
+        assert moved['changed'] and moved['tables'] == ['articles'], moved
+        after = _servers.row_counts(server, copy)
+        assert after['articles'] == database.row_counts()['articles']
+        assert {t: n for t, n in after.items() if t != 'articles'} == {t: n for t, n in before.items() if t != 'articles'}
+        assert server.rows('SELECT title FROM articles WHERE id = 2', copy)[0][0] == 'moved content'
+        if server.vendor == 'mariadb':
+            # Covers of the moved articles point at files the smaller target does not have.
+            assert moved['dangling_file_references']['articles.cover'] > 0, moved
+            assert 'articles.cover' in json.dumps(moved.get('warnings'))
+        else:
+            assert moved['dangling_file_references'] == {}, moved
+    finally:
+        server.drop_database(copy)
+
+
+def test_postgres_content_move_with_missing_files_changes_nothing(tmp_path, repo, pg_database):
+    """PostgreSQL enforces the cover -> directus_files foreign key: the move fails as a whole."""
+    server = pg_database.server
+    source = instance(tmp_path, 'source', pg_database.env())
+    backup(source, repo, tables=['articles'])
+    copy = 'copy_%s' % pg_database.name
+    server.create_database(copy)
+    _servers.load_cairn_schema(server, copy, rows=3)
+    before = _servers.row_counts(server, copy)
+    target = instance(tmp_path, 'target', copy_env(pg_database, copy))
+    try:
+        failed = restore(target, repo, replace=True)
+        assert failed.failed and 'foreign key' in failed['msg'], failed
+        assert _servers.row_counts(server, copy) == before
+    finally:
+        server.drop_database(copy)

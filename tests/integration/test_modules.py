@@ -289,3 +289,37 @@ def test_restored_data_belongs_to_the_instance_owner(source, target, repo):
     for name in os.listdir(target / 'uploads'):
         info = os.stat(target / 'uploads' / name)
         assert (info.st_uid, info.st_mode & 0o777) == (4321, 0o644), name
+
+
+def test_sqlite_content_move(source, target, repo, tmp_path):
+    import demo_instance
+    other = tmp_path / 'other'
+    demo_instance.populated(str(other), files=2, seed=3)
+    conn = sqlite3.connect(str(source / 'data.db'))
+    conn.execute("UPDATE articles SET title = 'moved' WHERE id = 1")
+    conn.commit()
+    conn.close()
+    point = run_module('cairn_restore_point', repository=repo, instance='blog')['restore_point']
+    dump = run_module('cairn_db_dump', env_file=str(source / '.env'), repository=repo, instance='blog',
+                      restore_point=point, tables=['articles'])
+    assert dump['row_counts'] == {'articles': 12} and dump['artifact'] == 'database.data.sql.zst', dump
+    unknown = run_module('cairn_db_dump', env_file=str(source / '.env'), repository=repo, instance='blog',
+                         restore_point=point, tables=['nope'])
+    assert unknown.failed and 'table(s) nope are not in the database' in unknown['msg']
+    run_module('cairn_storage_sync', env_file=str(source / '.env'), repository=repo, instance='blog',
+               restore_point=point, direction='backup')
+    assert not run_module('cairn_restore_point', env_file=str(source / '.env'), repository=repo, instance='blog',
+                          restore_point=point, state='complete').failed
+    users_before = dump_sql(other / 'data.db')
+    moved = run_module('cairn_db_restore', env_file=str(other / '.env'), repository=repo, instance='blog',
+                       replace=True)
+    assert moved['changed'] and moved['tables'] == ['articles'], moved
+    # The other instance has other files: every moved article points at a file it does not have.
+    assert moved['dangling_file_references'] == {'articles.cover': 12}, moved
+    conn = sqlite3.connect(str(other / 'data.db'))
+    assert conn.execute('SELECT COUNT(*), MAX(title) FROM articles WHERE id = 1').fetchone() == (1, 'moved')
+    assert conn.execute('SELECT COUNT(*) FROM articles').fetchone()[0] == 12
+    conn.close()
+    def others(lines):  # everything but the articles and their AUTOINCREMENT counter
+        return [line for line in lines if 'INSERT INTO "articles"' not in line and "VALUES('articles'," not in line]
+    assert others(dump_sql(other / 'data.db')) == others(users_before)

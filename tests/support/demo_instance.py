@@ -57,6 +57,8 @@ CREATE TABLE directus_collections (collection VARCHAR(64) PRIMARY KEY NOT NULL, 
 CREATE TABLE directus_settings (id INTEGER PRIMARY KEY AUTOINCREMENT, project_name VARCHAR(100) NOT NULL
   DEFAULT 'Directus', project_url VARCHAR(255), project_color VARCHAR(50) DEFAULT NULL, storage_asset_transform
   VARCHAR(7) DEFAULT 'all');
+CREATE TABLE directus_relations (id INTEGER PRIMARY KEY AUTOINCREMENT, many_collection VARCHAR(64) NOT NULL,
+  many_field VARCHAR(64) NOT NULL, one_collection VARCHAR(64), one_field VARCHAR(64), junction_field VARCHAR(64));
 CREATE TABLE articles (id INTEGER PRIMARY KEY AUTOINCREMENT, status VARCHAR(255) NOT NULL DEFAULT 'draft',
   title VARCHAR(255), body TEXT, cover CHAR(36) REFERENCES directus_files(id), date_created DATETIME);
 '''
@@ -104,6 +106,8 @@ def populated(directory, files=6, port=8055, seed=1):
                  "VALUES (?, 'Admin', 'admin@example.com', '$argon2id$v=19$m=65536,t=3,p=4$demo', ?)", (admin, role))
     conn.execute("INSERT INTO directus_settings (project_name) VALUES ('Demo')")
     conn.execute("INSERT INTO directus_collections (collection, icon) VALUES ('articles', 'article')")
+    conn.execute("INSERT INTO directus_relations (many_collection, many_field, one_collection) "
+                 "VALUES ('articles', 'cover', 'directus_files')")
     now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M:%S')
     file_ids = []
     for number in range(files):

@@ -14,7 +14,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils import _compress
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CHUNK, CairnError, HashingReader, HashingWriter, Timer)
 from ansible_collections.cairncms.ops.plugins.module_utils._db import mysql, postgres, sqlite
-from ansible_collections.cairncms.ops.plugins.module_utils._db._base import DIFFERENT, IDENTICAL
+from ansible_collections.cairncms.ops.plugins.module_utils._db._base import DIFFERENT, EMPTY, IDENTICAL
 
 BACKENDS = {
     'sqlite': sqlite.SqliteBackend,
@@ -33,10 +33,31 @@ def select_backend(database, options=None):
 
 
 def artifact_name(backend, compression):
-    return 'database.%s%s' % (backend.artifact_ext, _compress.SUFFIX[compression])
+    extension = 'data.sql' if backend.tables else backend.artifact_ext
+    return 'database.%s%s' % (extension, _compress.SUFFIX[compression])
 
 
-def dump(config, repository, instance, point_id, compression='zstd', level=3, threads=0, check_mode=False,
+def dangling_file_references(backend, tables):
+    """For the file fields (``directus_relations`` to ``directus_files``) of ``tables``: how many
+    rows point at a file id the database does not have."""
+    try:
+        fields = backend.query("SELECT many_collection, many_field FROM directus_relations "
+                               "WHERE one_collection = 'directus_files'")
+    except CairnError:
+        return {}
+    found = {}
+    for collection, field in fields:
+        if collection not in tables:
+            continue
+        column = backend.quote(field)
+        count = backend.query('SELECT COUNT(*) FROM %s WHERE %s IS NOT NULL AND %s NOT IN '
+                              '(SELECT id FROM directus_files)' % (backend.quote(collection), column, column))
+        if int(count[0][0]):
+            found['%s.%s' % (collection, field)] = int(count[0][0])
+    return found
+
+
+def dump(config, repository, instance, point_id, compression='zstd', level=3, threads=1, check_mode=False,
          options=None):
     backend = select_backend(config.database(), dict(options or {}, level=level))
     probe = backend.probe()
@@ -58,7 +79,7 @@ def dump(config, repository, instance, point_id, compression='zstd', level=3, th
         'vendor': backend.vendor,
         'client': config.database().client,
         'server_version': facts['server_version'],
-        'format': backend.artifact_format,
+        'format': '%s-data-sql' % backend.vendor if backend.tables else backend.artifact_format,
         'compression': compression,
         'artifact': name,
         'size_bytes': stored.size,
@@ -69,7 +90,7 @@ def dump(config, repository, instance, point_id, compression='zstd', level=3, th
         'migration_level': facts['migration_level'],
         'duration_s': timer.seconds,
     }
-    for key in ('server_flavor', 'dump_tool', 'dump_tool_version', 'jobs', 'row_counts_consistent'):
+    for key in ('server_flavor', 'dump_tool', 'dump_tool_version', 'jobs', 'row_counts_consistent', 'scope'):
         if key in facts:
             part[key] = facts[key]
     repository.write_part(instance, point_id, 'database', part)
@@ -139,6 +160,16 @@ def _mismatches(backend, probe, db_manifest, state, on_version_mismatch, on_migr
     return [text for _option, _policy_value, text in found]
 
 
+def _content_state(backend, tables):
+    """A content move needs the tables in the target; they count as empty when they hold no row."""
+    counts = backend.inspect()['row_counts']
+    missing = [table for table in tables if table not in counts]
+    if missing:
+        raise CairnError('the target database has no table(s) %s; a content move loads data only, into the '
+                         'schema the target already has' % ', '.join(missing))
+    return DIFFERENT if any(counts[table] for table in tables) else EMPTY
+
+
 def restore(config, repository, source_instance, manifest, replace=False, keep_safety_copy=False,
             check_mode=False, options=None, scratch_dir=None, on_version_mismatch='warn',
             on_migration_mismatch='warn'):
@@ -149,9 +180,12 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
                          'cannot cross vendors: restore into a %s instance instead'
                          % (manifest['id'], db_manifest['vendor'], backend.vendor, db_manifest['vendor']))
     probe = backend.probe()
-    state = backend.compare(db_manifest, manifest['id'])
+    scope = db_manifest.get('scope')
+    state = _content_state(backend, scope['tables']) if scope else backend.compare(db_manifest, manifest['id'])
     result = {'changed': False, 'vendor': backend.vendor, 'restore_point': manifest['id'],
               'target_state': state, 'target': probe.get('path')}
+    if scope:
+        result['tables'] = scope['tables']
     if state == IDENTICAL:
         result['msg'] = 'the database already holds restore point %s' % manifest['id']
         return result
@@ -171,8 +205,18 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
     expected = verify_artifact(repository, source_instance, manifest, name)
     with repository.open_artifact(source_instance, manifest['id'], name) as handle:
         stored = HashingReader(handle)
-        facts = backend.restore(_compress.reader(stored, db_manifest['compression']), db_manifest,
-                                keep_safety_copy=keep_safety_copy, scratch_dir=scratch_dir, point_id=manifest['id'])
+        source = _compress.reader(stored, db_manifest['compression'])
+        if scope:
+            facts = backend.restore_content(source, scope['tables'])
+            dangling = dangling_file_references(backend, scope['tables'])
+            facts['dangling_file_references'] = dangling
+            if dangling:
+                facts['warnings'] = ['%d row(s) of %s point at files this database does not have; move those '
+                                     'directus_files rows (and their bytes) too' % (count, field)
+                                     for field, count in sorted(dangling.items())]
+        else:
+            facts = backend.restore(source, db_manifest, keep_safety_copy=keep_safety_copy,
+                                    scratch_dir=scratch_dir, point_id=manifest['id'])
     if stored.sha256 != expected['sha256']:
         raise CairnError('artifact %s changed while it was being restored' % name)
     result['warnings'] = result.get('warnings', []) + facts.pop('warnings', [])

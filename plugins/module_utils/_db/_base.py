@@ -11,6 +11,8 @@ repository are handled once, around it, in ``_db/__init__.py``.
 
 from __future__ import annotations
 
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
+
 # What ``compare`` may answer about a restore target.
 ABSENT = 'absent'          # nothing there: restore freely
 EMPTY = 'empty'            # exists, holds no table: restore freely
@@ -49,6 +51,24 @@ class DatabaseBackend:
         """The ``directus_files`` rows: dicts of id, storage, filename_disk, filesize."""
         raise NotImplementedError
 
+    # content moves: named tables, data only ---------------------------------
+    def quote(self, name):
+        """``name`` as an SQL identifier of this vendor."""
+        return '"%s"' % name.replace('"', '""')
+
+    def query(self, sql):
+        """Rows of a read-only query, as lists of strings (None for NULL where the vendor can tell)."""
+        raise NotImplementedError
+
+    def restore_content(self, source, tables):
+        """Replace the rows of ``tables`` by those of a data-only dump, in one transaction."""
+        raise NotImplementedError
+
+    @property
+    def tables(self):
+        """The tables a content dump is limited to (empty: the whole database)."""
+        return list(self.options.get('tables') or [])
+
     def compare(self, db_manifest, point_id=None):
         """One of ABSENT, EMPTY, IDENTICAL, DIFFERENT for this target against a manifest."""
         raise NotImplementedError
@@ -61,3 +81,14 @@ class DatabaseBackend:
         (``safety_copy``, optional ``warnings``).
         """
         raise NotImplementedError
+
+
+def limit_facts(facts, tables):
+    """Facts of a content dump: only the named tables, which must exist."""
+    missing = [table for table in tables if table not in facts['row_counts']]
+    if missing:
+        raise CairnError('table(s) %s are not in the database; the tables are: %s'
+                         % (', '.join(missing), ', '.join(sorted(facts['row_counts']))))
+    facts['row_counts'] = {table: facts['row_counts'][table] for table in tables}
+    facts['scope'] = {'tables': list(tables), 'data_only': True}
+    return facts

@@ -24,12 +24,15 @@ import threading
 from ansible_collections.cairncms.ops.plugins.module_utils import _process
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
-    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, marker_matches)
+    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, limit_facts, marker_matches)
 
 CLIENT_PACKAGE = 'the MariaDB or MySQL client (Debian: mariadb-client)'
 DUMP_OPTIONS = ['--single-transaction', '--routines', '--triggers', '--events', '--hex-blob', '--quick',
                 '--no-tablespaces', '--skip-dump-date', '--default-character-set=utf8mb4']
-STARTED = (b'CREATE TABLE', b'INSERT INTO', b'-- Dump completed')
+CONTENT_OPTIONS = ['--no-create-info', '--skip-triggers', '--single-transaction', '--hex-blob', '--quick',
+                   '--skip-add-locks', '--skip-disable-keys', '--no-tablespaces', '--skip-dump-date',
+                   '--default-character-set=utf8mb4']
+STARTED = (b'CREATE TABLE', b'INSERT INTO', b'-- Dumping data for table', b'-- Dump completed')
 
 
 def _ident(name):
@@ -193,7 +196,8 @@ class MysqlBackend(DatabaseBackend):
                 counter.abort()
                 raise CairnError('could not open a consistent snapshot: %s' % counter.stderr_tail())
             cnf = self._defaults_file(directory)
-            dump = _process.Streaming([self.tool('dump'), '--defaults-extra-file=' + cnf] + DUMP_OPTIONS + [self.name],
+            arguments = (CONTENT_OPTIONS + [self.name] + self.tables) if self.tables else (DUMP_OPTIONS + [self.name])
+            dump = _process.Streaming([self.tool('dump'), '--defaults-extra-file=' + cnf] + arguments,
                                       secrets=self.secrets, what=os.path.basename(self.tool('dump')))
             counts = _Counter(self, counter)
             head = b''
@@ -217,6 +221,8 @@ class MysqlBackend(DatabaseBackend):
             if counts.error:
                 raise counts.error
             facts = counts.result
+            if self.tables:
+                facts = limit_facts(facts, self.tables)
         except BaseException:
             for process in (lock, counter, dump):
                 if process is not None:
@@ -246,6 +252,33 @@ class MysqlBackend(DatabaseBackend):
         """A fingerprint of the content: the CHECKSUM TABLE of every table."""
         rows = self.sql('CHECKSUM TABLE %s' % ', '.join(_ident(t) for t in tables)) if tables else []
         return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:32]
+
+    def quote(self, name):
+        return _ident(name)
+
+    def query(self, sql):
+        return [[None if value == 'NULL' else value for value in row] for row in self.sql(sql)]
+
+    def restore_content(self, source, tables):
+        directory = tempfile.mkdtemp(prefix='.cairn-my-')
+        try:
+            cnf = self._defaults_file(directory)
+            load = _process.Streaming([self.tool('client'), '--defaults-extra-file=' + cnf, '--batch',
+                                       '--database=' + self.name], secrets=self.secrets, mode='w',
+                                      what=os.path.basename(self.tool('client')))
+            try:
+                load.write(('SET autocommit = 0;\nSET FOREIGN_KEY_CHECKS = 0;\n%s\n'
+                            % ''.join('DELETE FROM %s;' % _ident(table) for table in tables)).encode())
+                for chunk in iter(lambda: source.read(CHUNK), b''):
+                    load.write(chunk)
+                load.write(b'\nCOMMIT;\n')
+            except BaseException:
+                load.abort()
+                raise
+            load.finish()
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        return {}
 
     def compare(self, db_manifest, point_id=None):
         if not self._exists():

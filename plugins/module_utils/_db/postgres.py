@@ -21,7 +21,7 @@ import threading
 from ansible_collections.cairncms.ops.plugins.module_utils import _process
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
-    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, marker_matches)
+    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, limit_facts, marker_matches)
 
 CLIENT_PACKAGE = 'the PostgreSQL client tools (Debian: postgresql-client)'
 FORMATS = {'custom': 'pgdump', 'directory': 'pgdir.tar'}
@@ -58,7 +58,7 @@ class PostgresBackend(DatabaseBackend):
         self.jobs = max(1, int(self.options.get('jobs') or 1))
         self.artifact_format = 'pg_dump-' + self.format
         self.artifact_ext = FORMATS[self.format]
-        self.raw_is_compressed = self.format == 'directory'
+        self.raw_is_compressed = self.format == 'directory' and not self.tables
         self._tools = {}
 
     # plumbing -------------------------------------------------------------
@@ -110,52 +110,52 @@ class PostgresBackend(DatabaseBackend):
 
     # facts ----------------------------------------------------------------
     def _exists(self):
-        try:
-            self.psql('SELECT 1')
-        except CairnError as exc:
-            if 'does not exist' in exc.message and self.name in exc.message:
-                return False
-            raise CairnError('cannot connect to PostgreSQL %s:%s as %s: %s' % (
-                self.database.options['host'], self.database.options.get('port') or 5432,
-                self.database.options['user'], exc.message))
-        return True
+        """Whether the database exists; also learns the server version (one connection)."""
+        if getattr(self, '_known', None) is None:
+            try:
+                version = self.psql('SHOW server_version')[0][0]
+                exists = True
+            except CairnError as exc:
+                if 'does not exist' not in exc.message or self.name not in exc.message:
+                    raise CairnError('cannot connect to PostgreSQL %s:%s as %s: %s' % (
+                        self.database.options['host'], self.database.options.get('port') or 5432,
+                        self.database.options['user'], exc.message))
+                version, exists = self.psql('SHOW server_version', database='postgres')[0][0], False
+            self._known = (exists, version.split(' ')[0])
+        return self._known[0]
+
+    def forget(self):
+        """Drop what ``_exists`` learnt (the database was created or dropped)."""
+        self._known = None
 
     def server_version(self):
-        rows = self.psql('SHOW server_version', database=self.name if self._exists() else 'postgres')
-        return rows[0][0].split(' ')[0]
+        self._exists()
+        return self._known[1]
 
     def probe(self):
         exists = self._exists()
-        version = self.psql('SHOW server_version', database=None if exists else 'postgres')[0][0].split(' ')[0]
-        return {'vendor': self.vendor, 'server_version': version, 'exists': exists,
+        return {'vendor': self.vendor, 'server_version': self.server_version(), 'exists': exists,
                 'path': '%s:%s/%s' % (self.database.options['host'], self.database.options.get('port') or 5432,
                                       self.name)}
 
-    def _describe_sql(self, tables):
-        if not tables:
-            return None
-        return ' UNION ALL '.join('SELECT %s, COUNT(*) FROM %s.%s' % (_literal(key), _ident(schema), _ident(table))
-                                  for key, schema, table in tables)
-
-    @staticmethod
-    def _keys(rows):
-        return [(table if schema == 'public' else '%s.%s' % (schema, table), schema, table) for schema, table in rows]
-
     def _facts(self, snapshot=None):
-        prefix = ''
+        """Exact row counts of every table and the migration level, in one query (in ``snapshot``)."""
+        count = ("(xpath('/row/n/text()', query_to_xml(format('SELECT COUNT(*) AS n FROM %I.%I', n.nspname, "
+                 "c.relname), false, true, '')))[1]::text")
+        level = ("(xpath('/row/v/text()', query_to_xml('SELECT MAX(version) AS v FROM directus_migrations', "
+                 "false, true, '')))[1]::text")
+        sql = TABLES_SQL.replace('SELECT n.nspname, c.relname', "SELECT 't', n.nspname, c.relname, " + count)
+        sql += (" ;SELECT 'm', '', '', %s WHERE to_regclass('directus_migrations') IS NOT NULL" % level)
         if snapshot:
-            prefix = ('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s; '
-                      % _literal(snapshot))
-        tables = self._keys(self.psql(prefix + TABLES_SQL + (';COMMIT' if snapshot else '')))
-        counts = {}
-        union = self._describe_sql(tables)
-        if union:
-            counts = {key: int(count) for key, count in self.psql(prefix + union + (';COMMIT' if snapshot else ''))}
-        level = None
-        if 'directus_migrations' in counts:
-            rows = self.psql(prefix + 'SELECT MAX(version) FROM directus_migrations' + (';COMMIT' if snapshot else ''))
-            level = rows[0][0] if rows and rows[0][0] else None
-        return {'row_counts': counts, 'migration_level': level}
+            sql = ('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s; %s; COMMIT'
+                   % (_literal(snapshot), sql))
+        counts, migration = {}, None
+        for kind, schema, table, value in self.psql(sql):
+            if kind == 't':
+                counts[table if schema == 'public' else '%s.%s' % (schema, table)] = int(value)
+            else:
+                migration = value or None
+        return {'row_counts': counts, 'migration_level': migration}
 
     def inspect(self):
         if not self._exists():
@@ -201,11 +201,15 @@ class PostgresBackend(DatabaseBackend):
                 raise CairnError('could not export a snapshot from PostgreSQL: %s' % (session.stderr_tail() or snapshot))
             # Count rows in the same snapshot while pg_dump runs.
             counting = _Background(self._facts, snapshot)
-            if self.format == 'custom':
+            if self.tables:
+                self._dump_content(sink, snapshot)
+            elif self.format == 'custom':
                 self._dump_custom(sink, snapshot)
             else:
                 self._dump_directory(sink, snapshot, scratch_dir)
             facts = counting.result()
+            if self.tables:
+                facts = limit_facts(facts, self.tables)
         except BaseException:
             session.abort()
             raise
@@ -215,9 +219,9 @@ class PostgresBackend(DatabaseBackend):
                       'jobs': self.jobs if self.format == 'directory' else 1})
         return facts
 
-    def _dump_custom(self, sink, snapshot):
-        dump = _process.Streaming([self.tool('pg_dump'), '--format=custom', '--compress=0', '--no-password',
-                                   '--snapshot=' + snapshot], env=self.env(), secrets=self.secrets, what='pg_dump')
+    def _dump_custom(self, sink, snapshot, extra=('--format=custom', '--compress=0')):
+        dump = _process.Streaming([self.tool('pg_dump'), '--no-password', '--snapshot=' + snapshot] + list(extra),
+                                  env=self.env(), secrets=self.secrets, what='pg_dump')
         try:
             for chunk in iter(lambda: dump.read(CHUNK), b''):
                 sink.write(chunk)
@@ -225,6 +229,31 @@ class PostgresBackend(DatabaseBackend):
             dump.abort()
             raise
         dump.finish()
+
+    def _qualified(self, key):
+        schema, _dot, table = key.rpartition('.')
+        return '%s.%s' % (_ident(schema or 'public'), _ident(table))
+
+    def _dump_content(self, sink, snapshot):
+        self._dump_custom(sink, snapshot, ['--format=plain', '--data-only', '--no-owner', '--no-privileges']
+                          + ['--table=' + self._qualified(table) for table in self.tables])
+
+    def query(self, sql):
+        return self.psql(sql)
+
+    def restore_content(self, source, tables):
+        load = _process.Streaming([self.tool('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction',
+                                   '--no-password'], env=self.env(), secrets=self.secrets, mode='w', what='psql')
+        try:
+            load.write(('TRUNCATE %s;\n' % ', '.join(self._qualified(table) for table in tables)).encode())
+            for chunk in iter(lambda: source.read(CHUNK), b''):
+                load.write(chunk)
+        except BaseException:
+            load.abort()
+            raise
+        load.finish()
+        self.psql('ANALYZE ' + ', '.join(self._qualified(table) for table in tables))
+        return {}
 
     def _dump_directory(self, sink, snapshot, scratch_dir):
         work = tempfile.mkdtemp(prefix='.cairn-pgdir-', dir=scratch_dir)
@@ -265,6 +294,7 @@ class PostgresBackend(DatabaseBackend):
     def _create(self):
         try:
             self.psql('CREATE DATABASE %s' % _ident(self.name), database='postgres')
+            self.forget()
         except CairnError as exc:
             raise CairnError('the PostgreSQL database %s does not exist and could not be created (%s); create it, '
                              'or give %s the CREATEDB right' % (self.name, exc.message, self.database.options['user']))

@@ -10,6 +10,7 @@ file copy. The artifact is that database file, compressed.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import sqlite3
@@ -19,7 +20,7 @@ import urllib.parse
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CHUNK, CairnError, HashingWriter, fsync_dir, sha256_file)
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
-    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend)
+    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, limit_facts)
 
 SIDE_FILES = ('-wal', '-shm', '-journal')
 
@@ -109,10 +110,17 @@ class SqliteBackend(DatabaseBackend):
                     raise CairnError('the backup copy of %s fails PRAGMA integrity_check: %s; the source '
                                      'database is damaged' % (self.path, check))
                 facts = describe(conn)
+                if self.tables:
+                    facts = limit_facts(facts, self.tables)
+                    prefixes = tuple('INSERT INTO %s VALUES' % self.quote(table) for table in self.tables)
+                    for statement in conn.iterdump():
+                        if statement.startswith(prefixes):
+                            sink.write(statement.encode('utf-8') + b'\n')
             finally:
                 conn.close()
-            with open(tmp, 'rb') as handle:
-                shutil.copyfileobj(handle, sink, CHUNK)
+            if not self.tables:
+                with open(tmp, 'rb') as handle:
+                    shutil.copyfileobj(handle, sink, CHUNK)
         finally:
             os.unlink(tmp)
         facts.update({'server_version': sqlite3.sqlite_version, 'integrity_check': 'ok'})
@@ -141,6 +149,39 @@ class SqliteBackend(DatabaseBackend):
             conn.close()
         return [{'id': row[0], 'storage': row[1], 'filename_disk': row[2],
                  'filesize': None if row[3] is None else int(row[3])} for row in rows]
+
+    def query(self, sql):
+        conn = connect_ro(self.path)
+        try:
+            return [list(row) for row in conn.execute(sql).fetchall()]
+        finally:
+            conn.close()
+
+    def restore_content(self, source, tables):
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            conn.execute('BEGIN IMMEDIATE')
+            for table in tables:
+                conn.execute('DELETE FROM %s' % self.quote(table))
+            statement = ''
+            for line in io.TextIOWrapper(source, encoding='utf-8', newline='\n'):
+                statement += line
+                if sqlite3.complete_statement(statement):
+                    conn.execute(statement)
+                    statement = ''
+            if statement.strip():
+                raise CairnError('the content dump ends in the middle of a statement')
+            conn.execute('COMMIT')
+        except sqlite3.Error as exc:
+            conn.execute('ROLLBACK')
+            raise CairnError('loading the content into %s failed, nothing was changed: %s' % (self.path, exc))
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute('ROLLBACK')
+            raise
+        finally:
+            conn.close()
+        return {}
 
     def compare(self, db_manifest, point_id=None):
         if not os.path.exists(self.path):
