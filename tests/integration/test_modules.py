@@ -320,6 +320,7 @@ def test_sqlite_content_move(source, target, repo, tmp_path):
     assert conn.execute('SELECT COUNT(*), MAX(title) FROM articles WHERE id = 1').fetchone() == (1, 'moved')
     assert conn.execute('SELECT COUNT(*) FROM articles').fetchone()[0] == 12
     conn.close()
+
     def others(lines):  # everything but the articles and their AUTOINCREMENT counter
         return [line for line in lines if 'INSERT INTO "articles"' not in line and "VALUES('articles'," not in line]
     assert others(dump_sql(other / 'data.db')) == others(users_before)
