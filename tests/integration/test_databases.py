@@ -443,3 +443,21 @@ def test_postgres_content_move_with_missing_files_changes_nothing(tmp_path, repo
         assert _servers.row_counts(server, copy) == before
     finally:
         server.drop_database(copy)
+
+
+def test_pg_dump_older_than_the_server_is_refused_up_front(tmp_path, repo, pg_database):
+    source = instance(tmp_path, 'source', pg_database.env())
+    tools = tmp_path / 'bin'
+    tools.mkdir()
+    os.symlink(pg_database.server.binary('psql'), tools / 'psql')
+    fake = tools / 'pg_dump'
+    fake.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo "pg_dump (PostgreSQL) 13.4"; exit 0; fi\n'
+                    'exec %s "$@"\n' % pg_database.server.binary('pg_dump'))
+    fake.chmod(0o755)
+    point = run_module('cairn_restore_point', repository=repo, instance='cms')['restore_point']
+    dump = run_module('cairn_db_dump', environ={'PATH': '%s:/usr/bin:/bin' % tools}, env_file=str(source),
+                      repository=repo, instance='cms', restore_point=point)
+    assert dump.failed and 'pg_dump 13.4 is older than the PostgreSQL' in dump['msg'], dump
+    assert 'postgresql-client-15' in dump['msg']
+    staged = os.listdir(os.path.join(repo['path'], 'cms', 'staging', point))
+    assert not [name for name in staged if name.startswith('database')], staged
