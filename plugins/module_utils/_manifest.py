@@ -88,4 +88,5 @@ def summary(manifest):
         'files': storage.get('files'),
         'file_bytes': storage.get('bytes'),
         'secrets_captured': (manifest.get('secrets') or {}).get('captured', False),
+        'encryption': (manifest.get('encryption') or {}).get('scheme', 'none'),
     }

@@ -71,6 +71,13 @@ def _previous(repository, instance):
 
 def backup(config, repository, instance, point_id, locations=None, include_regenerable=False,
            checksum=False, check_mode=False):
+    if check_mode:
+        return _backup(config, repository, instance, point_id, locations, include_regenerable, checksum, True)
+    with repository.heartbeat(instance, point_id):
+        return _backup(config, repository, instance, point_id, locations, include_regenerable, checksum, False)
+
+
+def _backup(config, repository, instance, point_id, locations, include_regenerable, checksum, check_mode):
     timer = Timer()
     previous = {} if checksum else _previous(repository, instance)
     rows, summaries = [], []

@@ -51,7 +51,13 @@ restore_points:
   returned: success
   type: list
   elements: dict
-  sample: [{id: 20261121T101500Z-1a2b3c, vendor: sqlite, migration_level: 20230101A, size_bytes: 48213, files: 12}]
+  sample: [{id: 20261121T101500.042Z-1a2b3c, started_at: '2026-11-21T10:15:00.042311Z', vendor: sqlite,
+            migration_level: 20230401A, size_bytes: 48213, files: 12, encryption: none,
+            verified_at: '2026-11-22T03:00:01.000000Z', verified_ok: true}]
+lock:
+  description: The run holding the instance (C(run), C(host), C(pid), C(since), C(idle_s)), or null.
+  returned: success
+  type: dict
 failed:
   description: Ids of failed runs whose error log is kept in the repository.
   returned: success
@@ -74,8 +80,15 @@ def action(module):
     params = module.params
     repository = load_repository(params)
     instance = params['instance']
-    points = [summary(repository.load_manifest(instance, point)) for point in repository.list_points(instance)]
-    result = {'changed': False, 'restore_points': points, 'failed': repository.list_failed(instance)}
+    points = []
+    for point in repository.list_points(instance):
+        entry = summary(repository.load_manifest(instance, point))
+        last = repository.last_check(instance, point)
+        entry['verified_at'] = last['checked_at'] if last else None
+        entry['verified_ok'] = last['ok'] if last else None
+        points.append(entry)
+    result = {'changed': False, 'restore_points': points, 'failed': repository.list_failed(instance),
+              'lock': repository.read_lock(instance)}
     if params['restore_point']:
         result['restore_point'] = check(repository.resolve(instance, params['restore_point']))
     return result

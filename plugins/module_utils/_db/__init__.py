@@ -69,7 +69,7 @@ def dump(config, repository, instance, point_id, compression='zstd', level=3, th
     if check_mode:
         return result
     timer = Timer()
-    with repository.artifact_writer(instance, point_id, name) as handle:
+    with repository.heartbeat(instance, point_id), repository.artifact_writer(instance, point_id, name) as handle:
         stored = HashingWriter(handle)
         compressor = _compress.writer(stored, compression, level=level, threads=threads)
         raw = HashingWriter(compressor)

@@ -99,7 +99,8 @@ class SqliteBackend(DatabaseBackend):
                 # pages=-1: the whole database in one step, under one read transaction.
                 source.backup(target, pages=-1)
             except sqlite3.Error as exc:
-                raise CairnError('SQLite online backup of %s failed: %s' % (self.path, exc))
+                hint = '; is the disk holding %s full?' % scratch_dir if 'disk I/O' in str(exc) else ''
+                raise CairnError('SQLite online backup of %s failed: %s%s' % (self.path, exc, hint))
             finally:
                 target.close()
                 source.close()
@@ -122,7 +123,9 @@ class SqliteBackend(DatabaseBackend):
                 with open(tmp, 'rb') as handle:
                     shutil.copyfileobj(handle, sink, CHUNK)
         finally:
-            os.unlink(tmp)
+            for suffix in ('',) + SIDE_FILES:
+                if os.path.exists(tmp + suffix):
+                    os.unlink(tmp + suffix)
         facts.update({'server_version': sqlite3.sqlite_version, 'integrity_check': 'ok'})
         return facts
 

@@ -37,8 +37,26 @@ class Repository:
     def describe(self):
         raise NotImplementedError
 
+    # the instance lock: one run (backup, prune, copy, delete) at a time
+    def read_lock(self, instance):
+        raise NotImplementedError
+
+    def acquire_lock(self, instance, run, stale_after=3600, wait=0):
+        raise NotImplementedError
+
+    def touch_lock(self, instance, run):
+        raise NotImplementedError
+
+    def release_lock(self, instance, run):
+        raise NotImplementedError
+
+    def heartbeat(self, instance, run, every=30):
+        """Context manager keeping ``run``'s lock fresh while a long step works."""
+        raise NotImplementedError
+
     # runs
-    def begin(self, instance, started, point_id=None):
+    def begin(self, instance, started, point_id=None, stale_after=3600, wait=0):
+        """Take the lock, clean staging areas of dead runs, stage a new point: (id, cleaned ids)."""
         raise NotImplementedError
 
     def artifact_writer(self, instance, point_id, name):
@@ -71,6 +89,18 @@ class Repository:
     def list_failed(self, instance):
         raise NotImplementedError
 
+    def delete_point(self, instance, point_id):
+        raise NotImplementedError
+
+    def point_files(self, instance, point_id):
+        raise NotImplementedError
+
+    def record_check(self, instance, point_id, record):
+        raise NotImplementedError
+
+    def last_check(self, instance, point_id):
+        raise NotImplementedError
+
     def load_manifest(self, instance, point_id):
         raise NotImplementedError
 
@@ -79,6 +109,12 @@ class Repository:
 
     # blobs
     def has_blob(self, instance, sha256):
+        raise NotImplementedError
+
+    def list_blobs(self, instance):
+        raise NotImplementedError
+
+    def delete_blob(self, instance, sha256):
         raise NotImplementedError
 
     def blob_writer(self, instance):

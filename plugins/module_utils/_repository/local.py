@@ -10,15 +10,22 @@ Layout under ``<path>/<instance>/`` (documented in docs/restore-point-format.md)
     staging/<id>/               runs in progress; never listed as restore points
     failed/<id>/error.json      error log of a failed run (artifacts removed)
     blobs/<aa>/<sha256>         file bytes, content-addressed, shared by the points
+    checks/<id>.json            result of the last integrity check of a restore point
+    lock.json                   the run that holds the instance (kept fresh while it works)
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
+import secrets
 import shutil
+import socket
 import tempfile
+import threading
+import time
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     AtomicFile, CairnError, check_name, fsync_dir, iso, makedirs, read_json, utc_now, write_json)
@@ -72,19 +79,135 @@ class LocalRepository(Repository):
     def _point(self, instance, point_id):
         return self._instance(instance, 'points', check_name('restore point id', point_id))
 
+    # the instance lock --------------------------------------------------
+    def _lock_path(self, instance):
+        return self._instance(instance, 'lock.json')
+
+    def read_lock(self, instance):
+        path = self._lock_path(instance)
+        try:
+            with open(path, 'rb') as handle:
+                holder = json.loads(handle.read().decode('utf-8') or '{}')
+            holder['idle_s'] = round(time.time() - os.stat(path).st_mtime, 1)
+            return holder
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def acquire_lock(self, instance, run, stale_after=3600, wait=0):
+        """Take the instance for ``run``; wait up to ``wait`` s for another run; take over a lock
+        left by a run silent for ``stale_after`` s. Returns the holders taken over."""
+        makedirs(self._instance(instance))
+        path = self._lock_path(instance)
+        owner = {'run': run, 'host': socket.gethostname(), 'pid': os.getpid(), 'since': iso(utc_now()),
+                 'token': secrets.token_hex(8)}
+        deadline = time.monotonic() + max(0, wait)
+        taken_over = []
+        while True:
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            except FileExistsError:
+                holder = self.read_lock(instance)
+                if holder is None:
+                    continue
+                if holder.get('run') == run:
+                    return taken_over
+                if holder['idle_s'] > stale_after:
+                    if self._break_lock(path, holder):
+                        taken_over.append(holder)
+                    continue
+                if time.monotonic() >= deadline:
+                    raise CairnError(
+                        'instance %s is locked in %s by run %s on %s (pid %s) since %s, last active %ss ago; '
+                        'wait for it (cairn_lock_wait), or, if that run is dead, its lock is taken over after '
+                        '%ss of silence (cairn_lock_stale_after)' % (
+                            instance, self.describe(), holder.get('run'), holder.get('host'), holder.get('pid'),
+                            holder.get('since'), int(holder['idle_s']), stale_after),
+                        lock=holder)
+                time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+                continue
+            with os.fdopen(fd, 'w') as handle:
+                handle.write(json.dumps(owner))
+            return taken_over
+
+    def _break_lock(self, path, holder):
+        """Move a stale lock aside, unless another run replaced it meanwhile."""
+        aside = '%s.stale-%s' % (path, secrets.token_hex(4))
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return False
+        try:
+            with open(aside, 'rb') as handle:
+                moved = json.loads(handle.read().decode('utf-8') or '{}')
+            if moved.get('token') != holder.get('token'):
+                os.rename(aside, path)  # not the stale one: a fresh lock, put it back
+                return False
+            return True
+        finally:
+            if os.path.exists(aside):
+                os.unlink(aside)
+
+    def touch_lock(self, instance, run):
+        holder = self.read_lock(instance)
+        if holder and holder.get('run') == run:
+            os.utime(self._lock_path(instance))
+
+    def release_lock(self, instance, run):
+        holder = self.read_lock(instance)
+        if holder and holder.get('run') == run:
+            os.unlink(self._lock_path(instance))
+
+    @contextlib.contextmanager
+    def heartbeat(self, instance, run, every=30):
+        """Keep ``run``'s lock fresh while a long step works."""
+        stop = threading.Event()
+
+        def beat():
+            while not stop.wait(every):
+                try:
+                    self.touch_lock(instance, run)
+                except OSError:
+                    return
+        thread = threading.Thread(target=beat, daemon=True)
+        self.touch_lock(instance, run)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            self.touch_lock(instance, run)
+
     # runs ---------------------------------------------------------------
-    def begin(self, instance, started, point_id=None):
+    def begin(self, instance, started, point_id=None, stale_after=3600, wait=0):
         point_id = point_id or new_point_id(started)
         staging = self._staging(instance, point_id)
         if os.path.exists(staging) or os.path.exists(self._point(instance, point_id)):
             raise CairnError('restore point %s of %s already exists in %s' % (point_id, instance, self.describe()))
         for sub in ('points', 'staging', 'blobs', 'failed'):
             makedirs(self._instance(instance, sub))
-        os.mkdir(staging, 0o700)
-        makedirs(os.path.join(staging, PARTS))
-        write_json(os.path.join(staging, PARTS, 'run.json'),
-                   {'id': point_id, 'instance': instance, 'started_at': iso(started)})
-        return point_id
+        self.acquire_lock(instance, point_id, stale_after=stale_after, wait=wait)
+        try:
+            cleaned = self._clean_leftovers(instance, point_id)
+            os.mkdir(staging, 0o700)
+            makedirs(os.path.join(staging, PARTS))
+            write_json(os.path.join(staging, PARTS, 'run.json'),
+                       {'id': point_id, 'instance': instance, 'started_at': iso(started)})
+        except BaseException:
+            self.release_lock(instance, point_id)
+            raise
+        return point_id, cleaned
+
+    def _clean_leftovers(self, instance, current):
+        """Staging areas of runs that died: no run but ours can hold the lock, so they are dead.
+        Their data goes, an error log stays."""
+        cleaned = []
+        for name in sorted(os.listdir(self._instance(instance, 'staging'))):
+            if name != current and os.path.isdir(self._staging(instance, name)):
+                self.fail(instance, name, {'msg': 'interrupted: the run never finished; its staging data was '
+                                                  'removed by run %s' % current})
+                cleaned.append(name)
+        return cleaned
 
     def _require_staging(self, instance, point_id):
         staging = self._staging(instance, point_id)
@@ -124,6 +247,7 @@ class LocalRepository(Repository):
         os.rename(staging, self._point(instance, point_id))
         fsync_dir(self._instance(instance, 'points'))
         fsync_dir(self._instance(instance, 'staging'))
+        self.release_lock(instance, point_id)
         return self._point(instance, point_id)
 
     def fail(self, instance, point_id, error):
@@ -136,6 +260,7 @@ class LocalRepository(Repository):
         write_json(os.path.join(failed, 'error.json'), record)
         if os.path.isdir(staging):
             shutil.rmtree(staging)
+        self.release_lock(instance, point_id)
         return os.path.join(failed, 'error.json')
 
     # restore points -----------------------------------------------------
@@ -162,7 +287,53 @@ class LocalRepository(Repository):
             raise CairnError('artifact %s of restore point %s of %s is missing from %s'
                              % (name, point_id, instance, self.describe()))
 
+    def delete_point(self, instance, point_id):
+        """Remove a restore point: it disappears at once (rename), then its files go."""
+        point = self._point(instance, point_id)
+        if not os.path.isdir(point):
+            raise CairnError('restore point %s of %s is not in %s' % (point_id, instance, self.describe()))
+        trash = self._instance(instance, 'trash')
+        makedirs(trash)
+        aside = os.path.join(trash, '%s-%s' % (point_id, secrets.token_hex(3)))
+        os.rename(point, aside)
+        fsync_dir(self._instance(instance, 'points'))
+        shutil.rmtree(aside)
+        check = self._instance(instance, 'checks', point_id + '.json')
+        if os.path.exists(check):
+            os.unlink(check)
+
+    def point_files(self, instance, point_id):
+        """Names of the files in a restore point (the manifest included)."""
+        point = self._point(instance, point_id)
+        return sorted(os.path.relpath(os.path.join(directory, name), point)
+                      for directory, _dirs, names in os.walk(point) for name in names)
+
+    def record_check(self, instance, point_id, record):
+        write_json(self._instance(instance, 'checks', check_name('restore point id', point_id) + '.json'), record)
+
+    def last_check(self, instance, point_id):
+        path = self._instance(instance, 'checks', check_name('restore point id', point_id) + '.json')
+        return read_json(path, 'check record') if os.path.exists(path) else None
+
     # blobs --------------------------------------------------------------
+    def list_blobs(self, instance):
+        """sha256 -> size of every blob stored for the instance."""
+        blobs = self._instance(instance, 'blobs')
+        found = {}
+        if not os.path.isdir(blobs):
+            return found
+        for prefix in os.listdir(blobs):
+            directory = os.path.join(blobs, prefix)
+            if len(prefix) != 2 or not os.path.isdir(directory):
+                continue
+            for name in os.listdir(directory):
+                if len(name) == 64 and name.startswith(prefix):
+                    found[name] = os.path.getsize(os.path.join(directory, name))
+        return found
+
+    def delete_blob(self, instance, sha256):
+        os.unlink(self._blob(instance, sha256))
+
     def _blob(self, instance, sha256):
         check_sha256(sha256)
         return self._instance(instance, 'blobs', sha256[:2], sha256)
