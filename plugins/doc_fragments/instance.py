@@ -48,4 +48,22 @@ options:
       - Name of the instance in the repository (letters, digits, C(.), C(_), C(-)).
     type: str
     required: true
+  encryption_recipients:
+    description:
+      - age public keys (C(age1...), or C(ssh-ed25519)/C(ssh-rsa) public keys) that new restore points are
+        encrypted to; the database dump, the file bytes and the secrets bundle are encrypted, each decryptable
+        by any one of them (keep an offline recovery key among them).
+      - Empty - nothing is encrypted and the secrets bundle is not captured.
+    type: list
+    elements: str
+    default: []
+  encryption_identity_file:
+    description:
+      - File with the age secret key (C(AGE-SECRET-KEY-1...)) or SSH private key that reads encrypted restore points.
+    type: path
+  encryption_required:
+    description:
+      - Fail instead of writing an unencrypted restore point when no recipient is configured.
+    type: bool
+    default: false
 '''

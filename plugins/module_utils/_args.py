@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import check_name
+from ansible_collections.cairncms.ops.plugins.module_utils._crypto import Crypto
 from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig
 from ansible_collections.cairncms.ops.plugins.module_utils._repository import select_repository
 
@@ -21,10 +22,13 @@ def instance_spec():
 
 
 def repository_spec(point=True):
-    """cairncms.ops.repository: where restore points live."""
+    """cairncms.ops.repository: where restore points live, and the keys to their encrypted parts."""
     spec = {
         'repository': {'type': 'dict', 'required': True},
         'instance': {'type': 'str', 'required': True},
+        'encryption_recipients': {'type': 'list', 'elements': 'str', 'default': []},
+        'encryption_identity_file': {'type': 'path'},
+        'encryption_required': {'type': 'bool', 'default': False},
     }
     if point:
         spec['restore_point'] = {'type': 'str', 'default': 'latest'}
@@ -36,6 +40,12 @@ def load_config(params):
                                params.get('env_secret_overrides'))
 
 
-def load_repository(params):
+def load_crypto(params):
+    identity = params.get('encryption_identity_file')
+    return Crypto(params.get('encryption_recipients') or (), [identity] if identity else (),
+                  required=bool(params.get('encryption_required')))
+
+
+def load_repository(params, spec_key='repository'):
     check_name('instance', params['instance'])
-    return select_repository(params['repository'])
+    return select_repository(params[spec_key], load_crypto(params))

@@ -18,7 +18,9 @@ from ansible_collections.cairncms.ops.plugins.module_utils import _retention
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CHUNK, CairnError, HashingWriter, Timer, iso, utc_now)
 from ansible_collections.cairncms.ops.plugins.module_utils._manifest import check as check_manifest
-from ansible_collections.cairncms.ops.plugins.module_utils._sync import read_inventory
+from ansible_collections.cairncms.ops.plugins.module_utils._sync import blobs_encrypted, read_inventory
+
+STORES = (False, True)  # the plain and the encrypted blob store
 
 EXAMPLES = 10
 
@@ -32,9 +34,11 @@ def _manifests(repository, instance):
 
 
 def referenced_blobs(repository, instance, manifests=None):
+    """(sha256, encrypted) of every blob a restore point references."""
     referenced = set()
     for manifest in manifests if manifests is not None else _manifests(repository, instance):
-        referenced.update(row['sha256'] for row in read_inventory(repository, instance, manifest))
+        encrypted = blobs_encrypted(manifest)
+        referenced.update((row['sha256'], encrypted) for row in read_inventory(repository, instance, manifest))
     return referenced
 
 
@@ -56,11 +60,12 @@ class _Locked:
 
 
 def _collect_garbage(repository, instance, check_mode):
-    unused = {sha: size for sha, size in repository.list_blobs(instance).items()
-              if sha not in referenced_blobs(repository, instance)}
+    referenced = referenced_blobs(repository, instance)
+    unused = {(sha, encrypted): size for encrypted in STORES
+              for sha, size in repository.list_blobs(instance, encrypted).items() if (sha, encrypted) not in referenced}
     if not check_mode:
-        for sha in unused:
-            repository.delete_blob(instance, sha)
+        for sha, encrypted in unused:
+            repository.delete_blob(instance, sha, encrypted)
     return {'blobs_removed': len(unused), 'bytes_freed': sum(unused.values())}
 
 
@@ -109,18 +114,18 @@ def delete(repository, instance, point, force=False, check_mode=False, stale_aft
     return dict(freed, changed=True, deleted=point)
 
 
-def _hash_blob(repository, instance, sha):
+def _hash_blob(repository, instance, sha, encrypted):
     digest = hashlib.sha256()
-    with repository.open_blob(instance, sha) as handle:
+    with repository.open_blob(instance, sha, encrypted) as handle:
         for chunk in iter(lambda: handle.read(CHUNK), b''):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def _hash_artifact(repository, instance, point, name):
+def _hash_artifact(repository, instance, point, name, encrypted):
     digest = hashlib.sha256()
     size = 0
-    with repository.open_artifact(instance, point, name) as handle:
+    with repository.open_artifact(instance, point, name, encrypted=encrypted) as handle:
         for chunk in iter(lambda: handle.read(CHUNK), b''):
             digest.update(chunk)
             size += len(chunk)
@@ -133,8 +138,9 @@ def check(repository, instance, percent=100, max_bytes=None, seed=None, record=T
     timer = Timer()
     rng = random.Random(seed)
     manifests = _manifests(repository, instance)
-    blob_sizes = repository.list_blobs(instance)
-    items = []  # (point, kind, name, sha256, size)
+    blob_sizes = {(sha, encrypted): size for encrypted in STORES
+                  for sha, size in repository.list_blobs(instance, encrypted).items()}
+    items = []  # (point, kind, name, sha256, size, encrypted)
     referenced, problems = set(), []
     for manifest in manifests:
         try:
@@ -146,33 +152,50 @@ def check(repository, instance, percent=100, max_bytes=None, seed=None, record=T
         for extra in sorted(set(repository.point_files(instance, manifest['id'])) - listed):
             problems.append({'restore_point': manifest['id'], 'kind': 'unreferenced', 'detail': extra})
         for artifact in manifest['artifacts']:
-            items.append((manifest['id'], 'artifact', artifact['path'], artifact['sha256'], artifact['size_bytes']))
+            items.append((manifest['id'], 'artifact', artifact['path'], artifact['sha256'], artifact['size_bytes'],
+                          artifact.get('encrypted', False)))
         try:
             rows = read_inventory(repository, instance, manifest)
         except CairnError as exc:
             problems.append({'restore_point': manifest['id'], 'kind': 'corrupt', 'detail': exc.message})
             continue
+        encrypted = blobs_encrypted(manifest)
         for row in rows:
-            referenced.add(row['sha256'])
-            items.append((manifest['id'], 'blob', row['filename_disk'], row['sha256'], row['size']))
+            referenced.add((row['sha256'], encrypted))
+            items.append((manifest['id'], 'blob', row['filename_disk'], row['sha256'], row['size'], encrypted))
     sample = _sample(items, percent, max_bytes, rng)
     hashed = {}
-    for point, kind, name, sha, size in sample:
+    blind = not repository.crypto.identity_files  # encrypted data: presence only without the identity
+    for point, kind, name, sha, size, encrypted in sample:
+        if encrypted and blind and kind == 'artifact':
+            if name not in repository.point_files(instance, point):
+                problems.append({'restore_point': point, 'kind': 'missing', 'detail': name})
+            continue
+        if encrypted and blind:
+            if (sha, encrypted) not in blob_sizes:
+                problems.append({'restore_point': point, 'kind': 'missing',
+                                 'detail': '%s (blob %s)' % (name, sha)})
+            continue
         if kind == 'artifact':
             try:
-                digest, length = _hash_artifact(repository, instance, point, name)
-            except CairnError:
-                problems.append({'restore_point': point, 'kind': 'missing', 'detail': name})
+                digest, length = _hash_artifact(repository, instance, point, name, encrypted)
+            except CairnError as exc:
+                gone = 'missing' in exc.message
+                problems.append({'restore_point': point, 'kind': 'missing' if gone else 'corrupt',
+                                 'detail': name if gone else exc.message})
                 continue
             if digest != sha or length != size:
                 problems.append({'restore_point': point, 'kind': 'corrupt', 'detail': name})
             continue
-        if sha not in blob_sizes:
+        if (sha, encrypted) not in blob_sizes:
             problems.append({'restore_point': point, 'kind': 'missing', 'detail': '%s (blob %s)' % (name, sha)})
             continue
-        if sha not in hashed:
-            hashed[sha] = _hash_blob(repository, instance, sha)
-        if hashed[sha] != sha:
+        if (sha, encrypted) not in hashed:
+            try:
+                hashed[(sha, encrypted)] = _hash_blob(repository, instance, sha, encrypted)
+            except CairnError as exc:
+                hashed[(sha, encrypted)] = exc.message
+        if hashed[(sha, encrypted)] != sha:
             problems.append({'restore_point': point, 'kind': 'corrupt', 'detail': '%s (blob %s)' % (name, sha)})
     unreferenced = sorted(set(blob_sizes) - referenced)
     checked_at = iso(utc_now())
@@ -184,11 +207,11 @@ def check(repository, instance, percent=100, max_bytes=None, seed=None, record=T
                 'sampled_percent': percent, 'max_bytes': max_bytes})
     return {
         'changed': False, 'instance': instance, 'checked_at': checked_at, 'restore_points': len(manifests),
-        'items': len(items), 'checked_items': len(sample), 'checked_bytes': sum(i[4] for i in sample),
+        'items': len(items), 'checked_items': len(sample), 'checked_bytes': sum(item[4] for item in sample),
         'problems': problems, 'missing': sum(1 for p in problems if p['kind'] == 'missing'),
         'corrupt': sum(1 for p in problems if p['kind'] == 'corrupt'),
         'unreferenced_blobs': len(unreferenced), 'unreferenced_bytes': sum(blob_sizes[s] for s in unreferenced),
-        'duration_s': timer.seconds,
+        'duration_s': timer.seconds, 'content_verified': not (blind and any(item[5] for item in sample)),
     }
 
 
@@ -207,9 +230,21 @@ def _sample(items, percent, max_bytes, rng):
     return chosen
 
 
+def _copy_raw(read, write):
+    """Copy bytes as they are stored (ciphertext stays ciphertext); return sha256 and size of what was sent."""
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in iter(lambda: read.read(CHUNK), b''):
+        digest.update(chunk)
+        size += len(chunk)
+        write.write(chunk)
+    return digest.hexdigest(), size
+
+
 def copy(source, target, instance, points=None, check_mode=False, stale_after=3600, wait=0):
     """Copy restore points that ``target`` lacks, blobs first, each verified on arrival; a point becomes
-    visible in ``target`` only when all of it has arrived."""
+    visible in ``target`` only when all of it has arrived. Encrypted data is copied as it is stored, so
+    an offsite copy needs no key; it is verified by re-reading what arrived."""
     timer = Timer()
     have = set(target.list_points(instance))
     wanted = [p for p in source.list_points(instance) if (not points or p in points) and p not in have]
@@ -222,28 +257,35 @@ def copy(source, target, instance, points=None, check_mode=False, stale_after=36
         started = parse_time(manifest['started_at'])
         target.begin(instance, started, point_id=point, stale_after=stale_after, wait=wait)
         try:
+            encrypted = blobs_encrypted(manifest)
             for row in read_inventory(source, instance, manifest):
-                if target.has_blob(instance, row['sha256']):
+                if target.has_blob(instance, row['sha256'], encrypted):
                     continue
-                with source.open_blob(instance, row['sha256']) as handle:
-                    with target.blob_writer(instance) as blob:
-                        for chunk in iter(lambda: handle.read(CHUNK), b''):
-                            blob.write(chunk)
-                if blob.sha256 != row['sha256']:
-                    raise CairnError('blob %s arrived as %s in %s: the source copy is damaged'
-                                     % (row['sha256'], blob.sha256, target.describe()))
+                with source.open_blob(instance, row['sha256'], encrypted, raw=True) as handle:
+                    with target.blob_writer(instance, encrypted, sha256=row['sha256'] if encrypted else None) as blob:
+                        sent = _copy_raw(handle, blob)
+                if encrypted:
+                    with target.open_blob(instance, row['sha256'], encrypted, raw=True) as handle:
+                        damaged = _copy_raw(handle, _Discard()) != sent
+                else:
+                    damaged = blob.sha256 != row['sha256']
+                if damaged:
+                    if encrypted:
+                        target.delete_blob(instance, row['sha256'], encrypted)
+                    raise CairnError('blob %s arrived damaged in %s, or the source copy is damaged'
+                                     % (row['sha256'], target.describe()))
                 result['blobs_copied'] += 1
-                result['bytes_copied'] += blob.size
+                result['bytes_copied'] += sent[1]
             for artifact in manifest['artifacts']:
-                with source.open_artifact(instance, point, artifact['path']) as handle:
+                with source.open_artifact(instance, point, artifact['path'], raw=True) as handle:
                     with target.artifact_writer(instance, point, artifact['path']) as out:
                         hashed = HashingWriter(out)
-                        for chunk in iter(lambda: handle.read(CHUNK), b''):
-                            hashed.write(chunk)
-                        if hashed.sha256 != artifact['sha256'] or hashed.size != artifact['size_bytes']:
+                        sent = _copy_raw(handle, hashed)
+                        plain = not artifact.get('encrypted', False)
+                        if plain and (hashed.sha256 != artifact['sha256'] or hashed.size != artifact['size_bytes']):
                             raise CairnError('artifact %s of %s arrived with sha256 %s, the manifest says %s'
                                              % (artifact['path'], point, hashed.sha256, artifact['sha256']))
-                result['bytes_copied'] += artifact['size_bytes']
+                result['bytes_copied'] += sent[1]
             target.finalize(instance, point, manifest)
         except BaseException as exc:
             target.fail(instance, point, {'msg': 'copy from %s failed: %s' % (
@@ -251,3 +293,8 @@ def copy(source, target, instance, points=None, check_mode=False, stale_after=36
             raise
     result['duration_s'] = timer.seconds
     return result
+
+
+class _Discard:
+    def write(self, data):
+        return len(data)

@@ -32,13 +32,18 @@ def build(run, parts, instance_facts, artifact_stats):
                          'before finalizing' % run['id'])
     artifacts = [
         {'path': database['artifact'], 'kind': 'database', 'size_bytes': database['size_bytes'],
-         'sha256': database['sha256']},
+         'sha256': database['sha256'], 'encrypted': bool(database.get('encrypted'))},
         {'path': storage['inventory'], 'kind': 'file-inventory', 'size_bytes': storage['inventory_size_bytes'],
-         'sha256': storage['inventory_sha256']},
+         'sha256': storage['inventory_sha256'], 'encrypted': False},
     ]
+    secrets = parts.get('secrets') or {'captured': False, 'reason': 'the secrets were not captured in this run'}
+    if secrets.get('captured'):
+        artifacts.append({'path': secrets['artifact'], 'kind': 'secrets', 'size_bytes': secrets['size_bytes'],
+                          'sha256': secrets['sha256'], 'encrypted': True})
     for artifact in artifacts:
         stat = artifact_stats(artifact['path'])
-        if stat is None or stat.st_size != artifact['size_bytes']:
+        # An encrypted artifact is larger on disk than the content its size and sha256 describe.
+        if stat is None or (stat.st_size != artifact['size_bytes'] and not artifact['encrypted']):
             raise CairnError('artifact %s of restore point %s is missing or has the wrong size; the run is '
                              'incomplete and cannot be finalized' % (artifact['path'], run['id']))
     return {
@@ -57,8 +62,10 @@ def build(run, parts, instance_facts, artifact_stats):
             'format', 'compression', 'artifact', 'raw_size_bytes', 'raw_sha256', 'row_counts',
             'row_counts_consistent', 'scope', 'migration_level', 'duration_s') if key in database},
         'storage': {key: storage[key] for key in (
-            'inventory', 'locations', 'files', 'bytes', 'include_regenerable', 'duration_s')},
-        'secrets': {'captured': False, 'reason': 'secret capture is not part of this version of cairncms.ops'},
+            'inventory', 'locations', 'files', 'bytes', 'include_regenerable', 'encrypted', 'duration_s')
+            if key in storage},
+        'secrets': secrets,
+        'encryption': database.get('encryption') or secrets.get('encryption'),
         'artifacts': artifacts,
     }
 

@@ -57,11 +57,17 @@ def read_inventory(repository, instance, manifest):
     return [json.loads(line) for line in data.decode('utf-8').splitlines() if line.strip()]
 
 
+def blobs_encrypted(manifest):
+    return bool((manifest.get('storage') or {}).get('encrypted'))
+
+
 def _previous(repository, instance):
     points = repository.list_points(instance)
     if not points:
         return {}
     manifest = repository.load_manifest(instance, points[-1])
+    if blobs_encrypted(manifest) != repository.crypto.encrypts:
+        return {}  # the other store: nothing to take over
     try:
         rows = read_inventory(repository, instance, manifest)
     except CairnError:
@@ -79,6 +85,7 @@ def backup(config, repository, instance, point_id, locations=None, include_regen
 
 def _backup(config, repository, instance, point_id, locations, include_regenerable, checksum, check_mode):
     timer = Timer()
+    encrypted = repository.crypto.encrypts
     previous = {} if checksum else _previous(repository, instance)
     rows, summaries = [], []
     for location in _selected(config, locations):
@@ -93,7 +100,7 @@ def _backup(config, repository, instance, point_id, locations, include_regenerab
                 continue
             before = previous.get((location.name, entry.name))
             if (before and before['size'] == entry.size and before['mtime_ns'] == entry.mtime_ns
-                    and repository.has_blob(instance, before['sha256'])):
+                    and repository.has_blob(instance, before['sha256'], encrypted)):
                 sha, size = before['sha256'], entry.size
                 summary['reused_files'] += 1
             elif check_mode:
@@ -101,7 +108,7 @@ def _backup(config, repository, instance, point_id, locations, include_regenerab
                 summary['transferred_files'] += 1
                 summary['transferred_bytes'] += size
             else:
-                sha, size, stored = _store(repository, instance, backend, entry.name)
+                sha, size, stored = _store(repository, instance, backend, entry.name, encrypted)
                 summary['transferred_files'] += 1
                 summary['transferred_bytes'] += size
                 summary['stored_bytes'] += stored
@@ -126,15 +133,15 @@ def _backup(config, repository, instance, point_id, locations, include_regenerab
     repository.write_part(instance, point_id, 'storage', {
         'inventory': INVENTORY, 'inventory_size_bytes': stored.size, 'inventory_sha256': stored.sha256,
         'locations': summaries, 'files': result['files'], 'bytes': result['bytes'],
-        'include_regenerable': include_regenerable, 'duration_s': timer.seconds})
+        'include_regenerable': include_regenerable, 'duration_s': timer.seconds, 'encrypted': encrypted})
     result['duration_s'] = timer.seconds
     return result
 
 
-def _store(repository, instance, backend, name):
+def _store(repository, instance, backend, name, encrypted):
     """Copy one object into the blob store; returns sha256, size, bytes newly stored."""
     with backend.open_read(name) as source:
-        with repository.blob_writer(instance) as blob:
+        with repository.blob_writer(instance, encrypted) as blob:
             for chunk in iter(lambda: source.read(CHUNK), b''):
                 blob.write(chunk)
     # A blob that was already there is not stored again (blob_writer drops the copy).
@@ -199,10 +206,11 @@ def restore(config, repository, source_instance, manifest, replace=False, locati
     if check_mode or not changes:
         return result
     staged = []
+    encrypted = blobs_encrypted(manifest)
     try:
         for plan in plans:
             for row in plan['write']:
-                staged.append(_stage(repository, source_instance, plan['backend'], row))
+                staged.append(_stage(repository, source_instance, plan['backend'], row, encrypted))
         for write in staged:
             write.commit()
     except BaseException:
@@ -216,12 +224,12 @@ def restore(config, repository, source_instance, manifest, replace=False, locati
     return result
 
 
-def _stage(repository, instance, backend, row):
+def _stage(repository, instance, backend, row, encrypted):
     """Write one file to a temporary place in the target and check it; ``commit()`` puts it in place."""
     write = backend.begin_write(row['filename_disk'], mtime_ns=row.get('mtime_ns'))
     try:
         hashed = HashingWriter(write)
-        with repository.open_blob(instance, row['sha256']) as blob:
+        with repository.open_blob(instance, row['sha256'], encrypted) as blob:
             for chunk in iter(lambda: blob.read(CHUNK), b''):
                 hashed.write(chunk)
         write.close()

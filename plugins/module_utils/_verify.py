@@ -16,7 +16,7 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend, verify_artifact
 from ansible_collections.cairncms.ops.plugins.module_utils._storage import select_backend as select_storage
-from ansible_collections.cairncms.ops.plugins.module_utils._sync import read_inventory
+from ansible_collections.cairncms.ops.plugins.module_utils._sync import blobs_encrypted, read_inventory
 
 EXAMPLES = 5
 
@@ -42,7 +42,10 @@ class Report:
 
 
 def check_repository(report, repository, instance, manifest):
-    """Every artifact and every blob of the restore point is there with its checksum."""
+    """Every artifact and every blob of the restore point is there with its checksum (encrypted ones
+    need the identity; without it only their presence is checked)."""
+    if manifest.get('encryption') and not repository.crypto.identity_files:
+        return _check_presence(report, repository, instance, manifest)
     for artifact in manifest.get('artifacts', []):
         report.attempt('artifact %s sha256' % artifact['path'],
                        lambda a=artifact: verify_artifact(repository, instance, manifest, a['path']) and
@@ -59,7 +62,7 @@ def check_repository(report, repository, instance, manifest):
         seen.add(row['sha256'])
         digest = hashlib.sha256()
         try:
-            with repository.open_blob(instance, row['sha256']) as handle:
+            with repository.open_blob(instance, row['sha256'], blobs_encrypted(manifest)) as handle:
                 for chunk in iter(lambda: handle.read(CHUNK), b''):
                     digest.update(chunk)
         except CairnError:
@@ -69,6 +72,18 @@ def check_repository(report, repository, instance, manifest):
             bad.append('%s (corrupt)' % row['filename_disk'])
     report.add('file blobs sha256', not bad,
                '%d blob(s) ok' % len(seen) if not bad else '%d bad: %s' % (len(bad), ', '.join(bad[:EXAMPLES])))
+
+
+def _check_presence(report, repository, instance, manifest):
+    names = set(repository.point_files(instance, manifest['id']))
+    missing = [a['path'] for a in manifest.get('artifacts', []) if a['path'] not in names]
+    report.add('artifacts present', not missing, 'encrypted, no identity given: presence only' if not missing
+               else 'missing: %s' % ', '.join(missing))
+    encrypted = blobs_encrypted(manifest)
+    rows = read_inventory(repository, instance, manifest)
+    gone = sorted({row['filename_disk'] for row in rows if not repository.has_blob(instance, row['sha256'], encrypted)})
+    report.add('file blobs present', not gone, '%d blob(s) present (encrypted, no identity given)' % len(rows)
+               if not gone else '%d missing: %s' % (len(gone), ', '.join(gone[:EXAMPLES])))
 
 
 def check_database(report, config, manifest):

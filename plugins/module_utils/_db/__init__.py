@@ -69,7 +69,9 @@ def dump(config, repository, instance, point_id, compression='zstd', level=3, th
     if check_mode:
         return result
     timer = Timer()
-    with repository.heartbeat(instance, point_id), repository.artifact_writer(instance, point_id, name) as handle:
+    encrypted = repository.crypto.encrypts
+    with repository.heartbeat(instance, point_id), \
+            repository.artifact_writer(instance, point_id, name, encrypted=encrypted) as handle:
         stored = HashingWriter(handle)
         compressor = _compress.writer(stored, compression, level=level, threads=threads)
         raw = HashingWriter(compressor)
@@ -89,7 +91,10 @@ def dump(config, repository, instance, point_id, compression='zstd', level=3, th
         'row_counts': facts['row_counts'],
         'migration_level': facts['migration_level'],
         'duration_s': timer.seconds,
+        'encrypted': encrypted,
     }
+    if encrypted:
+        part['encryption'] = repository.crypto.describe()
     for key in ('server_flavor', 'dump_tool', 'dump_tool_version', 'jobs', 'row_counts_consistent', 'scope'):
         if key in facts:
             part[key] = facts[key]
@@ -111,7 +116,7 @@ def dump(config, repository, instance, point_id, compression='zstd', level=3, th
 def verify_artifact(repository, instance, manifest, name):
     """Read an artifact once and compare size and sha256 with the manifest."""
     expected = artifact_entry(manifest, name)
-    with repository.open_artifact(instance, manifest['id'], name) as handle:
+    with repository.open_artifact(instance, manifest['id'], name, encrypted=expected.get('encrypted', False)) as handle:
         reader = HashingReader(handle)
         while reader.read(CHUNK):
             pass
@@ -203,7 +208,8 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
     timer = Timer()
     name = db_manifest['artifact']
     expected = verify_artifact(repository, source_instance, manifest, name)
-    with repository.open_artifact(source_instance, manifest['id'], name) as handle:
+    with repository.open_artifact(source_instance, manifest['id'], name,
+                                  encrypted=expected.get('encrypted', False)) as handle:
         stored = HashingReader(handle)
         source = _compress.reader(stored, db_manifest['compression'])
         if scope:

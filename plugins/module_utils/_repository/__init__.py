@@ -17,11 +17,11 @@ TYPES = {
 }
 
 
-def select_repository(spec):
+def select_repository(spec, crypto=None):
     if not isinstance(spec, dict) or not spec.get('type'):
         raise CairnError('cairn_repository must be a dict with a type, e.g. {type: local, path: /var/backups/cairn}')
     kind = spec['type']
     if kind not in TYPES:
         raise CairnError('repository type %r is not supported by this version of cairncms.ops; '
                          'use one of: %s' % (kind, ', '.join(sorted(TYPES))))
-    return TYPES[kind].from_spec(spec)
+    return TYPES[kind].from_spec(spec, crypto)

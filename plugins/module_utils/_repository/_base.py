@@ -59,8 +59,9 @@ class Repository:
         """Take the lock, clean staging areas of dead runs, stage a new point: (id, cleaned ids)."""
         raise NotImplementedError
 
-    def artifact_writer(self, instance, point_id, name):
-        """Context manager giving a binary writable for a new artifact of a staged point."""
+    def artifact_writer(self, instance, point_id, name, encrypted=False):
+        """Context manager giving a binary writable for a new artifact of a staged point (encrypting to the
+        repository's recipients when ``encrypted``)."""
         raise NotImplementedError
 
     def scratch_dir(self, instance, point_id):
@@ -104,24 +105,24 @@ class Repository:
     def load_manifest(self, instance, point_id):
         raise NotImplementedError
 
-    def open_artifact(self, instance, point_id, name):
+    def open_artifact(self, instance, point_id, name, encrypted=False, raw=False):
         raise NotImplementedError
 
     # blobs
-    def has_blob(self, instance, sha256):
+    def has_blob(self, instance, sha256, encrypted=False):
         raise NotImplementedError
 
-    def list_blobs(self, instance):
+    def list_blobs(self, instance, encrypted=False):
         raise NotImplementedError
 
-    def delete_blob(self, instance, sha256):
+    def delete_blob(self, instance, sha256, encrypted=False):
         raise NotImplementedError
 
-    def blob_writer(self, instance):
+    def blob_writer(self, instance, encrypted=False, sha256=None):
         """Context manager giving a ``BlobWriter``: write bytes, read ``sha256`` after close."""
         raise NotImplementedError
 
-    def open_blob(self, instance, sha256):
+    def open_blob(self, instance, sha256, encrypted=False, raw=False):
         raise NotImplementedError
 
     def resolve(self, instance, wanted):

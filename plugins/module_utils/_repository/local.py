@@ -10,6 +10,7 @@ Layout under ``<path>/<instance>/`` (documented in docs/restore-point-format.md)
     staging/<id>/               runs in progress; never listed as restore points
     failed/<id>/error.json      error log of a failed run (artifacts removed)
     blobs/<aa>/<sha256>         file bytes, content-addressed, shared by the points
+    blobs-age/<aa>/<sha256>     the same, age-encrypted (named by the sha256 of the plaintext)
     checks/<id>.json            result of the last integrity check of a restore point
     lock.json                   the run that holds the instance (kept fresh while it works)
 """
@@ -29,11 +30,13 @@ import time
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     AtomicFile, CairnError, check_name, fsync_dir, iso, makedirs, read_json, utc_now, write_json)
+from ansible_collections.cairncms.ops.plugins.module_utils._crypto import Crypto
 from ansible_collections.cairncms.ops.plugins.module_utils._repository._base import (
     Repository, check_sha256, new_point_id, safe_join)
 
 MANIFEST = 'manifest.json'
 PARTS = '.parts'
+BLOBS = {False: 'blobs', True: 'blobs-age'}
 
 
 class BlobWriter:
@@ -53,18 +56,19 @@ class BlobWriter:
 class LocalRepository(Repository):
     kind = 'local'
 
-    def __init__(self, path):
+    def __init__(self, path, crypto=None):
         if not path or not os.path.isabs(path):
             raise CairnError('cairn_repository.path must be an absolute directory path, got %r' % (path,))
         self.path = os.path.normpath(path)
+        self.crypto = crypto or Crypto()
 
     @classmethod
-    def from_spec(cls, spec):
+    def from_spec(cls, spec, crypto=None):
         unknown = set(spec) - {'type', 'path'}
         if unknown:
             raise CairnError('cairn_repository of type local takes only path; unknown: %s'
                              % ', '.join(sorted(unknown)))
-        return cls(spec.get('path'))
+        return cls(spec.get('path'), crypto)
 
     def describe(self):
         return 'local:%s' % self.path
@@ -216,9 +220,23 @@ class LocalRepository(Repository):
                              'or never begun?)' % (point_id, instance, self.describe()))
         return staging
 
-    def artifact_writer(self, instance, point_id, name):
+    @contextlib.contextmanager
+    def artifact_writer(self, instance, point_id, name, encrypted=False):
         staging = self._require_staging(instance, point_id)
-        return AtomicFile(safe_join(staging, name))
+        with AtomicFile(safe_join(staging, name)) as handle:
+            if not encrypted:
+                yield handle
+                return
+            writer = self.crypto.writer(handle)
+            try:
+                yield writer
+            except BaseException:
+                try:
+                    writer.close()
+                except CairnError:
+                    pass
+                raise
+            writer.close()
 
     def scratch_dir(self, instance, point_id):
         return self._require_staging(instance, point_id)
@@ -279,13 +297,17 @@ class LocalRepository(Repository):
         return read_json(os.path.join(self._point(instance, point_id), MANIFEST),
                          'manifest of restore point %s of %s' % (point_id, instance))
 
-    def open_artifact(self, instance, point_id, name):
+    def open_artifact(self, instance, point_id, name, encrypted=False, raw=False):
+        """The artifact's content (decrypted when ``encrypted``, unless ``raw``)."""
         path = safe_join(self._point(instance, point_id), name)
         try:
-            return open(path, 'rb')
+            handle = open(path, 'rb')
         except FileNotFoundError:
             raise CairnError('artifact %s of restore point %s of %s is missing from %s'
                              % (name, point_id, instance, self.describe()))
+        if encrypted and not raw:
+            return self.crypto.reader(handle, 'artifact %s of restore point %s' % (name, point_id))
+        return handle
 
     def delete_point(self, instance, point_id):
         """Remove a restore point: it disappears at once (rename), then its files go."""
@@ -316,9 +338,9 @@ class LocalRepository(Repository):
         return read_json(path, 'check record') if os.path.exists(path) else None
 
     # blobs --------------------------------------------------------------
-    def list_blobs(self, instance):
-        """sha256 -> size of every blob stored for the instance."""
-        blobs = self._instance(instance, 'blobs')
+    def list_blobs(self, instance, encrypted=False):
+        """sha256 -> size of every blob stored for the instance (in the plain or the encrypted store)."""
+        blobs = self._instance(instance, BLOBS[encrypted])
         found = {}
         if not os.path.isdir(blobs):
             return found
@@ -331,30 +353,35 @@ class LocalRepository(Repository):
                     found[name] = os.path.getsize(os.path.join(directory, name))
         return found
 
-    def delete_blob(self, instance, sha256):
-        os.unlink(self._blob(instance, sha256))
+    def delete_blob(self, instance, sha256, encrypted=False):
+        os.unlink(self._blob(instance, sha256, encrypted))
 
-    def _blob(self, instance, sha256):
+    def _blob(self, instance, sha256, encrypted=False):
         check_sha256(sha256)
-        return self._instance(instance, 'blobs', sha256[:2], sha256)
+        return self._instance(instance, BLOBS[encrypted], sha256[:2], sha256)
 
-    def has_blob(self, instance, sha256):
-        return os.path.isfile(self._blob(instance, sha256))
+    def has_blob(self, instance, sha256, encrypted=False):
+        return os.path.isfile(self._blob(instance, sha256, encrypted))
 
     @contextlib.contextmanager
-    def blob_writer(self, instance):
-        blobs = self._instance(instance, 'blobs')
+    def blob_writer(self, instance, encrypted=False, sha256=None):
+        """A ``BlobWriter``: the blob is named by the sha256 of what is written (plaintext), or, for raw
+        ciphertext being copied, by the given ``sha256``."""
+        blobs = self._instance(instance, BLOBS[encrypted])
         makedirs(blobs)
         fd, tmp = tempfile.mkstemp(prefix='.incoming-', dir=blobs)
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, 'wb') as handle:
-                writer = BlobWriter(handle)
+                sink = self.crypto.writer(handle) if encrypted and sha256 is None else handle
+                writer = BlobWriter(sink)
                 yield writer
+                if sink is not handle:
+                    sink.close()
                 handle.flush()
                 os.fsync(handle.fileno())
-            writer.sha256 = writer._digest.hexdigest()
-            final = self._blob(instance, writer.sha256)
+            writer.sha256 = sha256 or writer._digest.hexdigest()
+            final = self._blob(instance, writer.sha256, encrypted)
             writer.existed = os.path.exists(final)
             if writer.existed:
                 os.unlink(tmp)
@@ -366,9 +393,12 @@ class LocalRepository(Repository):
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
-    def open_blob(self, instance, sha256):
+    def open_blob(self, instance, sha256, encrypted=False, raw=False):
         try:
-            return open(self._blob(instance, sha256), 'rb')
+            handle = open(self._blob(instance, sha256, encrypted), 'rb')
         except FileNotFoundError:
             raise CairnError('blob %s of instance %s is missing from %s; the repository is damaged'
                              % (sha256, instance, self.describe()))
+        if encrypted and not raw:
+            return self.crypto.reader(handle, 'blob %s' % sha256)
+        return handle

@@ -1,0 +1,227 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Encryption at rest in the age format, through pyrage (private).
+
+Streaming both ways with flat memory: pyrage pulls from a reader and pushes to a writer, so each
+direction runs it in a thread on one end of an OS pipe. Anything encrypted here decrypts with the
+stock ``age`` tool: ``age -d -i key.txt FILE``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
+
+try:
+    import pyrage
+    HAS_PYRAGE = True
+    PYRAGE_IMPORT_ERROR = None
+except ImportError:
+    HAS_PYRAGE = False
+    PYRAGE_IMPORT_ERROR = traceback.format_exc()
+
+SCHEME = 'age'
+
+
+def _require():
+    if not HAS_PYRAGE:
+        raise CairnError('the Python library pyrage is needed for encryption on this host: pip install '
+                         '"pyrage>=1.2.0" for the Python Ansible uses here', exception=PYRAGE_IMPORT_ERROR)
+
+
+def parse_recipient(text):
+    _require()
+    text = text.strip()
+    try:
+        if text.startswith('age1'):
+            return pyrage.x25519.Recipient.from_str(text)
+        if text.startswith(('ssh-ed25519 ', 'ssh-rsa ')):
+            return pyrage.ssh.Recipient.from_str(text)
+    except Exception as exc:  # pyrage raises its own RecipientError and ValueError
+        raise CairnError('encryption recipient %s... is not a valid age or SSH public key (%s)' % (text[:12], exc))
+    raise CairnError('encryption recipient %s... is neither an age public key (age1...) nor an ssh-ed25519 or '
+                     'ssh-rsa public key; generate one with age-keygen' % text[:12])
+
+
+def load_identities(path):
+    """The age identities (AGE-SECRET-KEY-1...) of an identity file, or an SSH private key."""
+    _require()
+    try:
+        with open(path, 'rb') as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise CairnError('cannot read the encryption identity file %s (%s); set cairn_encryption_identity_file'
+                         % (path, exc.strerror))
+    identities = []
+    for line in data.decode('utf-8', 'replace').splitlines():
+        line = line.strip()
+        if line.startswith('AGE-SECRET-KEY-'):
+            try:
+                identities.append(pyrage.x25519.Identity.from_str(line))
+            except Exception:  # its own IdentityError
+                raise CairnError('the identity file %s holds a malformed age secret key' % path)
+    if not identities and b'PRIVATE KEY' in data:
+        try:
+            identities.append(pyrage.ssh.Identity.from_buffer(data))
+        except Exception as exc:
+            raise CairnError('the SSH private key %s cannot be used for age (%s)' % (path, exc))
+    if not identities:
+        raise CairnError('the identity file %s holds no age secret key (AGE-SECRET-KEY-1...) and no SSH private '
+                         'key' % path)
+    return identities
+
+
+class Crypto:
+    """What a run may do: encrypt to ``recipients``, decrypt with the identities in ``identity_files``."""
+
+    def __init__(self, recipients=(), identity_files=(), required=False):
+        self.recipient_texts = [text.strip() for text in recipients or () if text and text.strip()]
+        self.identity_files = [path for path in identity_files or () if path]
+        self.required = required
+        if required and not self.recipient_texts:
+            raise CairnError('encryption is required (cairn_encryption_required) but no recipient is configured; '
+                             'set cairn_encryption_recipients to the age public keys to encrypt to')
+        self._recipients = None
+        self._identities = None
+
+    @property
+    def encrypts(self):
+        return bool(self.recipient_texts)
+
+    def recipients(self):
+        if self._recipients is None:
+            self._recipients = [parse_recipient(text) for text in self.recipient_texts]
+        return self._recipients
+
+    def identities(self):
+        if self._identities is None:
+            if not self.identity_files:
+                raise CairnError('this restore point is encrypted; set cairn_encryption_identity_file to a file with '
+                                 'the age secret key of one of its recipients')
+            self._identities = [identity for path in self.identity_files for identity in load_identities(path)]
+        return self._identities
+
+    def describe(self):
+        return {'scheme': SCHEME, 'recipients': list(self.recipient_texts)}
+
+    def writer(self, handle):
+        """A writable whose bytes reach ``handle`` encrypted; ``close()`` finishes the age stream."""
+        return _EncryptingWriter(handle, self.recipients())
+
+    def reader(self, handle, what):
+        """A readable of the plaintext of the age stream read from ``handle`` (closed with it)."""
+        try:
+            identities = self.identities()
+        except CairnError:
+            handle.close()
+            raise
+        return _DecryptingReader(handle, identities, what)
+
+    def encrypt_bytes(self, data):
+        _require()
+        return pyrage.encrypt(data, self.recipients())
+
+    def decrypt_bytes(self, data, what):
+        _require()
+        try:
+            return pyrage.decrypt(data, self.identities())
+        except Exception as exc:
+            raise _decrypt_error(what, exc)
+
+
+def _decrypt_error(what, exc):
+    return CairnError('cannot decrypt %s: %s. Either the identity is not one of its recipients or the data was '
+                      'damaged or tampered with; nothing was restored from it' % (what, exc))
+
+
+class _Worker(threading.Thread):
+    def __init__(self, target):
+        super().__init__(daemon=True)
+        self._target_call = target
+        self.error = None
+
+    def run(self):
+        try:
+            self._target_call()
+        except Exception as exc:  # pyrage's errors, BrokenPipe: reported by the owner
+            self.error = exc
+
+
+class _EncryptingWriter:
+    def __init__(self, handle, recipients):
+        read_fd, write_fd = os.pipe()
+        self._source = os.fdopen(read_fd, 'rb')
+        self._pipe = os.fdopen(write_fd, 'wb')
+        self._worker = _Worker(lambda: pyrage.encrypt_io(self._source, handle, recipients))
+        self._worker.start()
+
+    def write(self, data):
+        try:
+            self._pipe.write(data)
+        except BrokenPipeError:
+            self.close()
+            raise CairnError('encryption stopped: %s' % self._worker.error)
+        return len(data)
+
+    def flush(self):
+        self._pipe.flush()
+
+    def close(self):
+        if not self._pipe.closed:
+            try:
+                self._pipe.close()
+            except BrokenPipeError:
+                pass
+        self._worker.join()
+        self._source.close()
+        if self._worker.error:
+            raise CairnError('encryption failed: %s' % self._worker.error)
+
+
+class _DecryptingReader:
+    def __init__(self, handle, identities, what):
+        read_fd, write_fd = os.pipe()
+        self._plain = os.fdopen(read_fd, 'rb')
+        self._pipe = os.fdopen(write_fd, 'wb')
+        self._what = what
+        self._handle = handle
+
+        def work():
+            try:
+                pyrage.decrypt_io(handle, self._pipe, identities)
+            finally:
+                try:
+                    self._pipe.close()
+                except BrokenPipeError:
+                    pass
+        self._worker = _Worker(work)
+        self._worker.start()
+
+    def read(self, size=CHUNK):
+        data = self._plain.read(size)
+        if not data:
+            self._worker.join()
+            if self._worker.error:
+                raise _decrypt_error(self._what, self._worker.error)
+        return data
+
+    def readinto(self, buffer):
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self):
+        self._plain.close()
+        self._worker.join()
+        self._handle.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+        return False
