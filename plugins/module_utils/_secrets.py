@@ -222,4 +222,3 @@ def restore(repository, instance, manifest, env_file, overrides, rotate=(), repl
                 with AtomicFile(entry['path'], mode=int(entry['mode'], 8)) as handle:
                     handle.write(data)
     return result
-

@@ -227,6 +227,10 @@ def verify(config, repository, instance, manifest, checks, http=None):
         backend = check_database(report, config, manifest)
     if 'files' in checks:
         check_files(report, config, repository, instance, manifest, backend)
+    if 'key' in checks:
+        expected = (manifest.get('cms') or {}).get('key')
+        report.add('CMS key', config.key == expected,
+                   'KEY equals the restore point\'s' if config.key == expected else 'KEY differs from the restore point\'s')
     if http and http.get('url'):
         check_http(report, manifest, http, repository, instance)
     return report

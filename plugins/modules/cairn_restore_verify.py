@@ -14,6 +14,8 @@ description:
     the manifest and inventory.
   - V(database) opens the instance's database (C(PRAGMA integrity_check) for SQLite) and compares the
     migration level and the row count of every table with the manifest.
+  - V(key) checks that the instance's C(KEY) equals the one recorded in the restore point (after the
+    configuration was restored with M(cairncms.ops.cairn_secret_restore)).
   - V(files) checks that every C(directus_files) row has a file of the recorded size in its location and
     that every file of the inventory has the recorded sha256.
   - With O(http.url), checks the running instance over HTTP; see O(http).
@@ -34,7 +36,7 @@ options:
       - Which groups of checks to run.
     type: list
     elements: str
-    choices: [repository, database, files]
+    choices: [repository, database, files, key]
     default: [database, files]
   http:
     description:
@@ -149,7 +151,7 @@ def action(module):
 def main():
     spec = dict(instance_spec(), **repository_spec())
     spec.update({
-        'checks': {'type': 'list', 'elements': 'str', 'choices': ['repository', 'database', 'files'],
+        'checks': {'type': 'list', 'elements': 'str', 'choices': ['repository', 'database', 'files', 'key'],
                    'default': ['database', 'files']},
         'http': {'type': 'dict', 'default': {}, 'options': {
             'url': {'type': 'str'},

@@ -95,7 +95,7 @@ def main():
     spec.update({
         'restore_point': {'type': 'str', 'required': True},
         'files': {'type': 'list', 'elements': 'path', 'default': []},
-        'secret_variables': {'type': 'list', 'elements': 'str', 'default': []},
+        'secret_variables': {'type': 'list', 'elements': 'str', 'default': [], 'no_log': False},
     })
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, lambda m: _secrets.capture(
