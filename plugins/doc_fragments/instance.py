@@ -12,6 +12,7 @@ options:
     description:
       - The CairnCMS instance's C(.env) file, read the way CairnCMS reads it (dotenv syntax, value prefixes,
         C(<NAME>_FILE) indirection).
+      - It may be missing when O(env_overrides) are given - a new home whose C(.env) a restore writes.
       - See the collection's C(docs/configuration.md) for the rules.
     type: path
   env_overrides:

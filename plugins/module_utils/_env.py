@@ -247,7 +247,9 @@ class InstanceConfig:
                              % ', '.join(secret_names))
         overrides = dict(overrides or {}, **(secret_overrides or {}))
         raw = dict(DEFAULTS)
-        if env_file:
+        if env_file and overrides and not os.path.exists(env_file):
+            pass  # a new home: its .env is written at restore, the overrides say where things go meanwhile
+        elif env_file:
             try:
                 with open(env_file, 'r', encoding='utf-8') as handle:
                     raw.update(parse_dotenv(handle.read()))

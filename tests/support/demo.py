@@ -33,6 +33,22 @@ def playbook(workdir, name, limit):
     subprocess.run(command, check=True)
 
 
+def demo_key(path):
+    """A generated age key for the demo (a real deployment keeps its key off the CMS host)."""
+    import pyrage
+    identity = pyrage.x25519.Identity.generate()
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), 'w', encoding='ascii') as handle:
+        handle.write('# demo key, public key: %s\n%s\n' % (identity.to_public(), identity))
+    return str(identity.to_public())
+
+
+def env_value(path, name):
+    for line in open(path, encoding='utf-8'):
+        if line.startswith(name + '='):
+            return line.split('=', 1)[1].split('#')[0].strip().strip('"\'')
+    return None
+
+
 def table_counts(path):
     conn = sqlite3.connect('file:%s?mode=ro' % path, uri=True)
     try:
@@ -57,13 +73,20 @@ def main():
     source, target, repo = (os.path.join(workdir, name) for name in ('blog', 'restored', 'repository'))
     os.makedirs(workdir)
     demo_instance.populated(source)
-    demo_instance.empty(target)
+    os.makedirs(os.path.join(target, 'uploads'))  # a new home: no database, no files, no .env yet
+    key = os.path.join(workdir, 'demo-age-key.txt')
+    recipient = demo_key(key)
     inventory = {'all': {
         'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
                  'cairn_repository': {'type': 'local', 'path': repo}},
         'hosts': {
-            'blog': {'cairn_env_file': os.path.join(source, '.env')},
-            'blog-restored': {'cairn_env_file': os.path.join(target, '.env'), 'cairn_restore_from': 'blog'},
+            'blog': {'cairn_env_file': os.path.join(source, '.env'), 'cairn_encryption_recipients': [recipient]},
+            'blog-restored': {
+                'cairn_env_file': os.path.join(target, '.env'), 'cairn_restore_from': 'blog',
+                'cairn_encryption_identity_file': key,
+                'cairn_env_overrides': {'DB_CLIENT': 'sqlite3', 'DB_FILENAME': os.path.join(target, 'data.db'),
+                                        'STORAGE_LOCAL_ROOT': os.path.join(target, 'uploads'),
+                                        'PUBLIC_URL': 'http://127.0.0.1:8056', 'PORT': 8056}},
         }}}
     with open(os.path.join(workdir, 'inventory.yml'), 'w', encoding='utf-8') as handle:
         json.dump(inventory, handle, indent=2)  # JSON is YAML
@@ -80,6 +103,7 @@ def main():
     originals = {name: digest for name, digest in source_files.items() if '__' not in name}
     same_rows = before == after
     same_files = originals == target_files
+    same_key = env_value(os.path.join(source, '.env'), 'KEY') == env_value(os.path.join(target, '.env'), 'KEY')
     print('\n== cairncms.ops demo summary ==')
     print('restore point   %s (%s, migration %s)' % (manifest['id'], manifest['database']['vendor'],
                                                      manifest['cms']['migration_level']))
@@ -87,8 +111,10 @@ def main():
           % (len(after), sum(after.values()), 'yes' if same_rows else 'NO'))
     print('uploads         %d files backed up, %d regenerable skipped; restored bytes equal: %s'
           % (manifest['storage']['files'], len(source_files) - len(originals), 'yes' if same_files else 'NO'))
-    print('repository      %s' % repo)
-    if not (same_rows and same_files):
+    print('secrets         .env captured in an age-encrypted bundle; restored .env has the same KEY: %s, '
+          'PUBLIC_URL %s' % ('yes' if same_key else 'NO', env_value(os.path.join(target, '.env'), 'PUBLIC_URL')))
+    print('repository      %s (encrypted to %s...)' % (repo, manifest['encryption']['recipients'][0][:16]))
+    if not (same_rows and same_files and same_key):
         sys.exit('demo FAILED: the restored instance differs from the original')
     print('demo OK: backed up, restored into an empty instance and verified')
 
