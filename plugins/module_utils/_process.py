@@ -128,6 +128,29 @@ class Streaming:
             raise CairnError('%s stopped reading its input' % self.what)
         return len(data)
 
+    def pump_in(self, source):
+        """Feed all of ``source`` to the child's stdin and wait for it; the child is killed on error."""
+        try:
+            for chunk in iter(lambda: source.read(CHUNK), b''):
+                self.write(chunk)
+        except BaseException:
+            self.abort()
+            raise
+        self.finish()
+
+    def pump_out(self, sink, watch=None):
+        """Write all of the child's stdout to ``sink`` and wait for it; ``watch(chunk)`` sees each chunk first.
+        The child is killed on error."""
+        try:
+            for chunk in iter(lambda: self.read(CHUNK), b''):
+                if watch:
+                    watch(chunk)
+                sink.write(chunk)
+        except BaseException:
+            self.abort()
+            raise
+        self.finish()
+
     def stderr_tail(self):
         return _mask(self._stderr.data.decode('utf-8', 'replace'), self.secrets).strip()
 
@@ -150,3 +173,24 @@ class Streaming:
             self.proc.kill()
         self.proc.wait()
         self._stderr.join()
+
+
+class Prefixed:
+    """A readable of ``prefix``, then ``source``, then ``suffix``."""
+
+    def __init__(self, prefix, source, suffix=b''):
+        self._parts = [prefix, source, suffix]
+
+    def read(self, size=CHUNK):
+        while self._parts:
+            part = self._parts[0]
+            if isinstance(part, bytes):
+                self._parts.pop(0)
+                if part:
+                    return part
+                continue
+            data = part.read(size)
+            if data:
+                return data
+            self._parts.pop(0)
+        return b''

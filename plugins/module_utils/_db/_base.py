@@ -11,6 +11,10 @@ repository are handled once, around it, in ``_db/__init__.py``.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 
 # What ``compare`` may answer about a restore target.
@@ -50,6 +54,42 @@ class DatabaseBackend:
     def files(self):
         """The ``directus_files`` rows: dicts of id, storage, filename_disk, filesize."""
         raise NotImplementedError
+
+    # server vendors: replace the target's content under a safety copy ---------
+    def take_safety_copy(self, work):
+        """Dump the target into ``work`` when it holds anything; the dump's path, or None."""
+        raise NotImplementedError
+
+    def put_back(self, safety, work):
+        """Load a safety copy back into the target."""
+        raise NotImplementedError
+
+    def after_restore(self, point_id):
+        """Work after a successful load (statistics, the idempotence marker); returns warnings."""
+        raise NotImplementedError
+
+    def replace_under_safety_copy(self, load, keep_safety_copy, scratch_dir, point_id):
+        """Take a safety copy of the target, ``load(work)``, put the copy back if that fails; the safety
+        copy is removed afterwards unless ``keep_safety_copy`` (then it is moved to ``scratch_dir``)."""
+        work = tempfile.mkdtemp(prefix='.cairn-restore-', dir=scratch_dir)
+        try:
+            safety = self.take_safety_copy(work)
+            try:
+                load(work)
+            except CairnError as exc:
+                if safety:
+                    self.put_back(safety, work)
+                    raise CairnError('%s; the database was put back from its safety copy' % exc.message)
+                raise
+            warnings = self.after_restore(point_id)
+            kept = None
+            if safety and keep_safety_copy:
+                kept = os.path.join(scratch_dir or tempfile.gettempdir(), '%s.cairn-safety-%s%s' % (
+                    self.database.options.get('database'), point_id, os.path.splitext(safety)[1]))
+                shutil.move(safety, kept)
+            return {'safety_copy': kept, 'warnings': warnings}
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     # content moves: named tables, data only ---------------------------------
     def quote(self, name):

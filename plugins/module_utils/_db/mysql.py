@@ -22,7 +22,7 @@ import tempfile
 import threading
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _process
-from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
     ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, limit_facts, marker_matches)
 
@@ -179,7 +179,7 @@ class MysqlBackend(DatabaseBackend):
         server = self.server_version()
         tool_version = self.tool_version()
         directory = tempfile.mkdtemp(prefix='.cairn-my-', dir=scratch_dir)
-        lock = counter = dump = None
+        lock = counter = dump = gate = None
         try:
             lock = self._session(directory, 'mariadb (lock session)')
             lock.write(b"FLUSH TABLES WITH READ LOCK;\nSELECT 'locked';\n")
@@ -199,24 +199,11 @@ class MysqlBackend(DatabaseBackend):
             arguments = (CONTENT_OPTIONS + [self.name] + self.tables) if self.tables else (DUMP_OPTIONS + [self.name])
             dump = _process.Streaming([self.tool('dump'), '--defaults-extra-file=' + cnf] + arguments,
                                       secrets=self.secrets, what=os.path.basename(self.tool('dump')))
-            counts = _Counter(self, counter)
-            head = b''
-            for chunk in iter(lambda: dump.read(CHUNK), b''):
-                if lock is not None:
-                    head = (head + chunk)[-65536:]
-                    if any(marker in head for marker in STARTED):
-                        lock.write(b'UNLOCK TABLES;\n')
-                        lock.finish()
-                        lock = None
-                        counts.start()
-                sink.write(chunk)
-            dump.finish()
-            if lock is not None:
-                lock.write(b'UNLOCK TABLES;\n')
-                lock.finish()
-                lock = None
-            if counts.ident is None:
-                counts.start()
+            gate = _SnapshotGate(lock, _Counter(self, counter))
+            lock = None  # the gate holds it now
+            dump.pump_out(sink, watch=gate)
+            gate.open()
+            counts = gate.counts
             counts.join()
             if counts.error:
                 raise counts.error
@@ -224,7 +211,7 @@ class MysqlBackend(DatabaseBackend):
             if self.tables:
                 facts = limit_facts(facts, self.tables)
         except BaseException:
-            for process in (lock, counter, dump):
+            for process in (lock, counter, dump, gate.lock if gate else None):
                 if process is not None:
                     process.abort()
             raise
@@ -262,20 +249,9 @@ class MysqlBackend(DatabaseBackend):
     def restore_content(self, source, tables):
         directory = tempfile.mkdtemp(prefix='.cairn-my-')
         try:
-            cnf = self._defaults_file(directory)
-            load = _process.Streaming([self.tool('client'), '--defaults-extra-file=' + cnf, '--batch',
-                                       '--database=' + self.name], secrets=self.secrets, mode='w',
-                                      what=os.path.basename(self.tool('client')))
-            try:
-                load.write(('SET autocommit = 0;\nSET FOREIGN_KEY_CHECKS = 0;\n%s\n'
-                            % ''.join('DELETE FROM %s;' % _ident(table) for table in tables)).encode())
-                for chunk in iter(lambda: source.read(CHUNK), b''):
-                    load.write(chunk)
-                load.write(b'\nCOMMIT;\n')
-            except BaseException:
-                load.abort()
-                raise
-            load.finish()
+            prefix = ('SET autocommit = 0;\nSET FOREIGN_KEY_CHECKS = 0;\n%s\n'
+                      % ''.join('DELETE FROM %s;' % _ident(table) for table in tables)).encode()
+            self._feed(_process.Prefixed(prefix, source, b'\nCOMMIT;\n'), directory)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
         return {}
@@ -299,42 +275,27 @@ class MysqlBackend(DatabaseBackend):
             except CairnError as exc:
                 raise CairnError('the database %s does not exist and could not be created (%s); create it first'
                                  % (self.name, exc.message))
-        work = tempfile.mkdtemp(prefix='.cairn-myrestore-', dir=scratch_dir)
-        safety = None
-        try:
-            if self._tables():
-                safety = os.path.join(work, 'safety.sql')
-                self._run('dump', DUMP_OPTIONS + ['--result-file=' + safety, self.name], database=False)
-            try:
-                self._feed(source, work)
-            except CairnError as exc:
-                if safety:
-                    with open(safety, 'rb') as handle:
-                        self._feed(handle, work)
-                    raise CairnError('%s; the database was put back from its safety copy' % exc.message)
-                raise
-            warnings = self._mark(point_id)
-            kept = None
-            if safety and keep_safety_copy:
-                kept = os.path.join(scratch_dir or tempfile.gettempdir(),
-                                    '%s.cairn-safety-%s.sql' % (self.name, point_id))
-                shutil.move(safety, kept)
-            return {'safety_copy': kept, 'warnings': warnings}
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        return self.replace_under_safety_copy(lambda work: self._feed(source, work), keep_safety_copy,
+                                              scratch_dir, point_id)
+
+    def take_safety_copy(self, work):
+        if not self._tables():
+            return None
+        safety = os.path.join(work, 'safety.sql')
+        self._run('dump', DUMP_OPTIONS + ['--result-file=' + safety, self.name], database=False)
+        return safety
+
+    def put_back(self, safety, work):
+        with open(safety, 'rb') as handle:
+            self._feed(handle, work)
+
+    def after_restore(self, point_id):
+        return self._mark(point_id)
 
     def _feed(self, source, directory):
         cnf = self._defaults_file(directory)
-        client = _process.Streaming([self.tool('client'), '--defaults-extra-file=' + cnf, '--batch',
-                                     '--database=' + self.name], secrets=self.secrets, mode='w',
-                                    what=os.path.basename(self.tool('client')))
-        try:
-            for chunk in iter(lambda: source.read(CHUNK), b''):
-                client.write(chunk)
-        except BaseException:
-            client.abort()
-            raise
-        client.finish()
+        _process.Streaming([self.tool('client'), '--defaults-extra-file=' + cnf, '--batch', '--database=' + self.name],
+                           secrets=self.secrets, mode='w', what=os.path.basename(self.tool('client'))).pump_in(source)
 
     def _mark(self, point_id):
         if self._flavor != 'mariadb':
@@ -346,6 +307,31 @@ class MysqlBackend(DatabaseBackend):
         except CairnError as exc:
             return ['could not record the restore in the database comment (%s)' % exc.message]
         return []
+
+
+class _SnapshotGate:
+    """Holds the global read lock until the dump shows its first table (its snapshot is open then), then
+    lets writers go on and starts counting rows in the snapshot opened under the same lock."""
+
+    def __init__(self, lock, counts):
+        self.lock = lock
+        self.counts = counts
+        self._head = b''
+
+    def __call__(self, chunk):
+        if self.lock is None:
+            return
+        self._head = (self._head + chunk)[-65536:]
+        if any(marker in self._head for marker in STARTED):
+            self.open()
+
+    def open(self):
+        if self.lock is not None:
+            self.lock.write(b'UNLOCK TABLES;\n')
+            self.lock.finish()
+            self.lock = None
+        if self.counts.ident is None:
+            self.counts.start()
 
 
 class _Counter(threading.Thread):

@@ -19,7 +19,7 @@ import tempfile
 import threading
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _process
-from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
     ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, limit_facts, marker_matches)
 
@@ -220,15 +220,8 @@ class PostgresBackend(DatabaseBackend):
         return facts
 
     def _dump_custom(self, sink, snapshot, extra=('--format=custom', '--compress=0')):
-        dump = _process.Streaming([self.tool('pg_dump'), '--no-password', '--snapshot=' + snapshot] + list(extra),
-                                  env=self.env(), secrets=self.secrets, what='pg_dump')
-        try:
-            for chunk in iter(lambda: dump.read(CHUNK), b''):
-                sink.write(chunk)
-        except BaseException:
-            dump.abort()
-            raise
-        dump.finish()
+        _process.Streaming([self.tool('pg_dump'), '--no-password', '--snapshot=' + snapshot] + list(extra),
+                           env=self.env(), secrets=self.secrets, what='pg_dump').pump_out(sink)
 
     def _qualified(self, key):
         schema, _dot, table = key.rpartition('.')
@@ -242,17 +235,11 @@ class PostgresBackend(DatabaseBackend):
         return self.psql(sql)
 
     def restore_content(self, source, tables):
+        qualified = ', '.join(self._qualified(table) for table in tables)
         load = _process.Streaming([self.tool('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction',
                                    '--no-password'], env=self.env(), secrets=self.secrets, mode='w', what='psql')
-        try:
-            load.write(('TRUNCATE %s;\n' % ', '.join(self._qualified(table) for table in tables)).encode())
-            for chunk in iter(lambda: source.read(CHUNK), b''):
-                load.write(chunk)
-        except BaseException:
-            load.abort()
-            raise
-        load.finish()
-        self.psql('ANALYZE ' + ', '.join(self._qualified(table) for table in tables))
+        load.pump_in(_process.Prefixed(('TRUNCATE %s;\n' % qualified).encode(), source))
+        self.psql('ANALYZE ' + qualified)
         return {}
 
     def _dump_directory(self, sink, snapshot, scratch_dir):
@@ -300,33 +287,26 @@ class PostgresBackend(DatabaseBackend):
                              'or give %s the CREATEDB right' % (self.name, exc.message, self.database.options['user']))
 
     def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None):
-        exists = self._exists()
-        if not exists:
+        if not self._exists():
             self._create()
-        work = tempfile.mkdtemp(prefix='.cairn-pgrestore-', dir=scratch_dir)
-        safety = None
-        try:
-            if exists and self.psql(TABLES_SQL):
-                safety = os.path.join(work, 'safety.pgdump')
-                _process.run([self.tool('pg_dump'), '--format=custom', '--no-password', '--file=' + safety],
-                             env=self.env(), secrets=self.secrets, what='pg_dump (safety copy)')
-            try:
-                self._restore_stream(source, db_manifest['format'], work)
-            except CairnError as exc:
-                if safety:
-                    self._restore_file(safety)
-                    raise CairnError('%s; the database was put back from its safety copy' % exc.message)
-                raise
-            self.psql('ANALYZE')
-            warnings = self._mark(point_id)
-            kept = None
-            if safety and keep_safety_copy:
-                kept = os.path.join(scratch_dir or tempfile.gettempdir(),
-                                    '%s.cairn-safety-%s.pgdump' % (self.name, point_id))
-                shutil.move(safety, kept)
-            return {'safety_copy': kept, 'warnings': warnings}
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        return self.replace_under_safety_copy(lambda work: self._restore_stream(source, db_manifest['format'], work),
+                                              keep_safety_copy, scratch_dir, point_id)
+
+    def take_safety_copy(self, work):
+        if not self.psql(TABLES_SQL):
+            return None
+        safety = os.path.join(work, 'safety.pgdump')
+        _process.run([self.tool('pg_dump'), '--format=custom', '--no-password', '--file=' + safety],
+                     env=self.env(), secrets=self.secrets, what='pg_dump (safety copy)')
+        return safety
+
+    def put_back(self, safety, work):
+        _process.run(self._restore_args() + [safety], env=self.env(), secrets=self.secrets,
+                     what='pg_restore (safety copy)')
+
+    def after_restore(self, point_id):
+        self.psql('ANALYZE')
+        return self._mark(point_id)
 
     def _restore_args(self):
         return [self.tool('pg_restore'), '--clean', '--if-exists', '--no-owner', '--exit-on-error', '--no-password',
@@ -344,19 +324,8 @@ class PostgresBackend(DatabaseBackend):
             _process.run(self._restore_args() + ['--format=directory', '--jobs=%d' % self.jobs, target],
                          env=self.env(), secrets=self.secrets, what='pg_restore')
             return
-        restore = _process.Streaming(self._restore_args() + ['--format=custom', '--single-transaction'],
-                                     env=self.env(), secrets=self.secrets, mode='w', what='pg_restore')
-        try:
-            for chunk in iter(lambda: source.read(CHUNK), b''):
-                restore.write(chunk)
-        except BaseException:
-            restore.abort()
-            raise
-        restore.finish()
-
-    def _restore_file(self, path):
-        _process.run(self._restore_args() + [path], env=self.env(), secrets=self.secrets,
-                     what='pg_restore (safety copy)')
+        _process.Streaming(self._restore_args() + ['--format=custom', '--single-transaction'], env=self.env(),
+                           secrets=self.secrets, mode='w', what='pg_restore').pump_in(source)
 
     def _mark(self, point_id):
         try:
