@@ -62,15 +62,17 @@ def sha256_file(path):
 
 
 class HashingWriter:
-    """A write-only stream that counts and hashes what passes to ``target``."""
+    """A write-only stream that counts and hashes what passes to ``target`` (or only counts, without
+    ``digest``: ``sha256`` is then None)."""
 
-    def __init__(self, target):
+    def __init__(self, target, digest=True):
         self._target = target
-        self._digest = hashlib.sha256()
+        self._digest = hashlib.sha256() if digest else None
         self.size = 0
 
     def write(self, data):
-        self._digest.update(data)
+        if self._digest is not None:
+            self._digest.update(data)
         self.size += len(data)
         return self._target.write(data)
 
@@ -81,7 +83,7 @@ class HashingWriter:
 
     @property
     def sha256(self):
-        return self._digest.hexdigest()
+        return None if self._digest is None else self._digest.hexdigest()
 
 
 class HashingReader:

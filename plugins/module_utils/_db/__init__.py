@@ -74,7 +74,7 @@ def dump(config, repository, instance, point_id, compression='zstd', level=3, th
             repository.artifact_writer(instance, point_id, name, encrypted=encrypted) as handle:
         stored = HashingWriter(handle)
         compressor = _compress.writer(stored, compression, level=level, threads=threads)
-        raw = HashingWriter(compressor)
+        raw = HashingWriter(compressor, digest=backend.digest_raw)
         facts = backend.dump(raw, repository.scratch_dir(instance, point_id))
         compressor.close()
     part = {
@@ -87,7 +87,6 @@ def dump(config, repository, instance, point_id, compression='zstd', level=3, th
         'size_bytes': stored.size,
         'sha256': stored.sha256,
         'raw_size_bytes': raw.size,
-        'raw_sha256': raw.sha256,
         'row_counts': facts['row_counts'],
         'migration_level': facts['migration_level'],
         'duration_s': timer.seconds,
@@ -95,6 +94,8 @@ def dump(config, repository, instance, point_id, compression='zstd', level=3, th
     }
     if encrypted:
         part['encryption'] = repository.crypto.describe()
+    if raw.sha256:
+        part['raw_sha256'] = raw.sha256
     for key in ('server_flavor', 'dump_tool', 'dump_tool_version', 'jobs', 'row_counts_consistent', 'scope'):
         if key in facts:
             part[key] = facts[key]

@@ -34,6 +34,7 @@ class DatabaseBackend:
     artifact_format = None    # name of the raw format, e.g. "sqlite3"
     artifact_ext = None       # file extension of the raw artifact
     raw_is_compressed = False  # the raw stream is compressed already: store it as it is
+    digest_raw = False         # record the sha256 of the raw dump (what compare() of this vendor needs)
 
     def __init__(self, database, options=None):
         self.database = database

@@ -72,6 +72,7 @@ class SqliteBackend(DatabaseBackend):
     vendor = 'sqlite'
     artifact_format = 'sqlite3'
     artifact_ext = 'sqlite3'
+    digest_raw = True  # the restored file is the raw dump: its hash says whether a target already holds it
 
     @property
     def path(self):
