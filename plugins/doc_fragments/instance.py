@@ -62,6 +62,12 @@ options:
     description:
       - File with the age secret key (C(AGE-SECRET-KEY-1...)) or SSH private key that reads encrypted restore points.
     type: path
+  encryption_passphrase:
+    description:
+      - A passphrase instead of (or beside) key files - the instance gets a repository key (C(keys/passphrase.age)),
+        itself encrypted with this passphrase in age's passphrase mode; restore points are encrypted to that key,
+        and the passphrase opens it again for restores.
+    type: str
   encryption_required:
     description:
       - Fail instead of writing an unencrypted restore point when no recipient is configured.

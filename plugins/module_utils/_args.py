@@ -28,6 +28,7 @@ def repository_spec(point=True):
         'instance': {'type': 'str', 'required': True},
         'encryption_recipients': {'type': 'list', 'elements': 'str', 'default': []},
         'encryption_identity_file': {'type': 'path'},
+        'encryption_passphrase': {'type': 'str', 'no_log': True},
         'encryption_required': {'type': 'bool', 'default': False},
     }
     if point:
@@ -43,9 +44,14 @@ def load_config(params):
 def load_crypto(params):
     identity = params.get('encryption_identity_file')
     return Crypto(params.get('encryption_recipients') or (), [identity] if identity else (),
-                  required=bool(params.get('encryption_required')))
+                  required=bool(params.get('encryption_required')), passphrase=params.get('encryption_passphrase'))
 
 
-def load_repository(params, spec_key='repository'):
+def load_repository(params, writes=False):
+    """The repository of ``params``; with a passphrase, its wrapped key is unwrapped (and made, by a run
+    that ``writes`` restore points, when the instance has none yet)."""
     check_name('instance', params['instance'])
-    return select_repository(params[spec_key], load_crypto(params))
+    repository = select_repository(params['repository'], load_crypto(params))
+    if repository.crypto.passphrase:
+        repository.crypto.add_identity(repository.passphrase_identity(params['instance'], create=writes))
+    return repository

@@ -78,15 +78,25 @@ def load_identities(path):
 class Crypto:
     """What a run may do: encrypt to ``recipients``, decrypt with the identities in ``identity_files``."""
 
-    def __init__(self, recipients=(), identity_files=(), required=False):
+    def __init__(self, recipients=(), identity_files=(), required=False, passphrase=None):
         self.recipient_texts = [text.strip() for text in recipients or () if text and text.strip()]
         self.identity_files = [path for path in identity_files or () if path]
+        self.passphrase = passphrase or None
         self.required = required
-        if required and not self.recipient_texts:
+        if required and not self.recipient_texts and not self.passphrase:
             raise CairnError('encryption is required (cairn_encryption_required) but no recipient is configured; '
                              'set cairn_encryption_recipients to the age public keys to encrypt to')
         self._recipients = None
         self._identities = None
+        self._extra = []  # identities unwrapped with the passphrase: read with them, and encrypt to them
+
+    def add_identity(self, text):
+        """Use an age identity (from the passphrase-wrapped repository key) for reading and writing."""
+        _require()
+        identity = pyrage.x25519.Identity.from_str(text)
+        self._extra.append(identity)
+        self.recipient_texts.append(str(identity.to_public()))
+        self._recipients = None
 
     @property
     def encrypts(self):
@@ -97,16 +107,24 @@ class Crypto:
             self._recipients = [parse_recipient(text) for text in self.recipient_texts]
         return self._recipients
 
+    @property
+    def can_decrypt(self):
+        return bool(self.identity_files or self._extra)
+
     def identities(self):
         if self._identities is None:
-            if not self.identity_files:
+            if not self.can_decrypt:
                 raise CairnError('this restore point is encrypted; set cairn_encryption_identity_file to a file with '
-                                 'the age secret key of one of its recipients')
+                                 'the age secret key of one of its recipients (or cairn_encryption_passphrase)')
             self._identities = [identity for path in self.identity_files for identity in load_identities(path)]
+            self._identities += self._extra
         return self._identities
 
     def describe(self):
-        return {'scheme': SCHEME, 'recipients': list(self.recipient_texts)}
+        described = {'scheme': SCHEME, 'recipients': list(self.recipient_texts)}
+        if self._extra:
+            described['passphrase_key'] = [str(identity.to_public()) for identity in self._extra]
+        return described
 
     def writer(self, handle):
         """A writable whose bytes reach ``handle`` encrypted; ``close()`` finishes the age stream."""
@@ -225,3 +243,24 @@ class _DecryptingReader:
     def __exit__(self, *exc_info):
         self.close()
         return False
+
+
+def wrap_identity(passphrase):
+    """A new age identity, and its text encrypted with ``passphrase`` (age's scrypt recipient)."""
+    _require()
+    identity = pyrage.x25519.Identity.generate()
+    text = '# cairncms.ops repository key, public key: %s\n%s\n' % (identity.to_public(), identity)
+    return str(identity), pyrage.passphrase.encrypt(text.encode('ascii'), passphrase)
+
+
+def unwrap_identity(data, passphrase, what):
+    _require()
+    try:
+        text = pyrage.passphrase.decrypt(data, passphrase).decode('ascii')
+    except Exception:
+        raise CairnError('the passphrase does not open %s (cairn_encryption_passphrase is wrong, or the file is '
+                         'damaged)' % what)
+    for line in text.splitlines():
+        if line.startswith('AGE-SECRET-KEY-'):
+            return line.strip()
+    raise CairnError('%s holds no age identity' % what)

@@ -165,7 +165,7 @@ def check(repository, instance, percent=100, max_bytes=None, seed=None, record=T
             items.append((manifest['id'], 'blob', row['filename_disk'], row['sha256'], row['size'], encrypted))
     sample = _sample(items, percent, max_bytes, rng)
     hashed = {}
-    blind = not repository.crypto.identity_files  # encrypted data: presence only without the identity
+    blind = not repository.crypto.can_decrypt  # encrypted data: presence only without an identity
     for point, kind, name, sha, size, encrypted in sample:
         if encrypted and blind and kind == 'artifact':
             if name not in repository.point_files(instance, point):
@@ -252,6 +252,8 @@ def copy(source, target, instance, points=None, check_mode=False, stale_after=36
               'bytes_copied': 0, 'skipped': sorted(have)}
     if check_mode or not wanted:
         return result
+    for name, data in source.key_files(instance).items():
+        target.put_key_file(instance, name, data)  # passphrase-wrapped keys travel with the restore points
     for point in wanted:
         manifest = source.load_manifest(instance, point)
         started = parse_time(manifest['started_at'])

@@ -44,7 +44,7 @@ class Report:
 def check_repository(report, repository, instance, manifest):
     """Every artifact and every blob of the restore point is there with its checksum (encrypted ones
     need the identity; without it only their presence is checked)."""
-    if manifest.get('encryption') and not repository.crypto.identity_files:
+    if manifest.get('encryption') and not repository.crypto.can_decrypt:
         return _check_presence(report, repository, instance, manifest)
     for artifact in manifest.get('artifacts', []):
         report.attempt('artifact %s sha256' % artifact['path'],

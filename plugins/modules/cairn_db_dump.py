@@ -158,7 +158,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils._common import check_
 
 def action(module):
     params = module.params
-    return _db.dump(load_config(params), load_repository(params), params['instance'],
+    return _db.dump(load_config(params), load_repository(params, writes=True), params['instance'],
                     check_name('restore point id', params['restore_point']),
                     compression=params['compression'], level=params['compression_level'],
                     threads=params['compression_threads'], check_mode=module.check_mode,

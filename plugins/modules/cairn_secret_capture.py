@@ -99,7 +99,7 @@ def main():
     })
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, lambda m: _secrets.capture(
-        load_config(m.params), load_repository(m.params), m.params['instance'],
+        load_config(m.params), load_repository(m.params, writes=True), m.params['instance'],
         check_name('restore point id', m.params['restore_point']), extra_files=m.params['files'],
         secret_patterns=m.params['secret_variables'], check_mode=m.check_mode))
 

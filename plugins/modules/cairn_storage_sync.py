@@ -134,7 +134,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils._manifest import chec
 
 def action(module):
     params = module.params
-    repository = load_repository(params)
+    repository = load_repository(params, writes=params['direction'] == 'backup')
     config = load_config(params)
     if params['direction'] == 'backup':
         return _sync.backup(config, repository, params['instance'],

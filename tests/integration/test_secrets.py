@@ -172,12 +172,13 @@ def test_no_secret_leaks_anywhere(source, target, repo, keys, tmp_path):
     """Backup and restore playbooks at -vvv with encryption and secret capture: no secret value in the
     output, in a module result, in any unencrypted file of the repository, in an error log, or in the
     argv of any process the run starts."""
-    known = add_secrets(source, tmp_path)
+    known = add_secrets(source, tmp_path) + ['leak-test passphrase 9f1e']
     inventory = write_inventory(str(tmp_path / 'inventory.json'), {
         'blog': {'cairn_env_file': str(source / '.env'), 'cairn_encryption_recipients': [keys['ops'][0]],
+                 'cairn_encryption_passphrase': known[3],
                  'cairn_env_secret_overrides': {'EMAIL_SMTP_PASSWORD': known[0]}},
         'clone': {'cairn_env_file': str(target / '.env'), 'cairn_restore_from': 'blog',
-                  'cairn_encryption_identity_file': keys['ops'][1], 'cairn_restore_replace': True,
+                  'cairn_encryption_passphrase': known[3], 'cairn_restore_replace': True,
                   'cairn_env_overrides': {'DB_FILENAME': str(target / 'data.db'),
                                           'STORAGE_LOCAL_ROOT': str(target / 'uploads')}},
     }, repo['path'])
@@ -206,7 +207,7 @@ def test_no_secret_leaks_anywhere(source, target, repo, keys, tmp_path):
     # The clone got the source's configuration with its own paths.
     assert secret_values(target / '.env')['SECRET'] == known[2]
     assert digests(target / 'uploads') == originals(tmp_path / 'source' / 'uploads')
-    for secret in known[:3]:
+    for secret in known:
         for run in runs:
             assert secret not in run.stdout + run.stderr
         assert not [argv for argv in seen_argv if secret.encode() in argv]
@@ -216,3 +217,44 @@ def test_no_secret_leaks_anywhere(source, target, repo, keys, tmp_path):
                 assert secret.encode() not in data, os.path.join(directory, name)
         failed = os.path.join(repo['path'], 'blog', 'failed')
         assert os.listdir(failed)
+
+
+def test_passphrase_mode(source, target, repo, tmp_path):
+    """A passphrase instead of key files: the instance gets a repository key wrapped in age's passphrase mode."""
+    passphrase = 'correct horse battery staple 2026'
+    point = run_module('cairn_restore_point', repository=repo, instance='blog')['restore_point']
+    common = dict(env_file=str(source / '.env'), repository=repo, instance='blog', restore_point=point,
+                  encryption_passphrase=passphrase)
+    for name, args in (('cairn_db_dump', {}), ('cairn_storage_sync', {'direction': 'backup'}),
+                       ('cairn_secret_capture', {})):
+        result = run_module(name, **dict(common, **args))
+        assert not result.failed, result
+        assert passphrase not in json.dumps(result)
+    manifest = run_module('cairn_restore_point', env_file=str(source / '.env'), repository=repo, instance='blog',
+                          restore_point=point, state='complete')['manifest']
+    assert manifest['encryption']['passphrase_key'] and manifest['secrets']['captured']
+    wrapped = open(os.path.join(repo['path'], 'blog', 'keys', 'passphrase.age'), 'rb').read()
+    assert wrapped.startswith(b'age-encryption.org/v1\n-> scrypt ')
+    identity = [line for line in pyrage.passphrase.decrypt(wrapped, passphrase).decode().splitlines()
+                if line.startswith('AGE-SECRET-KEY-')][0]
+    wrong = run_module('cairn_db_restore', env_file=str(target / '.env'), repository=repo, instance='blog',
+                       encryption_passphrase='not it')
+    assert wrong.failed and 'passphrase does not open' in wrong['msg'] and 'not it' not in wrong['msg']
+    restored = run_module('cairn_db_restore', env_file=str(target / '.env'), repository=repo, instance='blog',
+                          encryption_passphrase=passphrase)
+    files = run_module('cairn_storage_sync', env_file=str(target / '.env'), repository=repo, instance='blog',
+                       direction='restore', encryption_passphrase=passphrase)
+    assert restored['changed'] and files['transferred'] == 6
+    assert dump_sql(target / 'data.db') == dump_sql(source / 'data.db')
+    # The unwrapped repository key also opens the artifacts with the stock tool.
+    if AGE:
+        key = tmp_path / 'unwrapped.txt'
+        key.write_text(identity + '\n')
+        point_dir = os.path.join(repo['path'], 'blog', 'points', manifest['id'])
+        subprocess.run([AGE, '-d', '-i', str(key), os.path.join(point_dir, 'secrets.tar')], check=True,
+                       capture_output=True)
+    # Offsite copies carry the wrapped key along.
+    offsite = {'type': 'local', 'path': str(tmp_path / 'offsite')}
+    assert run_module('cairn_repository_copy', repository=repo, target=offsite, instance='blog')['changed']
+    check = run_module('cairn_repository_check', repository=offsite, instance='blog', encryption_passphrase=passphrase)
+    assert not check.failed and check['content_verified'], check

@@ -93,6 +93,15 @@ class Repository:
     def delete_point(self, instance, point_id):
         raise NotImplementedError
 
+    def passphrase_identity(self, instance, create=False):
+        raise NotImplementedError
+
+    def key_files(self, instance):
+        raise NotImplementedError
+
+    def put_key_file(self, instance, name, data):
+        raise NotImplementedError
+
     def point_files(self, instance, point_id):
         raise NotImplementedError
 

@@ -30,7 +30,7 @@ import time
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     AtomicFile, CairnError, check_name, fsync_dir, iso, makedirs, read_json, utc_now, write_json)
-from ansible_collections.cairncms.ops.plugins.module_utils._crypto import Crypto
+from ansible_collections.cairncms.ops.plugins.module_utils._crypto import Crypto, unwrap_identity, wrap_identity
 from ansible_collections.cairncms.ops.plugins.module_utils._repository._base import (
     Repository, check_sha256, new_point_id, safe_join)
 
@@ -308,6 +308,38 @@ class LocalRepository(Repository):
         if encrypted and not raw:
             return self.crypto.reader(handle, 'artifact %s of restore point %s' % (name, point_id))
         return handle
+
+    def passphrase_identity(self, instance, create=False):
+        """The instance's passphrase-wrapped age identity (``keys/passphrase.age``), unwrapped with the
+        crypto's passphrase; made and stored when ``create`` and there is none yet."""
+        path = self._instance(instance, 'keys', 'passphrase.age')
+        if os.path.exists(path):
+            with open(path, 'rb') as handle:
+                return unwrap_identity(handle.read(), self.crypto.passphrase, path)
+        if not create:
+            raise CairnError('no passphrase key for %s in %s (keys/passphrase.age); restore points of it were not '
+                             'encrypted with a passphrase' % (instance, self.describe()))
+        identity, wrapped = wrap_identity(self.crypto.passphrase)
+        with AtomicFile(path) as handle:
+            handle.write(wrapped)
+        return identity
+
+    def key_files(self, instance):
+        """name -> bytes of the instance's key files (copied along with restore points)."""
+        directory = self._instance(instance, 'keys')
+        if not os.path.isdir(directory):
+            return {}
+        found = {}
+        for name in sorted(os.listdir(directory)):
+            with open(os.path.join(directory, name), 'rb') as handle:
+                found[name] = handle.read()
+        return found
+
+    def put_key_file(self, instance, name, data):
+        path = self._instance(instance, 'keys', check_name('key file', name))
+        if not os.path.exists(path):
+            with AtomicFile(path) as handle:
+                handle.write(data)
 
     def delete_point(self, instance, point_id):
         """Remove a restore point: it disappears at once (rename), then its files go."""
