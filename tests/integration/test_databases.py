@@ -50,6 +50,14 @@ def copy_env(database, name):
     return database.server.env(database=name)
 
 
+def other_instance(tmp_path, database, rows):
+    """Another instance on the same server: its own database with the CairnCMS schema and ``rows`` articles."""
+    copy = 'copy_%s' % database.name
+    database.server.create_database(copy)
+    _servers.load_cairn_schema(database.server, copy, rows=rows)
+    return copy, instance(tmp_path, 'target', copy_env(database, copy)), _servers.row_counts(database.server, copy)
+
+
 def next_article_id(server, database):
     if server.vendor == 'postgres':
         return int(server.rows("SELECT nextval(pg_get_serial_sequence('articles', 'id'))", database)[0][0])
@@ -208,11 +216,7 @@ def test_non_empty_target_refused_then_replaced(request, tmp_path, repo, fixture
     server = database.server
     source = instance(tmp_path, 'source', database.env())
     manifest, _dump = backup(source, repo)
-    copy = 'copy_%s' % database.name
-    server.create_database(copy)
-    _servers.load_cairn_schema(server, copy, rows=5)
-    before = _servers.row_counts(server, copy)
-    target = instance(tmp_path, 'target', copy_env(database, copy))
+    copy, target, before = other_instance(tmp_path, database, rows=5)
     try:
         for check_mode in (True, False):
             refused = restore(target, repo, check_mode=check_mode)
@@ -251,11 +255,7 @@ def test_failed_mariadb_restore_puts_the_target_back(tmp_path, repo, mariadb_dat
     manifest, _dump = backup(source, repo)
     broken = b'SELECT no_such_column FROM no_such_table;\nCREATE TABLE `directus_users`'
     _rewrite_artifact(repo, manifest, lambda raw: raw.replace(b'CREATE TABLE `directus_users`', broken, 1))
-    copy = 'copy_%s' % database.name
-    server.create_database(copy)
-    _servers.load_cairn_schema(server, copy, rows=5)
-    before = _servers.row_counts(server, copy)
-    target = instance(tmp_path, 'target', copy_env(database, copy))
+    copy, target, before = other_instance(tmp_path, database, rows=5)
     try:
         failed = restore(target, repo, replace=True)
         assert failed.failed and 'put back from its safety copy' in failed['msg'], failed
@@ -432,11 +432,7 @@ def test_postgres_content_move_with_missing_files_changes_nothing(tmp_path, repo
     server = pg_database.server
     source = instance(tmp_path, 'source', pg_database.env())
     backup(source, repo, tables=['articles'])
-    copy = 'copy_%s' % pg_database.name
-    server.create_database(copy)
-    _servers.load_cairn_schema(server, copy, rows=3)
-    before = _servers.row_counts(server, copy)
-    target = instance(tmp_path, 'target', copy_env(pg_database, copy))
+    copy, target, before = other_instance(tmp_path, pg_database, rows=3)
     try:
         failed = restore(target, repo, replace=True)
         assert failed.failed and 'foreign key' in failed['msg'], failed
