@@ -201,6 +201,13 @@ def process_values(raw, base_dir):
     return result
 
 
+# STORAGE_<LOC>_* variables of an s3 location, by option name.
+S3_VARIABLES = {'key': 'KEY', 'secret': 'SECRET', 'bucket': 'BUCKET', 'region': 'REGION',
+                'endpoint': 'ENDPOINT', 'root': 'ROOT', 'server_side_encryption': 'SERVER_SIDE_ENCRYPTION',
+                'acl': 'ACL'}
+S3_DESCRIBED = ('bucket', 'region', 'endpoint', 'force_path_style', 'server_side_encryption', 'acl')
+
+
 class Location:
     def __init__(self, name, driver, options):
         self.name = name
@@ -208,8 +215,12 @@ class Location:
         self.options = options
 
     def describe(self):
-        return {'name': self.name, 'driver': self.driver,
-                'root': self.options.get('root')}
+        """What the location is, without its credentials."""
+        described = {'name': self.name, 'driver': self.driver, 'root': self.options.get('root')}
+        if self.driver == 's3':
+            described.update({key: self.options.get(key) for key in S3_DESCRIBED})
+            described['credentials'] = 'configured' if self.options.get('key') else 'environment'
+        return described
 
 
 class Database:
@@ -360,10 +371,34 @@ class InstanceConfig:
                 raise CairnError('%sDRIVER is not set for storage location %r' % (prefix, name))
             if driver == 'local':
                 result.append(Location(name, 'local', {'root': self.path(prefix + 'ROOT')}))
+            elif driver == 's3':
+                result.append(Location(name, 's3', self._s3_options(prefix)))
             else:
                 raise CairnError('%sDRIVER=%s is not supported by this version of cairncms.ops yet; '
-                                 'only local is' % (prefix, driver))
+                                 'only local and s3 are' % (prefix, driver))
         return result
+
+    def _s3_options(self, prefix):
+        """The options of an S3 location, as CairnCMS's S3 driver reads them. Without KEY and SECRET
+        the credentials come from the standard AWS chain (AWS_* variables, profiles, instance roles)."""
+        def text(suffix):
+            value = self.values.get(prefix + suffix)
+            return None if value is None or value == '' else str(value)
+        options = {option: text(suffix) for option, suffix in S3_VARIABLES.items()}
+        if not options['bucket']:
+            raise CairnError('%sBUCKET is not set in %s; an s3 storage location needs its bucket'
+                             % (prefix, self.env_file or 'the instance configuration'))
+        if bool(options['key']) != bool(options['secret']):
+            raise CairnError('%sKEY and %sSECRET must be set together (or neither, to use the AWS credential '
+                             'chain)' % (prefix, prefix))
+        endpoint = options['endpoint']
+        if endpoint and '://' not in endpoint:
+            endpoint = 'https://' + endpoint  # as CairnCMS: no scheme means https
+        options['endpoint'] = endpoint
+        options['root'] = (options['root'] or '').strip('/')
+        force = self.values.get(prefix + 'FORCE_PATH_STYLE')
+        options['force_path_style'] = force is True or str(force).lower() == 'true'
+        return options
 
     def location(self, name):
         for location in self.locations():

@@ -17,6 +17,9 @@ importable, as it is for the tests in it).  Fixtures:
     parametrization ``@pytest.mark.parametrize('pg_database', [500], indirect=True)``.
 ``disposable_postgres_server`` / ``disposable_mariadb_server`` (function)
     A server of the test's own (~0.5 s to start), for tests that kill it.
+``s3_server`` (session) / ``s3_endpoint`` (function)
+    A ``moto_server`` S3 endpoint on a free 127.0.0.1 port (``_s3.MotoServer``);
+    ``s3_endpoint`` is its URL, ``s3_bucket`` a fresh bucket on it.
 
 Missing server binaries make these fixtures skip, unless
 ``CAIRN_REQUIRE_DB_SERVERS=1`` is set (CI), in which case they fail.
@@ -36,6 +39,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:  # loaded via pytest_plugins from elsewhere: make `import _servers` work
     sys.path.insert(0, _HERE)
 
+import _s3  # noqa: E402
 import _servers  # noqa: E402
 
 DEFAULT_ROWS = 20
@@ -132,3 +136,28 @@ def pg_database(request, postgres_server):
 @pytest.fixture
 def mariadb_database(request, mariadb_server):
     yield from _database(request, mariadb_server)
+
+
+@pytest.fixture(scope='session')
+def s3_server():
+    server = _s3.MotoServer()
+    try:
+        server.start()
+    except _s3.S3Unavailable as error:
+        if os.environ.get('CAIRN_REQUIRE_DB_SERVERS', '') not in ('', '0'):
+            pytest.fail(str(error), pytrace=False)
+        pytest.skip(str(error))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_endpoint(s3_server):
+    return s3_server.endpoint
+
+
+@pytest.fixture
+def s3_bucket(s3_server):
+    return s3_server.create_bucket('cairn-t%d-%s' % (next(_COUNTER), secrets.token_hex(3)))

@@ -6,10 +6,11 @@
 from __future__ import annotations
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
-from ansible_collections.cairncms.ops.plugins.module_utils._storage import local
+from ansible_collections.cairncms.ops.plugins.module_utils._storage import local, s3
 
 BACKENDS = {
     'local': local.LocalStorage,
+    's3': s3.S3Storage,
 }
 
 

@@ -1,0 +1,225 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""S3 storage (STORAGE_<LOC>_DRIVER=s3) through boto3 (private).
+
+Object names are keys relative to the location's root prefix
+(``STORAGE_<LOC>_ROOT``), as CairnCMS stores them. A staged write keeps its
+bytes in a local temporary file and uploads the object only on
+``commit()`` (multipart when large), so nothing is visible
+in the bucket before that. Every SDK error becomes one ``CairnError``
+("Failed to <verb> s3://bucket/key: <cause>") in ``_errors``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import mimetypes
+import os
+import tempfile
+import traceback
+
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
+from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import (
+    Entry, StagedWrite, StorageBackend)
+
+try:
+    import boto3
+    import boto3.exceptions
+    import boto3.s3.transfer
+    import botocore.config
+    import botocore.exceptions
+    HAS_BOTO3 = True
+    BOTO3_IMPORT_ERROR = None
+except ImportError:
+    HAS_BOTO3 = False
+    BOTO3_IMPORT_ERROR = traceback.format_exc()
+
+RETRY_ATTEMPTS = 5
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
+MULTIPART_CHUNK = 16 * 1024 * 1024
+_NOT_FOUND = ('404', 'NoSuchKey', 'NotFound')
+
+
+def _cause(exc):
+    response = getattr(exc, 'response', None)
+    if isinstance(response, dict) and response.get('Error'):
+        error = response['Error']
+        code, message = error.get('Code'), error.get('Message')
+        return ('%s (%s)' % (message, code) if message and code else message or code) or str(exc)
+    return str(exc) or exc.__class__.__name__
+
+
+class S3Storage(StorageBackend):
+    driver = 's3'
+
+    def __init__(self, location):
+        super().__init__(location)
+        options = location.options
+        self.bucket = options['bucket']
+        root = (options.get('root') or '').strip('/')
+        self.prefix = root + '/' if root else ''
+        self._client = None
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def describe(self):
+        return 's3://%s/%s' % (self.bucket, self.prefix)
+
+    def _url(self, name=''):
+        return 's3://%s/%s%s' % (self.bucket, self.prefix, name)
+
+    @contextlib.contextmanager
+    def _errors(self, verb, name=''):
+        """The one place SDK errors become ``CairnError``; the secret key never appears."""
+        try:
+            yield
+        except CairnError:
+            raise
+        except Exception as exc:  # only SDK errors are caught; the rest passes
+            if not HAS_BOTO3 or not isinstance(exc, (botocore.exceptions.BotoCoreError,
+                                                     botocore.exceptions.ClientError,
+                                                     boto3.exceptions.Boto3Error)):
+                raise
+            cause = _cause(exc)
+            secret = self.location.options.get('secret')
+            if secret:
+                cause = cause.replace(secret, '********')
+            raise CairnError('Failed to %s %s: %s' % (verb, self._url(name), cause))
+
+    @property
+    def client(self):
+        if self._client is None:
+            if not HAS_BOTO3:
+                raise CairnError('the Python library boto3 is needed for the S3 storage location %s on this host: '
+                                 'pip install "boto3>=1.26.0" for the Python Ansible uses here'
+                                 % self.location.name, exception=BOTO3_IMPORT_ERROR)
+            options = self.location.options
+            config = botocore.config.Config(
+                retries={'mode': 'standard', 'max_attempts': RETRY_ATTEMPTS},
+                s3={'addressing_style': 'path' if options.get('force_path_style') else 'auto'})
+            with self._errors('connect to'):
+                session = boto3.session.Session(aws_access_key_id=options.get('key'),
+                                                aws_secret_access_key=options.get('secret'),
+                                                region_name=options.get('region'))
+                self._client = session.client('s3', endpoint_url=options.get('endpoint'), config=config)
+        return self._client
+
+    def _key(self, name):
+        return self.prefix + name
+
+    # -- the interface ----------------------------------------------------------------------------
+
+    def list(self):
+        paginator = self.client.get_paginator('list_objects_v2')
+        with self._errors('list'):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for item in page.get('Contents') or ():
+                    name = item['Key'][len(self.prefix):]
+                    if not name or name.endswith('/'):
+                        continue  # folder markers made by consoles
+                    yield Entry(name, item['Size'], _mtime_ns(item['LastModified']))
+
+    def stat(self, name):
+        with self._errors('stat', name):
+            try:
+                head = self.client.head_object(Bucket=self.bucket, Key=self._key(name))
+            except botocore.exceptions.ClientError as exc:
+                if str(exc.response.get('Error', {}).get('Code')) in _NOT_FOUND:
+                    return None
+                raise
+        return Entry(name, head['ContentLength'], _mtime_ns(head['LastModified']))
+
+    def open_read(self, name):
+        with self._errors('read', name):
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=self._key(name))
+            except botocore.exceptions.ClientError as exc:
+                if str(exc.response.get('Error', {}).get('Code')) in _NOT_FOUND:
+                    raise CairnError('file %s vanished from storage location %s while it was read'
+                                     % (name, self.location.name))
+                raise
+        return _Reader(self, name, response['Body'])
+
+    def begin_write(self, name, mtime_ns=None):
+        return _S3StagedWrite(self, name)
+
+    def delete(self, name):
+        with self._errors('delete', name):
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(name))
+
+    def upload(self, name, handle):
+        options = self.location.options
+        extra = {}
+        content_type = mimetypes.guess_type(name)[0]
+        if content_type:
+            extra['ContentType'] = content_type
+        if options.get('server_side_encryption'):
+            extra['ServerSideEncryption'] = options['server_side_encryption']
+        if options.get('acl'):
+            extra['ACL'] = options['acl']
+        with self._errors('upload', name):
+            transfer = boto3.s3.transfer.TransferConfig(multipart_threshold=MULTIPART_THRESHOLD,
+                                                        multipart_chunksize=MULTIPART_CHUNK, use_threads=False)
+            self.client.upload_fileobj(handle, self.bucket, self._key(name), ExtraArgs=extra, Config=transfer)
+
+
+def _mtime_ns(value):
+    """LastModified as nanoseconds, to the second (listings carry milliseconds, HEAD only seconds)."""
+    return calendar.timegm(value.utctimetuple()) * 1000000000
+
+
+class _Reader:
+    """The streaming body of an object; read errors become ``CairnError`` too."""
+
+    def __init__(self, storage, name, body):
+        self._storage = storage
+        self._name = name
+        self._body = body
+
+    def read(self, size=-1):
+        with self._storage._errors('read', self._name):
+            return self._body.read(None if size is None or size < 0 else size)
+
+    def close(self):
+        self._body.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close()
+        return False
+
+
+class _S3StagedWrite(StagedWrite):
+    """Bytes go to a local 0600 temporary file, closed once written (a restore stages every file
+    before committing any, so neither memory nor open descriptors grow with the file count);
+    ``commit()`` uploads it as the object and removes it."""
+
+    def __init__(self, storage, name):
+        self._storage = storage
+        self._name = name
+        fd, self._path = tempfile.mkstemp(prefix='.cairn-s3-', suffix='.part')
+        self._handle = os.fdopen(fd, 'wb')
+
+    def write(self, data):
+        return self._handle.write(data)
+
+    def close(self):
+        if not self._handle.closed:
+            self._handle.close()
+
+    def commit(self):
+        self.close()
+        try:
+            with open(self._path, 'rb') as handle:
+                self._storage.upload(self._name, handle)
+        finally:
+            self.discard()
+
+    def discard(self):
+        self.close()
+        if os.path.exists(self._path):
+            os.unlink(self._path)
