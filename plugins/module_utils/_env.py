@@ -206,6 +206,10 @@ S3_VARIABLES = {'key': 'KEY', 'secret': 'SECRET', 'bucket': 'BUCKET', 'region': 
                 'endpoint': 'ENDPOINT', 'root': 'ROOT', 'server_side_encryption': 'SERVER_SIDE_ENCRYPTION',
                 'acl': 'ACL'}
 S3_DESCRIBED = ('bucket', 'region', 'endpoint', 'force_path_style', 'server_side_encryption', 'acl')
+# ... of a gcs location and of an azure location.
+GCS_VARIABLES = {'bucket': 'BUCKET', 'key_filename': 'KEY_FILENAME', 'api_endpoint': 'API_ENDPOINT', 'root': 'ROOT'}
+AZURE_VARIABLES = {'container_name': 'CONTAINER_NAME', 'account_name': 'ACCOUNT_NAME', 'account_key': 'ACCOUNT_KEY',
+                   'endpoint': 'ENDPOINT', 'root': 'ROOT'}
 
 
 class Location:
@@ -220,6 +224,15 @@ class Location:
         if self.driver == 's3':
             described.update({key: self.options.get(key) for key in S3_DESCRIBED})
             described['credentials'] = 'configured' if self.options.get('key') else 'environment'
+        elif self.driver == 'gcs':
+            described.update({key: self.options.get(key) for key in ('bucket', 'api_endpoint', 'key_filename')})
+            if self.options.get('key_filename'):
+                described['credentials'] = 'key file'
+            else:
+                described['credentials'] = 'anonymous' if self.options.get('api_endpoint') else 'environment'
+        elif self.driver == 'azure':
+            described.update({key: self.options.get(key) for key in ('container_name', 'account_name', 'endpoint')})
+            described['credentials'] = 'configured' if self.options.get('account_key') else 'environment'
         return described
 
 
@@ -373,10 +386,57 @@ class InstanceConfig:
                 result.append(Location(name, 'local', {'root': self.path(prefix + 'ROOT')}))
             elif driver == 's3':
                 result.append(Location(name, 's3', self._s3_options(prefix)))
+            elif driver == 'gcs':
+                result.append(Location(name, 'gcs', self._gcs_options(prefix)))
+            elif driver == 'azure':
+                result.append(Location(name, 'azure', self._azure_options(prefix)))
             else:
                 raise CairnError('%sDRIVER=%s is not supported by this version of cairncms.ops yet; '
-                                 'only local and s3 are' % (prefix, driver))
+                                 'only local, s3, gcs and azure are' % (prefix, driver))
         return result
+
+    def _texts(self, prefix, variables):
+        options = {}
+        for option, suffix in variables.items():
+            value = self.values.get(prefix + suffix)
+            options[option] = None if value is None or value == '' else str(value)
+        return options
+
+    def _missing(self, variable, driver, what):
+        return CairnError('%s is not set in %s; a %s storage location needs its %s'
+                          % (variable, self.env_file or 'the instance configuration', driver, what))
+
+    def _gcs_options(self, prefix):
+        """The options of a GCS location, as CairnCMS's GCS driver reads them. Without KEY_FILENAME the
+        credentials are Google application default credentials (GOOGLE_APPLICATION_CREDENTIALS, the
+        metadata server), or none at all with a custom API_ENDPOINT (an emulator)."""
+        options = self._texts(prefix, GCS_VARIABLES)
+        if not options['bucket']:
+            raise self._missing(prefix + 'BUCKET', 'gcs', 'bucket')
+        if options['key_filename']:
+            options['key_filename'] = self.path(prefix + 'KEY_FILENAME')
+        endpoint = options['api_endpoint']
+        if endpoint and '://' not in endpoint:
+            endpoint = 'https://' + endpoint
+        options['api_endpoint'] = endpoint.rstrip('/') if endpoint else None
+        options['root'] = (options['root'] or '').strip('/')
+        return options
+
+    def _azure_options(self, prefix):
+        """The options of an Azure Blob location, as CairnCMS's Azure driver reads them. Without
+        ACCOUNT_KEY the credentials come from azure-identity's DefaultAzureCredential (AZURE_* variables,
+        managed identity, Azure CLI login)."""
+        options = self._texts(prefix, AZURE_VARIABLES)
+        if not options['container_name']:
+            raise self._missing(prefix + 'CONTAINER_NAME', 'azure', 'container')
+        if not options['account_name'] and (options['account_key'] or not options['endpoint']):
+            raise self._missing(prefix + 'ACCOUNT_NAME', 'azure', 'storage account name')
+        endpoint = options['endpoint'] or 'https://%s.blob.core.windows.net' % options['account_name']
+        if '://' not in endpoint:
+            endpoint = 'https://' + endpoint
+        options['endpoint'] = endpoint.rstrip('/')
+        options['root'] = (options['root'] or '').strip('/')
+        return options
 
     def _s3_options(self, prefix):
         """The options of an S3 location, as CairnCMS's S3 driver reads them. Without KEY and SECRET

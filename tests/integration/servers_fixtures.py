@@ -20,6 +20,11 @@ importable, as it is for the tests in it).  Fixtures:
 ``s3_server`` (session) / ``s3_endpoint`` (function)
     A ``moto_server`` S3 endpoint on a free 127.0.0.1 port (``_s3.MotoServer``);
     ``s3_endpoint`` is its URL, ``s3_bucket`` a fresh bucket on it.
+``gcs_server`` (session)
+    A fake-gcs-server GCS endpoint on a free 127.0.0.1 port (``_gcs.FakeGcsServer``).
+``azure_server`` (session)
+    An Azurite blob endpoint on a free 127.0.0.1 port (``_azure.AzuriteServer``),
+    installed from npm into ``tests/integration/azurite`` on first use.
 
 Missing server binaries make these fixtures skip, unless
 ``CAIRN_REQUIRE_DB_SERVERS=1`` is set (CI), in which case they fail.
@@ -39,6 +44,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:  # loaded via pytest_plugins from elsewhere: make `import _servers` work
     sys.path.insert(0, _HERE)
 
+import _azure  # noqa: E402
+import _gcs  # noqa: E402
 import _s3  # noqa: E402
 import _servers  # noqa: E402
 
@@ -138,12 +145,10 @@ def mariadb_database(request, mariadb_server):
     yield from _database(request, mariadb_server)
 
 
-@pytest.fixture(scope='session')
-def s3_server():
-    server = _s3.MotoServer()
+def _emulator(server, unavailable):
     try:
         server.start()
-    except _s3.S3Unavailable as error:
+    except unavailable as error:
         if os.environ.get('CAIRN_REQUIRE_DB_SERVERS', '') not in ('', '0'):
             pytest.fail(str(error), pytrace=False)
         pytest.skip(str(error))
@@ -151,6 +156,21 @@ def s3_server():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope='session')
+def s3_server():
+    yield from _emulator(_s3.MotoServer(), _s3.S3Unavailable)
+
+
+@pytest.fixture(scope='session')
+def gcs_server():
+    yield from _emulator(_gcs.FakeGcsServer(), _gcs.GcsUnavailable)
+
+
+@pytest.fixture(scope='session')
+def azure_server():
+    yield from _emulator(_azure.AzuriteServer(), _azure.AzureUnavailable)
 
 
 @pytest.fixture

@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
-from ansible_collections.cairncms.ops.plugins.module_utils._storage import local, s3
+from ansible_collections.cairncms.ops.plugins.module_utils._storage import azure, gcs, local, s3
 
 BACKENDS = {
     'local': local.LocalStorage,
     's3': s3.S3Storage,
+    'gcs': gcs.GcsStorage,
+    'azure': azure.AzureStorage,
 }
 
 

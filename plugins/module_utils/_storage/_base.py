@@ -10,7 +10,9 @@ A backend serves one CairnCMS storage location: object names are the
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import tempfile
 
 # CairnCMS writes a transformed image as <original name without extension>__<sha1 of the
 # transformation, 40 hex><original or new extension> beside the original, and probes every
@@ -42,6 +44,37 @@ class StagedWrite:
 
     def discard(self):
         raise NotImplementedError
+
+
+class UploadOnCommit(StagedWrite):
+    """For object stores: bytes go to a local 0600 temporary file, closed once written (a restore
+    stages every file before committing any, so neither memory nor open descriptors grow with the
+    file count); ``commit()`` hands it to ``storage.upload(name, path)`` and removes it."""
+
+    def __init__(self, storage, name):
+        self._storage = storage
+        self._name = name
+        fd, self._path = tempfile.mkstemp(prefix='.cairn-%s-' % storage.driver, suffix='.part')
+        self._handle = os.fdopen(fd, 'wb')
+
+    def write(self, data):
+        return self._handle.write(data)
+
+    def close(self):
+        if not self._handle.closed:
+            self._handle.close()
+
+    def commit(self):
+        self.close()
+        try:
+            self._storage.upload(self._name, self._path)
+        finally:
+            self.discard()
+
+    def discard(self):
+        self.close()
+        if os.path.exists(self._path):
+            os.unlink(self._path)
 
 
 class StorageBackend:

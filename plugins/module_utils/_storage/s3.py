@@ -16,13 +16,11 @@ from __future__ import annotations
 import calendar
 import contextlib
 import mimetypes
-import os
-import tempfile
 import traceback
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import (
-    Entry, StagedWrite, StorageBackend)
+    Entry, StorageBackend, UploadOnCommit)
 
 try:
     import boto3
@@ -143,13 +141,13 @@ class S3Storage(StorageBackend):
         return _Reader(self, name, response['Body'])
 
     def begin_write(self, name, mtime_ns=None):
-        return _S3StagedWrite(self, name)
+        return UploadOnCommit(self, name)
 
     def delete(self, name):
         with self._errors('delete', name):
             self.client.delete_object(Bucket=self.bucket, Key=self._key(name))
 
-    def upload(self, name, handle):
+    def upload(self, name, path):
         options = self.location.options
         extra = {}
         content_type = mimetypes.guess_type(name)[0]
@@ -162,7 +160,8 @@ class S3Storage(StorageBackend):
         with self._errors('upload', name):
             transfer = boto3.s3.transfer.TransferConfig(multipart_threshold=MULTIPART_THRESHOLD,
                                                         multipart_chunksize=MULTIPART_CHUNK, use_threads=False)
-            self.client.upload_fileobj(handle, self.bucket, self._key(name), ExtraArgs=extra, Config=transfer)
+            with open(path, 'rb') as handle:
+                self.client.upload_fileobj(handle, self.bucket, self._key(name), ExtraArgs=extra, Config=transfer)
 
 
 def _mtime_ns(value):
@@ -191,35 +190,3 @@ class _Reader:
     def __exit__(self, exc_type, exc, tb):
         self.close()
         return False
-
-
-class _S3StagedWrite(StagedWrite):
-    """Bytes go to a local 0600 temporary file, closed once written (a restore stages every file
-    before committing any, so neither memory nor open descriptors grow with the file count);
-    ``commit()`` uploads it as the object and removes it."""
-
-    def __init__(self, storage, name):
-        self._storage = storage
-        self._name = name
-        fd, self._path = tempfile.mkstemp(prefix='.cairn-s3-', suffix='.part')
-        self._handle = os.fdopen(fd, 'wb')
-
-    def write(self, data):
-        return self._handle.write(data)
-
-    def close(self):
-        if not self._handle.closed:
-            self._handle.close()
-
-    def commit(self):
-        self.close()
-        try:
-            with open(self._path, 'rb') as handle:
-                self._storage.upload(self._name, handle)
-        finally:
-            self.discard()
-
-    def discard(self):
-        self.close()
-        if os.path.exists(self._path):
-            os.unlink(self._path)

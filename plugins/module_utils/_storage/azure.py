@@ -1,0 +1,199 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Azure Blob storage (STORAGE_<LOC>_DRIVER=azure) through azure-storage-blob (private).
+
+Object names are blob names relative to the location's root prefix
+(``STORAGE_<LOC>_ROOT``). Credentials: the account key (``_ACCOUNT_KEY``)
+when given, else azure-identity's ``DefaultAzureCredential`` (``AZURE_*``
+variables, managed identity, Azure CLI login). A staged write keeps its bytes
+in a local temporary file and uploads the blob only on ``commit()``. Every
+SDK error becomes one ``CairnError`` ("Failed to <verb> azure://container/key:
+<cause>") in ``_errors``; the account key never appears.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import mimetypes
+import os
+import traceback
+
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
+from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import (
+    Entry, StorageBackend, UploadOnCommit)
+
+try:
+    import azure.core.exceptions
+    import azure.storage.blob
+    HAS_AZURE_BLOB = True
+    AZURE_BLOB_IMPORT_ERROR = None
+except ImportError:
+    HAS_AZURE_BLOB = False
+    AZURE_BLOB_IMPORT_ERROR = traceback.format_exc()
+
+try:
+    import azure.identity
+    HAS_AZURE_IDENTITY = True
+    AZURE_IDENTITY_IMPORT_ERROR = None
+except ImportError:
+    HAS_AZURE_IDENTITY = False
+    AZURE_IDENTITY_IMPORT_ERROR = traceback.format_exc()
+
+RETRY_ATTEMPTS = 5
+
+
+def _cause(exc):
+    message = getattr(exc, 'message', None) or str(exc) or exc.__class__.__name__
+    message = str(message).strip().splitlines()[0] if str(message).strip() else exc.__class__.__name__
+    code = getattr(exc, 'error_code', None)
+    code = getattr(code, 'value', code)  # a StorageErrorCode enum member
+    if code and str(code) not in message:
+        return '%s (%s)' % (message, code)
+    return message
+
+
+class AzureStorage(StorageBackend):
+    driver = 'azure'
+
+    def __init__(self, location):
+        super().__init__(location)
+        options = location.options
+        self.container_name = options['container_name']
+        root = (options.get('root') or '').strip('/')
+        self.prefix = root + '/' if root else ''
+        self._container = None
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def describe(self):
+        return 'azure://%s/%s' % (self.container_name, self.prefix)
+
+    def _url(self, name=''):
+        return 'azure://%s/%s%s' % (self.container_name, self.prefix, name)
+
+    @contextlib.contextmanager
+    def _errors(self, verb, name=''):
+        """The one place SDK errors become ``CairnError``; the account key never appears."""
+        try:
+            yield
+        except CairnError:
+            raise
+        except Exception as exc:  # only SDK errors are caught; the rest passes
+            if not HAS_AZURE_BLOB or not isinstance(exc, azure.core.exceptions.AzureError):
+                raise
+            cause = _cause(exc)
+            secret = self.location.options.get('account_key')
+            if secret:
+                cause = cause.replace(secret, '********')
+            raise CairnError('Failed to %s %s: %s' % (verb, self._url(name), cause))
+
+    @property
+    def container(self):
+        if self._container is None:
+            if not HAS_AZURE_BLOB:
+                raise CairnError('the Python library azure-storage-blob is needed for the Azure storage location %s '
+                                 'on this host: pip install "azure-storage-blob>=12.19.0" for the Python Ansible '
+                                 'uses here' % self.location.name, exception=AZURE_BLOB_IMPORT_ERROR)
+            options = self.location.options
+            if options.get('account_key'):
+                credential = {'account_name': options['account_name'], 'account_key': options['account_key']}
+            else:
+                if not HAS_AZURE_IDENTITY:
+                    raise CairnError('the Python library azure-identity is needed for the Azure storage location %s '
+                                     'without STORAGE_%s_ACCOUNT_KEY on this host: pip install '
+                                     '"azure-identity>=1.15.0" for the Python Ansible uses here'
+                                     % (self.location.name, self.location.name.upper()),
+                                     exception=AZURE_IDENTITY_IMPORT_ERROR)
+                credential = None
+            with self._errors('connect to'):
+                if credential is None:
+                    credential = azure.identity.DefaultAzureCredential()
+                service = azure.storage.blob.BlobServiceClient(account_url=options['endpoint'], credential=credential,
+                                                               retry_total=RETRY_ATTEMPTS)
+                self._container = service.get_container_client(self.container_name)
+        return self._container
+
+    def _key(self, name):
+        return self.prefix + name
+
+    # -- the interface ----------------------------------------------------------------------------
+
+    def list(self):
+        container = self.container
+        with self._errors('list'):
+            for blob in container.list_blobs(name_starts_with=self.prefix or None):
+                name = blob.name[len(self.prefix):]
+                if not name or name.endswith('/'):
+                    continue  # folder markers
+                yield Entry(name, int(blob.size or 0), _mtime_ns(blob.last_modified))
+
+    def stat(self, name):
+        container = self.container
+        with self._errors('stat', name):
+            try:
+                props = container.get_blob_client(self._key(name)).get_blob_properties()
+            except azure.core.exceptions.ResourceNotFoundError:
+                return None
+        return Entry(name, int(props.size or 0), _mtime_ns(props.last_modified))
+
+    def open_read(self, name):
+        container = self.container
+        with self._errors('read', name):
+            try:
+                downloader = container.get_blob_client(self._key(name)).download_blob()
+            except azure.core.exceptions.ResourceNotFoundError:
+                raise CairnError('file %s vanished from storage location %s while it was read'
+                                 % (name, self.location.name))
+        return _Reader(self, name, downloader)
+
+    def begin_write(self, name, mtime_ns=None):
+        return UploadOnCommit(self, name)
+
+    def delete(self, name):
+        container = self.container
+        with self._errors('delete', name):
+            try:
+                container.get_blob_client(self._key(name)).delete_blob()
+            except azure.core.exceptions.ResourceNotFoundError:
+                pass
+
+    def upload(self, name, path):
+        container = self.container
+        settings = azure.storage.blob.ContentSettings(
+            content_type=mimetypes.guess_type(name)[0] or 'application/octet-stream')
+        with self._errors('upload', name):
+            with open(path, 'rb') as handle:
+                container.get_blob_client(self._key(name)).upload_blob(
+                    handle, length=os.path.getsize(path), overwrite=True, content_settings=settings)
+
+
+def _mtime_ns(value):
+    """Last-Modified as nanoseconds, to the second (what the service keeps)."""
+    if value is None:
+        return 0
+    return calendar.timegm(value.utctimetuple()) * 1000000000
+
+
+class _Reader:
+    """The streaming download of one blob; read errors become ``CairnError`` too."""
+
+    def __init__(self, storage, name, downloader):
+        self._storage = storage
+        self._name = name
+        self._downloader = downloader
+
+    def read(self, size=-1):
+        with self._storage._errors('read', self._name):
+            return self._downloader.read(-1 if size is None or size < 0 else size)
+
+    def close(self):
+        self._downloader = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close()
+        return False

@@ -1,0 +1,152 @@
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A throwaway Azure Blob endpoint for the tests: Azurite's blob service on a free 127.0.0.1 port.
+
+Azurite comes from npm, pinned in ``tests/integration/azurite`` (package.json and
+package-lock.json); ``ensure_installed()`` runs ``npm ci`` there when it is missing.
+The account is a test account of our own (``AZURITE_ACCOUNTS``), so its key is
+one the tests can look for in every result.
+
+    with AzuriteServer() as server:
+        server.endpoint                # http://127.0.0.1:PORT/<account>
+        server.create_container('c')   # a fresh container
+        server.service()               # an azure-storage-blob BlobServiceClient for it
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'azurite')
+CLI_RELPATH = os.path.join('node_modules', 'azurite', 'dist', 'src', 'blob', 'main.js')
+INSTALL_TIMEOUT = 600
+ACCOUNT_NAME = 'cairnacct'
+# dummy, base64 as Azure account keys are; the tests check that it never leaks
+ACCOUNT_KEY = 'Y2Fpcm4tYXp1cml0ZS1hY2NvdW50LWtleS1ReDdQbTJ2TjlrTDR0Ujh3'
+
+
+class AzureUnavailable(Exception):
+    pass
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def _tail(text, lines=30):
+    return '\n'.join((text or '').splitlines()[-lines:])
+
+
+def ensure_installed(base_dir=PACKAGE_DIR):
+    """Install the pinned Azurite if needed (``npm ci``) and return the path of its blob service entry.
+    Concurrent callers (pytest-xdist workers) are serialised with a lock file outside the repository."""
+    base = os.path.abspath(base_dir)
+    cli = os.path.join(base, CLI_RELPATH)
+    if os.path.isfile(cli):
+        return cli
+    if not os.path.isfile(os.path.join(base, 'package-lock.json')):
+        raise AzureUnavailable('%s has no package-lock.json; cannot `npm ci`' % base)
+    npm = shutil.which('npm')
+    if npm is None:
+        raise AzureUnavailable('`npm` not found on PATH; it is needed to install Azurite')
+    digest = hashlib.sha256(base.encode()).hexdigest()[:16]
+    with open(os.path.join(tempfile.gettempdir(), 'cairncms-azurite-npm-%s.lock' % digest), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.isfile(cli):  # another worker finished the install meanwhile
+            return cli
+        proc = subprocess.run([npm, 'ci', '--no-audit', '--no-fund'], cwd=base, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=INSTALL_TIMEOUT, check=False)
+        if proc.returncode != 0 or not os.path.isfile(cli):
+            raise AzureUnavailable('`npm ci` in %s failed (exit %d):\n%s' % (base, proc.returncode, _tail(proc.stdout)))
+    return cli
+
+
+class AzuriteServer:
+    def __init__(self):
+        self.port = None
+        self.process = None
+        self.workdir = None
+
+    @property
+    def endpoint(self):
+        return 'http://127.0.0.1:%d/%s' % (self.port, ACCOUNT_NAME)
+
+    def start(self, timeout=60):
+        cli = ensure_installed()
+        node = shutil.which('node')
+        if node is None:
+            raise AzureUnavailable('`node` not found on PATH; it is needed to run Azurite')
+        self.workdir = tempfile.mkdtemp(prefix='cairn-azurite-')
+        env = dict(os.environ, AZURITE_ACCOUNTS='%s:%s' % (ACCOUNT_NAME, ACCOUNT_KEY))
+        for _attempt in range(3):
+            self.port = _free_port()
+            self.process = subprocess.Popen([node, cli, '--skipApiVersionCheck', '--inMemoryPersistence',
+                                             '--blobHost', '127.0.0.1', '--blobPort', str(self.port), '--silent'],
+                                            cwd=self.workdir, env=env,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    urllib.request.urlopen(self.endpoint + '?comp=list', timeout=1).read()
+                    return self
+                except urllib.error.HTTPError:
+                    return self  # it answers (403 without a signature)
+                except (urllib.error.URLError, ConnectionError, OSError):
+                    time.sleep(0.1)
+            self._terminate()
+        self.stop()
+        raise AzureUnavailable('Azurite did not answer on %s' % self.endpoint)
+
+    def stop(self):
+        self._terminate()
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def _terminate(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def service(self):
+        from azure.storage.blob import BlobServiceClient
+        return BlobServiceClient(account_url=self.endpoint,
+                                 credential={'account_name': ACCOUNT_NAME, 'account_key': ACCOUNT_KEY})
+
+    def create_container(self, name):
+        self.service().create_container(name)
+        return name
+
+
+def env_lines(location, endpoint, container, root='', account_key=ACCOUNT_KEY):
+    """The .env lines of an azure storage location pointing at ``endpoint``."""
+    prefix = 'STORAGE_%s_' % location.upper()
+    lines = ['%sDRIVER=azure' % prefix, '%sCONTAINER_NAME=%s' % (prefix, container),
+             '%sACCOUNT_NAME=%s' % (prefix, ACCOUNT_NAME), '%sENDPOINT=%s' % (prefix, endpoint)]
+    if root:
+        lines.append('%sROOT=%s' % (prefix, root))
+    if account_key:
+        lines.append('%sACCOUNT_KEY=%s' % (prefix, account_key))
+    return '\n'.join(lines) + '\n'
