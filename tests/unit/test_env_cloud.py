@@ -48,11 +48,11 @@ def test_gcs_and_azure_options(tmp_path):
                              'endpoint': 'https://cairnacct.blob.core.windows.net', 'root': 'uploads'}
     backend = select_backend(gcs)
     assert isinstance(backend, GcsStorage)
-    assert (backend.bucket_name, backend.prefix, backend.describe()) == ('cms-files', 'sites/blog/',
-                                                                         'gs://cms-files/sites/blog/')
+    assert (backend.place, backend.prefix, backend.describe()) == (
+        'cms-files', 'sites/blog/', 'gs://cms-files/sites/blog/')
     backend = select_backend(azure)
     assert isinstance(backend, AzureStorage)
-    assert (backend.container_name, backend.prefix, backend.describe()) == ('media', 'uploads/', 'azure://media/uploads/')
+    assert (backend.place, backend.prefix, backend.describe()) == ('media', 'uploads/', 'azure://media/uploads/')
 
 
 def test_describe_hides_credentials(tmp_path):

@@ -42,8 +42,8 @@ def test_s3_options(tmp_path):
         'server_side_encryption': 'AES256', 'acl': 'private'}
     backend = select_backend(s3)
     assert isinstance(backend, S3Storage)
-    assert (backend.bucket, backend.prefix, backend.describe()) == ('cms-files', 'sites/blog/',
-                                                                    's3://cms-files/sites/blog/')
+    assert (backend.place, backend.prefix, backend.describe()) == (
+        'cms-files', 'sites/blog/', 's3://cms-files/sites/blog/')
 
 
 def test_s3_describe_hides_credentials(tmp_path):

@@ -9,10 +9,13 @@ A backend serves one CairnCMS storage location: object names are the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import tempfile
+
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 
 # CairnCMS writes a transformed image as <original name without extension>__<sha1 of the
 # transformation, 40 hex><original or new extension> beside the original, and probes every
@@ -130,3 +133,76 @@ def regenerable(names):
             if base in bases and base + (match.group('ext') or '') != name:
                 found.add(name)
     return found
+
+
+class ObjectStore(StorageBackend):
+    """What the object-store backends share: a bucket (or container) and a key prefix
+    (``STORAGE_<LOC>_ROOT``), URLs for messages, and the one place where SDK errors become
+    ``CairnError('Failed to <verb> <url>: <cause>')`` with the location's secret masked."""
+
+    scheme = None          # URL scheme in messages: s3, gs, azure
+    place_option = None    # the location option that names the bucket or container
+    secret_option = None   # a location option whose value never appears in a message
+
+    def __init__(self, location):
+        super().__init__(location)
+        self.place = location.options[self.place_option]
+        root = (location.options.get('root') or '').strip('/')
+        self.prefix = root + '/' if root else ''
+
+    def describe(self):
+        return self._url()
+
+    def _url(self, name=''):
+        return '%s://%s/%s%s' % (self.scheme, self.place, self.prefix, name)
+
+    def _key(self, name):
+        return self.prefix + name
+
+    def is_sdk_error(self, exc):
+        """Whether ``exc`` comes from the SDK (anything else passes through unchanged)."""
+        raise NotImplementedError
+
+    def cause(self, exc):
+        return str(exc) or exc.__class__.__name__
+
+    @contextlib.contextmanager
+    def _errors(self, verb, name=''):
+        try:
+            yield
+        except CairnError:
+            raise
+        except Exception as exc:  # only SDK errors are caught; the rest passes
+            if not self.is_sdk_error(exc):
+                raise
+            cause = self.cause(exc)
+            secret = self.location.options.get(self.secret_option) if self.secret_option else None
+            if secret:
+                cause = cause.replace(secret, '********')
+            raise CairnError('Failed to %s %s: %s' % (verb, self._url(name), cause))
+
+
+class SdkReader:
+    """A streaming reader of one object whose read errors become ``CairnError`` too; ``read(size)``
+    is called with a size, -1 for all."""
+
+    def __init__(self, storage, name, read, close=None):
+        self._storage = storage
+        self._name = name
+        self._read = read
+        self._close = close
+
+    def read(self, size=-1):
+        with self._storage._errors('read', self._name):
+            return self._read(-1 if size is None or size < 0 else size)
+
+    def close(self):
+        if self._close is not None:
+            self._close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close()
+        return False

@@ -15,14 +15,13 @@ SDK error becomes one ``CairnError`` ("Failed to <verb> azure://container/key:
 from __future__ import annotations
 
 import calendar
-import contextlib
 import mimetypes
 import os
 import traceback
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import (
-    Entry, StorageBackend, UploadOnCommit)
+    Entry, ObjectStore, SdkReader, UploadOnCommit)
 
 try:
     import azure.core.exceptions
@@ -54,40 +53,23 @@ def _cause(exc):
     return message
 
 
-class AzureStorage(StorageBackend):
+class AzureStorage(ObjectStore):
     driver = 'azure'
+    scheme = 'azure'
+    place_option = 'container_name'
+    secret_option = 'account_key'
 
     def __init__(self, location):
         super().__init__(location)
-        options = location.options
-        self.container_name = options['container_name']
-        root = (options.get('root') or '').strip('/')
-        self.prefix = root + '/' if root else ''
         self._container = None
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def describe(self):
-        return 'azure://%s/%s' % (self.container_name, self.prefix)
+    def is_sdk_error(self, exc):
+        return HAS_AZURE_BLOB and isinstance(exc, azure.core.exceptions.AzureError)
 
-    def _url(self, name=''):
-        return 'azure://%s/%s%s' % (self.container_name, self.prefix, name)
-
-    @contextlib.contextmanager
-    def _errors(self, verb, name=''):
-        """The one place SDK errors become ``CairnError``; the account key never appears."""
-        try:
-            yield
-        except CairnError:
-            raise
-        except Exception as exc:  # only SDK errors are caught; the rest passes
-            if not HAS_AZURE_BLOB or not isinstance(exc, azure.core.exceptions.AzureError):
-                raise
-            cause = _cause(exc)
-            secret = self.location.options.get('account_key')
-            if secret:
-                cause = cause.replace(secret, '********')
-            raise CairnError('Failed to %s %s: %s' % (verb, self._url(name), cause))
+    def cause(self, exc):
+        return _cause(exc)
 
     @property
     def container(self):
@@ -112,11 +94,8 @@ class AzureStorage(StorageBackend):
                     credential = azure.identity.DefaultAzureCredential()
                 service = azure.storage.blob.BlobServiceClient(account_url=options['endpoint'], credential=credential,
                                                                retry_total=RETRY_ATTEMPTS)
-                self._container = service.get_container_client(self.container_name)
+                self._container = service.get_container_client(self.place)
         return self._container
-
-    def _key(self, name):
-        return self.prefix + name
 
     # -- the interface ----------------------------------------------------------------------------
 
@@ -146,7 +125,7 @@ class AzureStorage(StorageBackend):
             except azure.core.exceptions.ResourceNotFoundError:
                 raise CairnError('file %s vanished from storage location %s while it was read'
                                  % (name, self.location.name))
-        return _Reader(self, name, downloader)
+        return SdkReader(self, name, downloader.read)
 
     def begin_write(self, name, mtime_ns=None):
         return UploadOnCommit(self, name)
@@ -174,26 +153,3 @@ def _mtime_ns(value):
     if value is None:
         return 0
     return calendar.timegm(value.utctimetuple()) * 1000000000
-
-
-class _Reader:
-    """The streaming download of one blob; read errors become ``CairnError`` too."""
-
-    def __init__(self, storage, name, downloader):
-        self._storage = storage
-        self._name = name
-        self._downloader = downloader
-
-    def read(self, size=-1):
-        with self._storage._errors('read', self._name):
-            return self._downloader.read(-1 if size is None or size < 0 else size)
-
-    def close(self):
-        self._downloader = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        self.close()
-        return False

@@ -15,14 +15,13 @@ in ``_errors``.
 from __future__ import annotations
 
 import calendar
-import contextlib
 import mimetypes
 import re
 import traceback
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import (
-    Entry, StorageBackend, UploadOnCommit)
+    Entry, ObjectStore, SdkReader, UploadOnCommit)
 
 try:
     import google.api_core.exceptions
@@ -65,37 +64,23 @@ def _cause(exc):
     return str(exc) or exc.__class__.__name__
 
 
-class GcsStorage(StorageBackend):
+class GcsStorage(ObjectStore):
     driver = 'gcs'
+    scheme = 'gs'
+    place_option = 'bucket'
 
     def __init__(self, location):
         super().__init__(location)
-        options = location.options
-        self.bucket_name = options['bucket']
-        root = (options.get('root') or '').strip('/')
-        self.prefix = root + '/' if root else ''
         self._client = None
         self._bucket = None
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def describe(self):
-        return 'gs://%s/%s' % (self.bucket_name, self.prefix)
+    def is_sdk_error(self, exc):
+        return HAS_GCS and isinstance(exc, _sdk_errors())
 
-    def _url(self, name=''):
-        return 'gs://%s/%s%s' % (self.bucket_name, self.prefix, name)
-
-    @contextlib.contextmanager
-    def _errors(self, verb, name=''):
-        """The one place SDK errors become ``CairnError``; key file contents never appear."""
-        try:
-            yield
-        except CairnError:
-            raise
-        except Exception as exc:  # only SDK errors are caught; the rest passes
-            if not HAS_GCS or not isinstance(exc, _sdk_errors()):
-                raise
-            raise CairnError('Failed to %s %s: %s' % (verb, self._url(name), _cause(exc)))
+    def cause(self, exc):
+        return _cause(exc)
 
     @property
     def bucket(self):
@@ -116,11 +101,8 @@ class GcsStorage(StorageBackend):
                         client_options=client_options)
                 else:
                     self._client = google.cloud.storage.Client(client_options=client_options)
-                self._bucket = self._client.bucket(self.bucket_name)
+                self._bucket = self._client.bucket(self.place)
         return self._bucket
-
-    def _key(self, name):
-        return self.prefix + name
 
     # -- the interface ----------------------------------------------------------------------------
 
@@ -149,7 +131,7 @@ class GcsStorage(StorageBackend):
                 raise CairnError('file %s vanished from storage location %s while it was read'
                                  % (name, self.location.name))
             reader = blob.open('rb', chunk_size=READ_CHUNK)
-        return _Reader(self, name, reader)
+        return SdkReader(self, name, _reading(self, name, reader), reader.close)
 
     def begin_write(self, name, mtime_ns=None):
         return UploadOnCommit(self, name)
@@ -176,28 +158,12 @@ def _mtime_ns(value):
     return calendar.timegm(value.utctimetuple()) * 1000000000 + value.microsecond * 1000
 
 
-class _Reader:
-    """A streaming reader of one object; read errors become ``CairnError`` too."""
-
-    def __init__(self, storage, name, reader):
-        self._storage = storage
-        self._name = name
-        self._reader = reader
-
-    def read(self, size=-1):
-        with self._storage._errors('read', self._name):
-            try:
-                return self._reader.read(-1 if size is None or size < 0 else size)
-            except google.api_core.exceptions.NotFound:
-                raise CairnError('file %s vanished from storage location %s while it was read'
-                                 % (self._name, self._storage.location.name))
-
-    def close(self):
-        self._reader.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        self.close()
-        return False
+def _reading(storage, name, reader):
+    """``reader.read``, saying so clearly when the object is deleted while it is read."""
+    def read(size):
+        try:
+            return reader.read(size)
+        except google.api_core.exceptions.NotFound:
+            raise CairnError('file %s vanished from storage location %s while it was read'
+                             % (name, storage.location.name))
+    return read

@@ -14,13 +14,12 @@ in the bucket before that. Every SDK error becomes one ``CairnError``
 from __future__ import annotations
 
 import calendar
-import contextlib
 import mimetypes
 import traceback
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import (
-    Entry, StorageBackend, UploadOnCommit)
+    Entry, ObjectStore, SdkReader, UploadOnCommit)
 
 try:
     import boto3
@@ -49,42 +48,24 @@ def _cause(exc):
     return str(exc) or exc.__class__.__name__
 
 
-class S3Storage(StorageBackend):
+class S3Storage(ObjectStore):
     driver = 's3'
+    scheme = 's3'
+    place_option = 'bucket'
+    secret_option = 'secret'
 
     def __init__(self, location):
         super().__init__(location)
-        options = location.options
-        self.bucket = options['bucket']
-        root = (options.get('root') or '').strip('/')
-        self.prefix = root + '/' if root else ''
         self._client = None
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def describe(self):
-        return 's3://%s/%s' % (self.bucket, self.prefix)
+    def is_sdk_error(self, exc):
+        return HAS_BOTO3 and isinstance(exc, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError,
+                                              boto3.exceptions.Boto3Error))
 
-    def _url(self, name=''):
-        return 's3://%s/%s%s' % (self.bucket, self.prefix, name)
-
-    @contextlib.contextmanager
-    def _errors(self, verb, name=''):
-        """The one place SDK errors become ``CairnError``; the secret key never appears."""
-        try:
-            yield
-        except CairnError:
-            raise
-        except Exception as exc:  # only SDK errors are caught; the rest passes
-            if not HAS_BOTO3 or not isinstance(exc, (botocore.exceptions.BotoCoreError,
-                                                     botocore.exceptions.ClientError,
-                                                     boto3.exceptions.Boto3Error)):
-                raise
-            cause = _cause(exc)
-            secret = self.location.options.get('secret')
-            if secret:
-                cause = cause.replace(secret, '********')
-            raise CairnError('Failed to %s %s: %s' % (verb, self._url(name), cause))
+    def cause(self, exc):
+        return _cause(exc)
 
     @property
     def client(self):
@@ -104,15 +85,12 @@ class S3Storage(StorageBackend):
                 self._client = session.client('s3', endpoint_url=options.get('endpoint'), config=config)
         return self._client
 
-    def _key(self, name):
-        return self.prefix + name
-
     # -- the interface ----------------------------------------------------------------------------
 
     def list(self):
         paginator = self.client.get_paginator('list_objects_v2')
         with self._errors('list'):
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for page in paginator.paginate(Bucket=self.place, Prefix=self.prefix):
                 for item in page.get('Contents') or ():
                     name = item['Key'][len(self.prefix):]
                     if not name or name.endswith('/'):
@@ -122,7 +100,7 @@ class S3Storage(StorageBackend):
     def stat(self, name):
         with self._errors('stat', name):
             try:
-                head = self.client.head_object(Bucket=self.bucket, Key=self._key(name))
+                head = self.client.head_object(Bucket=self.place, Key=self._key(name))
             except botocore.exceptions.ClientError as exc:
                 if str(exc.response.get('Error', {}).get('Code')) in _NOT_FOUND:
                     return None
@@ -132,20 +110,21 @@ class S3Storage(StorageBackend):
     def open_read(self, name):
         with self._errors('read', name):
             try:
-                response = self.client.get_object(Bucket=self.bucket, Key=self._key(name))
+                response = self.client.get_object(Bucket=self.place, Key=self._key(name))
             except botocore.exceptions.ClientError as exc:
                 if str(exc.response.get('Error', {}).get('Code')) in _NOT_FOUND:
                     raise CairnError('file %s vanished from storage location %s while it was read'
                                      % (name, self.location.name))
                 raise
-        return _Reader(self, name, response['Body'])
+        body = response['Body']
+        return SdkReader(self, name, lambda size: body.read(None if size < 0 else size), body.close)
 
     def begin_write(self, name, mtime_ns=None):
         return UploadOnCommit(self, name)
 
     def delete(self, name):
         with self._errors('delete', name):
-            self.client.delete_object(Bucket=self.bucket, Key=self._key(name))
+            self.client.delete_object(Bucket=self.place, Key=self._key(name))
 
     def upload(self, name, path):
         options = self.location.options
@@ -161,32 +140,9 @@ class S3Storage(StorageBackend):
             transfer = boto3.s3.transfer.TransferConfig(multipart_threshold=MULTIPART_THRESHOLD,
                                                         multipart_chunksize=MULTIPART_CHUNK, use_threads=False)
             with open(path, 'rb') as handle:
-                self.client.upload_fileobj(handle, self.bucket, self._key(name), ExtraArgs=extra, Config=transfer)
+                self.client.upload_fileobj(handle, self.place, self._key(name), ExtraArgs=extra, Config=transfer)
 
 
 def _mtime_ns(value):
     """LastModified as nanoseconds, to the second (listings carry milliseconds, HEAD only seconds)."""
     return calendar.timegm(value.utctimetuple()) * 1000000000
-
-
-class _Reader:
-    """The streaming body of an object; read errors become ``CairnError`` too."""
-
-    def __init__(self, storage, name, body):
-        self._storage = storage
-        self._name = name
-        self._body = body
-
-    def read(self, size=-1):
-        with self._storage._errors('read', self._name):
-            return self._body.read(None if size is None or size < 0 else size)
-
-    def close(self):
-        self._body.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        self.close()
-        return False
