@@ -19,12 +19,10 @@ import fcntl
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.request
+
+from _emulator import Emulator
 
 PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'azurite')
 CLI_RELPATH = os.path.join('node_modules', 'azurite', 'dist', 'src', 'blob', 'main.js')
@@ -36,12 +34,6 @@ ACCOUNT_KEY = 'Y2Fpcm4tYXp1cml0ZS1hY2NvdW50LWtleS1ReDdQbTJ2TjlrTDR0Ujh3'
 
 class AzureUnavailable(Exception):
     pass
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def _tail(text, lines=30):
@@ -72,63 +64,39 @@ def ensure_installed(base_dir=PACKAGE_DIR):
     return cli
 
 
-class AzuriteServer:
+class AzuriteServer(Emulator):
+    name = 'Azurite'
+    unavailable = AzureUnavailable
+    probe_path = '/%s?comp=list' % ACCOUNT_NAME
+    http_error_is_ready = True  # it answers 403 without a signature
+
     def __init__(self):
-        self.port = None
-        self.process = None
+        super().__init__()
         self.workdir = None
+        self._cli = self._node = None
 
     @property
     def endpoint(self):
-        return 'http://127.0.0.1:%d/%s' % (self.port, ACCOUNT_NAME)
+        return '%s/%s' % (self.base_url, ACCOUNT_NAME)
 
     def start(self, timeout=60):
-        cli = ensure_installed()
-        node = shutil.which('node')
-        if node is None:
+        self._cli = ensure_installed()
+        self._node = shutil.which('node')
+        if self._node is None:
             raise AzureUnavailable('`node` not found on PATH; it is needed to run Azurite')
         self.workdir = tempfile.mkdtemp(prefix='cairn-azurite-')
-        env = dict(os.environ, AZURITE_ACCOUNTS='%s:%s' % (ACCOUNT_NAME, ACCOUNT_KEY))
-        for _attempt in range(3):
-            self.port = _free_port()
-            self.process = subprocess.Popen([node, cli, '--skipApiVersionCheck', '--inMemoryPersistence',
-                                             '--blobHost', '127.0.0.1', '--blobPort', str(self.port), '--silent'],
-                                            cwd=self.workdir, env=env,
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.process.poll() is None:
-                try:
-                    urllib.request.urlopen(self.endpoint + '?comp=list', timeout=1).read()
-                    return self
-                except urllib.error.HTTPError:
-                    return self  # it answers (403 without a signature)
-                except (urllib.error.URLError, ConnectionError, OSError):
-                    time.sleep(0.1)
-            self._terminate()
-        self.stop()
-        raise AzureUnavailable('Azurite did not answer on %s' % self.endpoint)
+        return super().start(timeout)
+
+    def launch(self, port):
+        return [self._node, self._cli, '--skipApiVersionCheck', '--inMemoryPersistence', '--blobHost', '127.0.0.1',
+                '--blobPort', str(port), '--silent'], {
+                    'cwd': self.workdir, 'env': dict(os.environ, AZURITE_ACCOUNTS='%s:%s' % (ACCOUNT_NAME, ACCOUNT_KEY))}
 
     def stop(self):
-        self._terminate()
+        self.terminate()
         if self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
-
-    def _terminate(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def service(self):
         from azure.storage.blob import BlobServiceClient

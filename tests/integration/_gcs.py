@@ -19,23 +19,14 @@ import importlib.util
 import os
 import platform
 import shutil
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
+
+from _emulator import Emulator
 
 _ARCH = {'x86_64': 'amd64', 'amd64': 'amd64', 'aarch64': 'arm64', 'arm64': 'arm64'}
 
 
 class GcsUnavailable(Exception):
     pass
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def binary():
@@ -55,47 +46,18 @@ def binary():
     return found
 
 
-class FakeGcsServer:
-    def __init__(self):
-        self.port = None
-        self.process = None
+class FakeGcsServer(Emulator):
+    name = 'fake-gcs-server'
+    unavailable = GcsUnavailable
+    probe_path = '/storage/v1/b'
 
     @property
     def endpoint(self):
-        return 'http://127.0.0.1:%d' % self.port
+        return self.base_url
 
-    def start(self, timeout=30):
-        command = binary()
-        for _attempt in range(3):
-            self.port = _free_port()
-            self.process = subprocess.Popen([command, '-scheme', 'http', '-host', '127.0.0.1', '-port', str(self.port),
-                                             '-backend', 'memory', '-log-level', 'error'],
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.process.poll() is None:
-                try:
-                    urllib.request.urlopen(self.endpoint + '/storage/v1/b', timeout=1).read()
-                    return self
-                except (urllib.error.URLError, ConnectionError, OSError):
-                    time.sleep(0.1)
-            self.stop()
-        raise GcsUnavailable('fake-gcs-server did not answer on %s' % self.endpoint)
-
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+    def launch(self, port):
+        return [binary(), '-scheme', 'http', '-host', '127.0.0.1', '-port', str(port), '-backend', 'memory',
+                '-log-level', 'error'], {}
 
     def client(self):
         from google.auth.credentials import AnonymousCredentials

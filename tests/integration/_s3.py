@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
+
+from _emulator import Emulator
 
 ACCESS_KEY = 'AKIACAIRNTESTKEY0001'
 SECRET_KEY = 'cairn-s3-secret-Zq8wX3vN5pL1rT7y'  # dummy; the tests check that it never leaks
@@ -28,12 +25,6 @@ class S3Unavailable(Exception):
     pass
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def _command():
     here = os.path.join(os.path.dirname(sys.executable), 'moto_server')
     found = here if os.path.exists(here) else shutil.which('moto_server')
@@ -42,46 +33,18 @@ def _command():
     return [found]
 
 
-class MotoServer:
-    def __init__(self):
-        self.port = None
-        self.process = None
+class MotoServer(Emulator):
+    name = 'moto_server'
+    unavailable = S3Unavailable
+    probe_path = '/moto-api/'
 
     @property
     def endpoint(self):
-        return 'http://127.0.0.1:%d' % self.port
+        return self.base_url
 
-    def start(self, timeout=30):
-        for _attempt in range(3):
-            self.port = _free_port()
-            self.process = subprocess.Popen(_command() + ['-H', '127.0.0.1', '-p', str(self.port)],
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                            env=dict(os.environ, MOTO_ALLOW_NONEXISTENT_REGION='true'))
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.process.poll() is None:
-                try:
-                    urllib.request.urlopen(self.endpoint + '/moto-api/', timeout=1).read()
-                    return self
-                except (urllib.error.URLError, ConnectionError, OSError):
-                    time.sleep(0.1)
-            self.stop()
-        raise S3Unavailable('moto_server did not answer on %s' % self.endpoint)
-
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+    def launch(self, port):
+        return _command() + ['-H', '127.0.0.1', '-p', str(port)], {
+            'env': dict(os.environ, MOTO_ALLOW_NONEXISTENT_REGION='true')}
 
     def client(self):
         import boto3
