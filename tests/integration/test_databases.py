@@ -123,8 +123,11 @@ def test_password_never_on_a_command_line(request, tmp_path, repo, fixture):
     point = run_module('cairn_restore_point', repository=repo, instance='cms')['restore_point']
     args = {'env_file': str(source), 'repository': repo, 'instance': 'cms', 'restore_point': point,
             'compression_level': 19}
+    # A private TMPDIR: other workers' runs create their own option files in /tmp meanwhile.
+    scratch = tmp_path / 'tmpdir'
+    scratch.mkdir()
     proc = subprocess.Popen(module_command('cairn_db_dump'), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=_env())
+                            stderr=subprocess.PIPE, env=_env({'TMPDIR': str(scratch)}))
     proc.stdin.write(json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode())
     proc.stdin.close()
     seen = set()
@@ -146,7 +149,9 @@ def test_password_never_on_a_command_line(request, tmp_path, repo, fixture):
     assert not result.get('failed'), result
     assert seen & {'pg_dump', 'mariadb-dump', 'mysqldump'}, 'the dump tool was never seen running: %s' % seen
     assert password not in json.dumps(result)
-    leftovers = [name for name in os.listdir('/tmp') if name.startswith('.cairn-my-')]
+    # Option files live in TMPDIR (tool runs) and in the repository's scratch space (the dump).
+    leftovers = [os.path.join(where, name) for top in (scratch, repo['path']) for where, dirs, files in os.walk(top)
+                 for name in dirs + files if name.startswith('.cairn-my-')]
     assert not leftovers, leftovers
 
 
