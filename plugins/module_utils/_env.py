@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 import urllib.parse
 
@@ -210,6 +211,12 @@ S3_DESCRIBED = ('bucket', 'region', 'endpoint', 'force_path_style', 'server_side
 GCS_VARIABLES = {'bucket': 'BUCKET', 'key_filename': 'KEY_FILENAME', 'api_endpoint': 'API_ENDPOINT', 'root': 'ROOT'}
 AZURE_VARIABLES = {'container_name': 'CONTAINER_NAME', 'account_name': 'ACCOUNT_NAME', 'account_key': 'ACCOUNT_KEY',
                    'endpoint': 'ENDPOINT', 'root': 'ROOT'}
+# ... of a cloudinary location; API_URL and DELIVERY_URL are read by cairncms.ops only (CairnCMS always
+# talks to api.cloudinary.com and res.cloudinary.com): for private CNAMEs, proxies and the tests.
+CLOUDINARY_VARIABLES = {'cloud_name': 'CLOUD_NAME', 'api_key': 'API_KEY', 'api_secret': 'API_SECRET',
+                        'access_mode': 'ACCESS_MODE', 'root': 'ROOT', 'api_url': 'API_URL',
+                        'delivery_url': 'DELIVERY_URL'}
+CLOUDINARY_ACCESS_MODES = ('public', 'authenticated')
 
 
 class Location:
@@ -233,6 +240,10 @@ class Location:
         elif self.driver == 'azure':
             described.update({key: self.options.get(key) for key in ('container_name', 'account_name', 'endpoint')})
             described['credentials'] = 'configured' if self.options.get('account_key') else 'environment'
+        elif self.driver == 'cloudinary':
+            described.update({key: self.options.get(key)
+                              for key in ('cloud_name', 'access_mode', 'api_url', 'delivery_url')})
+            described['credentials'] = 'configured'
         return described
 
 
@@ -390,9 +401,11 @@ class InstanceConfig:
                 result.append(Location(name, 'gcs', self._gcs_options(prefix)))
             elif driver == 'azure':
                 result.append(Location(name, 'azure', self._azure_options(prefix)))
+            elif driver == 'cloudinary':
+                result.append(Location(name, 'cloudinary', self._cloudinary_options(prefix)))
             else:
-                raise CairnError('%sDRIVER=%s is not supported by this version of cairncms.ops yet; '
-                                 'only local, s3, gcs and azure are' % (prefix, driver))
+                raise CairnError('%sDRIVER=%s is not supported by this version of cairncms.ops; '
+                                 'local, s3, gcs, azure and cloudinary are' % (prefix, driver))
         return result
 
     def _texts(self, prefix, variables):
@@ -436,6 +449,32 @@ class InstanceConfig:
             endpoint = 'https://' + endpoint
         options['endpoint'] = endpoint.rstrip('/')
         options['root'] = (options['root'] or '').strip('/')
+        return options
+
+    def _cloudinary_options(self, prefix):
+        """The options of a Cloudinary location, as CairnCMS's Cloudinary driver (Directus 10.0.0) reads them:
+        CLOUD_NAME, API_KEY and API_SECRET are needed (the driver has no other way to authenticate), ROOT is
+        normalised as the driver does (no leading, trailing or doubled slashes), ACCESS_MODE is sent with every
+        upload. API_URL and DELIVERY_URL replace https://api.cloudinary.com and https://res.cloudinary.com."""
+        options = self._texts(prefix, CLOUDINARY_VARIABLES)
+        for option, what, overrides in (('cloud_name', 'cloud name', 'cairn_env_overrides'),
+                                        ('api_key', 'API key', 'cairn_env_secret_overrides'),
+                                        ('api_secret', 'API secret', 'cairn_env_secret_overrides')):
+            if not options[option]:
+                raise CairnError('%s%s is not set in %s; a cloudinary storage location needs its %s (the Cloudinary '
+                                 'console shows it under Settings > API Keys); set it there or in %s'
+                                 % (prefix, CLOUDINARY_VARIABLES[option], self.env_file or 'the instance configuration',
+                                    what, overrides))
+        if options['access_mode'] is not None and options['access_mode'] not in CLOUDINARY_ACCESS_MODES:
+            raise CairnError('%sACCESS_MODE=%s is not a Cloudinary access mode; set it to public or authenticated'
+                             % (prefix, options['access_mode']))
+        for option, default in (('api_url', 'https://api.cloudinary.com'), ('delivery_url', 'https://res.cloudinary.com')):
+            url = options[option] or default
+            if '://' not in url:
+                url = 'https://' + url
+            options[option] = url.rstrip('/')
+        root = posixpath.normpath('/' + (options['root'] or '').replace('\\', '/'))
+        options['root'] = root.strip('/')
         return options
 
     def _s3_options(self, prefix):

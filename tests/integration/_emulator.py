@@ -5,8 +5,10 @@ once it answers over HTTP, stopped cleanly (terminate, then kill)."""
 
 from __future__ import annotations
 
+import http.server
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -68,6 +70,45 @@ class Emulator:
 
     def stop(self):
         self.terminate()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class InProcessServer:
+    """An HTTP server of the tests' own, served by a thread of the test process on 127.0.0.1 (the kernel
+    picks the free port). Subclasses give ``handler()`` (a request handler class) and may set
+    ``server_class``."""
+    server_class = http.server.ThreadingHTTPServer
+    thread_name = 'test-http-server'
+
+    def __init__(self):
+        self._server = None
+        self._thread = None
+
+    def handler(self):
+        raise NotImplementedError
+
+    @property
+    def origin(self):
+        return 'http://127.0.0.1:%d' % self._server.server_address[1]
+
+    def start(self):
+        self._server = self.server_class(('127.0.0.1', 0), self.handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name=self.thread_name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(10)
+            self._server = None
 
     def __enter__(self):
         return self.start()

@@ -140,8 +140,8 @@ def test_database_errors_name_the_variable(tmp_path, text, message):
 
 
 def test_unsupported_driver_names_the_variable(tmp_path):
-    env = _write(tmp_path / '.env', 'STORAGE_LOCATIONS=pics\nSTORAGE_PICS_DRIVER=cloudinary\n')
-    with pytest.raises(CairnError, match='STORAGE_PICS_DRIVER=cloudinary is not supported'):
+    env = _write(tmp_path / '.env', 'STORAGE_LOCATIONS=pics\nSTORAGE_PICS_DRIVER=ftp\n')
+    with pytest.raises(CairnError, match='STORAGE_PICS_DRIVER=ftp is not supported'):
         InstanceConfig.load(env).locations()
     env = _write(tmp_path / '.env', 'STORAGE_LOCATIONS=other\n')
     with pytest.raises(CairnError, match='STORAGE_OTHER_DRIVER is not set'):

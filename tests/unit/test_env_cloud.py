@@ -1,6 +1,6 @@
 # Copyright: cairncms.ops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""GCS and Azure Blob storage locations from a CairnCMS .env."""
+"""GCS, Azure Blob and Cloudinary storage locations from a CairnCMS .env."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnE
 from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig, looks_secret
 from ansible_collections.cairncms.ops.plugins.module_utils._storage import select_backend
 from ansible_collections.cairncms.ops.plugins.module_utils._storage.azure import AzureStorage
+from ansible_collections.cairncms.ops.plugins.module_utils._storage.cloudinary import CloudinaryStorage
 from ansible_collections.cairncms.ops.plugins.module_utils._storage.gcs import GcsStorage
 
 KEY_JSON = '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\\nsecret-pem\\n"}'
@@ -98,7 +99,14 @@ def test_azure_endpoint_without_account_name(tmp_path):
     ('STORAGE_LOCATIONS=a\nSTORAGE_A_DRIVER=azure\nSTORAGE_A_CONTAINER_NAME=c\n', 'STORAGE_A_ACCOUNT_NAME is not set'),
     ('STORAGE_LOCATIONS=a\nSTORAGE_A_DRIVER=azure\nSTORAGE_A_CONTAINER_NAME=c\nSTORAGE_A_ENDPOINT=http://h/x\n'
      'STORAGE_A_ACCOUNT_KEY=k\n', 'STORAGE_A_ACCOUNT_NAME is not set'),
-    ('STORAGE_LOCATIONS=pics\nSTORAGE_PICS_DRIVER=cloudinary\n', 'STORAGE_PICS_DRIVER=cloudinary is not supported'),
+    ('STORAGE_LOCATIONS=pics\nSTORAGE_PICS_DRIVER=ftp\n', 'STORAGE_PICS_DRIVER=ftp is not supported'),
+    ('STORAGE_LOCATIONS=pics\nSTORAGE_PICS_DRIVER=cloudinary\n', 'STORAGE_PICS_CLOUD_NAME is not set'),
+    ('STORAGE_LOCATIONS=pics\nSTORAGE_PICS_DRIVER=cloudinary\nSTORAGE_PICS_CLOUD_NAME=c\nSTORAGE_PICS_API_SECRET=s\n',
+     'STORAGE_PICS_API_KEY is not set'),
+    ('STORAGE_LOCATIONS=pics\nSTORAGE_PICS_DRIVER=cloudinary\nSTORAGE_PICS_CLOUD_NAME=c\nSTORAGE_PICS_API_KEY=1\n',
+     'STORAGE_PICS_API_SECRET is not set .*cairn_env_secret_overrides'),
+    ('STORAGE_LOCATIONS=pics\nSTORAGE_PICS_DRIVER=cloudinary\nSTORAGE_PICS_CLOUD_NAME=c\nSTORAGE_PICS_API_KEY=1\n'
+     'STORAGE_PICS_API_SECRET=s\nSTORAGE_PICS_ACCESS_MODE=private\n', 'STORAGE_PICS_ACCESS_MODE=private is not'),
 ])
 def test_errors_name_the_variable(tmp_path, text, message):
     with pytest.raises(CairnError, match=message):
@@ -120,3 +128,68 @@ def test_account_key_is_a_secret_variable(tmp_path):
     [_local, _gcs, azure] = _load(tmp_path, FULL, overrides={'STORAGE_AZURE_CONTAINER_NAME': 'other'},
                                   secret_overrides={'STORAGE_AZURE_ACCOUNT_KEY': 'rotated'}).locations()
     assert (azure.options['container_name'], azure.options['account_key']) == ('other', 'rotated')
+
+
+CLOUDINARY_SECRET = 'cld-Secret-9fQ2xZ7wLm4pR8tV'
+CLOUDINARY = """STORAGE_LOCATIONS=local,pics
+STORAGE_PICS_DRIVER=cloudinary
+STORAGE_PICS_CLOUD_NAME=cairn-demo
+STORAGE_PICS_API_KEY=123456789012345
+STORAGE_PICS_API_SECRET=%s
+STORAGE_PICS_ACCESS_MODE=authenticated
+STORAGE_PICS_ROOT=/sites//blog/
+""" % CLOUDINARY_SECRET
+
+
+def test_cloudinary_options(tmp_path):
+    _local, pics = _load(tmp_path, CLOUDINARY).locations()
+    # API_KEY becomes a number in CairnCMS's env parsing; its digits are what the driver sends.
+    assert pics.options == {'cloud_name': 'cairn-demo', 'api_key': '123456789012345', 'api_secret': CLOUDINARY_SECRET,
+                            'access_mode': 'authenticated', 'root': 'sites/blog',
+                            'api_url': 'https://api.cloudinary.com', 'delivery_url': 'https://res.cloudinary.com'}
+    backend = select_backend(pics)
+    assert isinstance(backend, CloudinaryStorage)
+    assert (backend.place, backend.prefix, backend.describe()) == (
+        'cairn-demo', 'sites/blog/', 'cloudinary://cairn-demo/sites/blog/')
+    assert backend.api_url == 'https://api.cloudinary.com/v1_1/cairn-demo'
+    assert backend.delivery_url == 'https://res.cloudinary.com/cairn-demo'
+
+
+def test_cloudinary_describe_hides_the_secret_and_key(tmp_path):
+    config = _load(tmp_path, CLOUDINARY)
+    assert config.locations()[1].describe() == {
+        'name': 'pics', 'driver': 'cloudinary', 'root': 'sites/blog', 'cloud_name': 'cairn-demo',
+        'access_mode': 'authenticated', 'api_url': 'https://api.cloudinary.com',
+        'delivery_url': 'https://res.cloudinary.com', 'credentials': 'configured'}
+    text = json.dumps([location.describe() for location in config.locations()])
+    assert CLOUDINARY_SECRET not in text and '123456789012345' not in text
+
+
+def test_cloudinary_minimal_and_overridden_urls(tmp_path):
+    [pics] = _load(tmp_path, 'STORAGE_LOCATIONS=pics\nSTORAGE_PICS_DRIVER=cloudinary\nSTORAGE_PICS_CLOUD_NAME=c\n'
+                             'STORAGE_PICS_API_KEY=0123\nSTORAGE_PICS_API_SECRET=s\n'
+                             'STORAGE_PICS_API_URL=api-eu.cloudinary.com/\n'
+                             'STORAGE_PICS_DELIVERY_URL=http://127.0.0.1:9/res/\n').locations()
+    assert (pics.options['api_key'], pics.options['access_mode'], pics.options['root']) == ('0123', None, '')
+    assert (pics.options['api_url'], pics.options['delivery_url']) == ('https://api-eu.cloudinary.com',
+                                                                       'http://127.0.0.1:9/res')
+    assert select_backend(pics).prefix == ''
+
+
+@pytest.mark.parametrize('root, expected', [('cms', 'cms'), ('/cms/', 'cms'), ('a//b/', 'a/b'), ('./a/../b', 'b'),
+                                            ('\\\\win\\dir', 'win/dir'), ('/', '')])
+def test_cloudinary_root_is_normalised_as_the_driver_does(tmp_path, root, expected):
+    [pics] = _load(tmp_path, 'STORAGE_LOCATIONS=pics\nSTORAGE_PICS_DRIVER=cloudinary\nSTORAGE_PICS_CLOUD_NAME=c\n'
+                             'STORAGE_PICS_API_KEY=1\nSTORAGE_PICS_API_SECRET=s\n'
+                             'STORAGE_PICS_ROOT="%s"\n' % root).locations()
+    assert pics.options['root'] == expected
+
+
+def test_cloudinary_credentials_are_secret_variables(tmp_path):
+    assert looks_secret('STORAGE_PICS_API_KEY') and looks_secret('STORAGE_PICS_API_SECRET')
+    assert not looks_secret('STORAGE_PICS_CLOUD_NAME') and not looks_secret('STORAGE_PICS_API_URL')
+    with pytest.raises(CairnError, match='STORAGE_PICS_API_SECRET'):
+        _load(tmp_path, CLOUDINARY, overrides={'STORAGE_PICS_API_SECRET': 'x'})
+    _local, pics = _load(tmp_path, CLOUDINARY, overrides={'STORAGE_PICS_CLOUD_NAME': 'other'},
+                         secret_overrides={'STORAGE_PICS_API_SECRET': 'rotated'}).locations()
+    assert (pics.options['cloud_name'], pics.options['api_secret']) == ('other', 'rotated')

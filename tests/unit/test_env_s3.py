@@ -71,7 +71,7 @@ def test_s3_minimal_uses_the_aws_chain(tmp_path):
     ('STORAGE_LOCATIONS=s3\nSTORAGE_S3_DRIVER=s3\nSTORAGE_S3_BUCKET=\n', 'STORAGE_S3_BUCKET is not set'),
     ('STORAGE_LOCATIONS=s3\nSTORAGE_S3_DRIVER=s3\nSTORAGE_S3_BUCKET=b\nSTORAGE_S3_KEY=k\n',
      'STORAGE_S3_KEY and STORAGE_S3_SECRET must be set together'),
-    ('STORAGE_LOCATIONS=pics\nSTORAGE_PICS_DRIVER=cloudinary\n', 'STORAGE_PICS_DRIVER=cloudinary is not supported'),
+    ('STORAGE_LOCATIONS=pics\nSTORAGE_PICS_DRIVER=ftp\n', 'STORAGE_PICS_DRIVER=ftp is not supported'),
 ])
 def test_s3_errors_name_the_variable(tmp_path, text, message):
     with pytest.raises(CairnError, match=message):

@@ -24,13 +24,20 @@ DERIVATIVE = re.compile(r'^(?P<base>[^/]+)__[0-9a-f]{40}(?P<ext>\.[^./]+)?$')
 HEALTH = re.compile(r'^health-[0-9A-Za-z_-]{5}$')
 
 
-class Entry:
-    __slots__ = ('name', 'size', 'mtime_ns')
+class ObjectMissing(CairnError):
+    """An object that is not there (raised by ``open_read``)."""
 
-    def __init__(self, name, size, mtime_ns):
+
+class Entry:
+    """An object as a listing shows it; ``md5`` (hex) when the store vouches for the content's MD5 (an S3
+    single-part ETag, GCS md5Hash, Azure Content-MD5), else None."""
+    __slots__ = ('name', 'size', 'mtime_ns', 'md5')
+
+    def __init__(self, name, size, mtime_ns, md5=None):
         self.name = name
         self.size = size
         self.mtime_ns = mtime_ns
+        self.md5 = md5
 
 
 class StagedWrite:
@@ -89,8 +96,8 @@ class StorageBackend:
     def describe(self):
         raise NotImplementedError
 
-    def list(self):
-        """Yield an ``Entry`` for every object."""
+    def list(self, under=''):
+        """Yield an ``Entry`` for every object (whose name starts with ``under``)."""
         raise NotImplementedError
 
     def stat(self, name):
@@ -98,12 +105,23 @@ class StorageBackend:
         raise NotImplementedError
 
     def open_read(self, name):
+        """A binary reader of the object; ``ObjectMissing`` when there is none."""
         raise NotImplementedError
 
     def begin_write(self, name, mtime_ns=None):
         """A ``StagedWrite`` for ``name``: bytes go to a temporary place and
         become the object only on ``commit()``."""
         raise NotImplementedError
+
+    def missing(self, name):
+        """The error of a read of ``name`` that finds no object."""
+        return ObjectMissing('file %s vanished from storage location %s while it was read'
+                             % (name, self.location.name))
+
+    def address(self, name):
+        """What identifies the object ``name`` in the store: two names with one address are one object (the
+        name itself, except where the service normalizes names, as Cloudinary does with extensions)."""
+        return name
 
     def sha256(self, name):
         digest = hashlib.sha256()
@@ -162,6 +180,19 @@ class ObjectStore(StorageBackend):
     def is_sdk_error(self, exc):
         """Whether ``exc`` comes from the SDK (anything else passes through unchanged)."""
         raise NotImplementedError
+
+    def put_bytes(self, name, data, if_absent=False):
+        """Write a small object in one request; with ``if_absent``, only when there is none yet (a
+        conditional write the service decides). Returns whether it was written."""
+        raise NotImplementedError
+
+    def upload_fileobj(self, name, handle, size):
+        """Write an object from a binary reader of ``size`` bytes (multipart or resumable when large)."""
+        raise NotImplementedError
+
+    def upload(self, name, path):
+        with open(path, 'rb') as handle:
+            self.upload_fileobj(name, handle, os.path.getsize(path))
 
     def cause(self, exc):
         return str(exc) or exc.__class__.__name__

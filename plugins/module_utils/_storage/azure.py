@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import calendar
 import mimetypes
-import os
 import traceback
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
@@ -40,7 +39,10 @@ except ImportError:
     HAS_AZURE_IDENTITY = False
     AZURE_IDENTITY_IMPORT_ERROR = traceback.format_exc()
 
-RETRY_ATTEMPTS = 5
+RETRY_ATTEMPTS = 5       # requests in all, the first included (status, connection and read errors alike)
+RETRY_INITIAL_S = 0.2    # the wait before retry n is RETRY_INITIAL_S + RETRY_BASE_S ** n, +/- RETRY_JITTER_S
+RETRY_BASE_S = 1.4       # (the SDK's default, 15 + 3 ** n seconds, waits minutes on a persistent failure)
+RETRY_JITTER_S = 0.2
 
 
 def _cause(exc):
@@ -92,21 +94,26 @@ class AzureStorage(ObjectStore):
             with self._errors('connect to'):
                 if credential is None:
                     credential = azure.identity.DefaultAzureCredential()
+                retry = azure.storage.blob.ExponentialRetry(
+                    initial_backoff=RETRY_INITIAL_S, increment_base=RETRY_BASE_S, random_jitter_range=RETRY_JITTER_S,
+                    retry_total=RETRY_ATTEMPTS - 1, retry_status=RETRY_ATTEMPTS - 1,
+                    retry_connect=RETRY_ATTEMPTS - 1, retry_read=RETRY_ATTEMPTS - 1)
                 service = azure.storage.blob.BlobServiceClient(account_url=options['endpoint'], credential=credential,
-                                                               retry_total=RETRY_ATTEMPTS)
+                                                               retry_policy=retry)
                 self._container = service.get_container_client(self.place)
         return self._container
 
     # -- the interface ----------------------------------------------------------------------------
 
-    def list(self):
+    def list(self, under=''):
         container = self.container
-        with self._errors('list'):
-            for blob in container.list_blobs(name_starts_with=self.prefix or None):
+        with self._errors('list', under):
+            for blob in container.list_blobs(name_starts_with=(self.prefix + under) or None):
                 name = blob.name[len(self.prefix):]
                 if not name or name.endswith('/'):
                     continue  # folder markers
-                yield Entry(name, int(blob.size or 0), _mtime_ns(blob.last_modified))
+                md5 = blob.content_settings.content_md5 if blob.content_settings else None
+                yield Entry(name, int(blob.size or 0), _mtime_ns(blob.last_modified), bytes(md5).hex() if md5 else None)
 
     def stat(self, name):
         container = self.container
@@ -123,8 +130,7 @@ class AzureStorage(ObjectStore):
             try:
                 downloader = container.get_blob_client(self._key(name)).download_blob()
             except azure.core.exceptions.ResourceNotFoundError:
-                raise CairnError('file %s vanished from storage location %s while it was read'
-                                 % (name, self.location.name))
+                raise self.missing(name)
         return SdkReader(self, name, downloader.read)
 
     def begin_write(self, name, mtime_ns=None):
@@ -138,14 +144,27 @@ class AzureStorage(ObjectStore):
             except azure.core.exceptions.ResourceNotFoundError:
                 pass
 
-    def upload(self, name, path):
-        container = self.container
-        settings = azure.storage.blob.ContentSettings(
+    def _settings(self, name):
+        return azure.storage.blob.ContentSettings(
             content_type=mimetypes.guess_type(name)[0] or 'application/octet-stream')
-        with self._errors('upload', name):
-            with open(path, 'rb') as handle:
+
+    def put_bytes(self, name, data, if_absent=False):
+        container = self.container
+        with self._errors('write', name):
+            try:
                 container.get_blob_client(self._key(name)).upload_blob(
-                    handle, length=os.path.getsize(path), overwrite=True, content_settings=settings)
+                    data, overwrite=not if_absent, content_settings=self._settings(name))
+            except azure.core.exceptions.ResourceExistsError:
+                if if_absent:
+                    return False
+                raise
+        return True
+
+    def upload_fileobj(self, name, handle, size):
+        container = self.container
+        with self._errors('upload', name):
+            container.get_blob_client(self._key(name)).upload_blob(
+                handle, length=size, overwrite=True, content_settings=self._settings(name))
 
 
 def _mtime_ns(value):

@@ -14,6 +14,7 @@ in ``_errors``.
 
 from __future__ import annotations
 
+import base64
 import calendar
 import mimetypes
 import re
@@ -28,6 +29,7 @@ try:
     import google.auth.credentials
     import google.auth.exceptions
     import google.cloud.storage
+    import google.cloud.storage.retry
     import requests.exceptions
     HAS_GCS = True
     GCS_IMPORT_ERROR = None
@@ -44,6 +46,23 @@ except ImportError:
         _InvalidResponse = None
 
 READ_CHUNK = 8 * 1024 * 1024
+# The SDK retries transient errors (429, 5xx, resets) until a deadline rather than a number of
+# attempts: the first wait is up to RETRY_INITIAL_S at random, doubling up to RETRY_MAXIMUM_S.
+RETRY_INITIAL_S = 0.25
+RETRY_MAXIMUM_S = 4.0
+RETRY_DEADLINE_S = 10.0
+
+
+def _retry_policy():
+    """Passed to every call: the SDK's default keeps trying for 2 minutes, and 2.x retries no upload without
+    a generation precondition (uploading the whole object again is safe here)."""
+    policy = google.cloud.storage.retry.DEFAULT_RETRY.with_delay(
+        initial=RETRY_INITIAL_S, maximum=RETRY_MAXIMUM_S, multiplier=2.0)
+    limit = policy.with_timeout if hasattr(policy, 'with_timeout') else policy.with_deadline  # older api-core
+    return limit(RETRY_DEADLINE_S)
+
+
+RETRY = _retry_policy() if HAS_GCS else None
 _REQUEST = re.compile(r'^[A-Z]+ [a-z]+://\S+: ')
 
 
@@ -56,6 +75,13 @@ def _sdk_errors():
 
 
 def _cause(exc):
+    if isinstance(exc, google.api_core.exceptions.RetryError) and exc.cause is not None:
+        return '%s; retried until the deadline (%s)' % (_cause(exc.cause), exc.message)  # the last error says why
+    response = getattr(exc, 'response', None)
+    if _InvalidResponse is not None and isinstance(exc, _InvalidResponse) and response is not None:
+        text = (getattr(response, 'text', '') or '').strip()  # a media request's error: its status and body
+        return '%s (%s)' % (text.splitlines()[0][:200] if text else getattr(response, 'reason', 'error'),
+                            response.status_code)
     message = getattr(exc, 'message', None)
     code = getattr(exc, 'code', None)
     if isinstance(message, str) and message:
@@ -106,19 +132,19 @@ class GcsStorage(ObjectStore):
 
     # -- the interface ----------------------------------------------------------------------------
 
-    def list(self):
+    def list(self, under=''):
         bucket = self.bucket
-        with self._errors('list'):
-            for blob in bucket.client.list_blobs(bucket, prefix=self.prefix or None):
+        with self._errors('list', under):
+            for blob in bucket.client.list_blobs(bucket, prefix=(self.prefix + under) or None, retry=RETRY):
                 name = blob.name[len(self.prefix):]
                 if not name or name.endswith('/'):
                     continue  # folder markers made by consoles
-                yield Entry(name, int(blob.size or 0), _mtime_ns(blob.updated))
+                yield Entry(name, int(blob.size or 0), _mtime_ns(blob.updated), _b64_hex(blob.md5_hash))
 
     def stat(self, name):
         bucket = self.bucket
         with self._errors('stat', name):
-            blob = bucket.get_blob(self._key(name))
+            blob = bucket.get_blob(self._key(name), retry=RETRY)
         if blob is None:
             return None
         return Entry(name, int(blob.size or 0), _mtime_ns(blob.updated))
@@ -126,11 +152,10 @@ class GcsStorage(ObjectStore):
     def open_read(self, name):
         bucket = self.bucket
         with self._errors('read', name):
-            blob = bucket.get_blob(self._key(name))
+            blob = bucket.get_blob(self._key(name), retry=RETRY)
             if blob is None:
-                raise CairnError('file %s vanished from storage location %s while it was read'
-                                 % (name, self.location.name))
-            reader = blob.open('rb', chunk_size=READ_CHUNK)
+                raise self.missing(name)
+            reader = blob.open('rb', chunk_size=READ_CHUNK, retry=RETRY)
         return SdkReader(self, name, _reading(self, name, reader), reader.close)
 
     def begin_write(self, name, mtime_ns=None):
@@ -140,15 +165,36 @@ class GcsStorage(ObjectStore):
         bucket = self.bucket
         with self._errors('delete', name):
             try:
-                bucket.blob(self._key(name)).delete()
+                bucket.blob(self._key(name)).delete(retry=RETRY)
             except google.api_core.exceptions.NotFound:
                 pass
 
-    def upload(self, name, path):
+    def put_bytes(self, name, data, if_absent=False):
+        bucket = self.bucket
+        with self._errors('write', name):
+            try:
+                bucket.blob(self._key(name)).upload_from_string(
+                    data, content_type=mimetypes.guess_type(name)[0] or 'application/octet-stream',
+                    if_generation_match=0 if if_absent else None, retry=RETRY)
+            except google.api_core.exceptions.PreconditionFailed:
+                if if_absent:
+                    return False
+                raise
+        return True
+
+    def upload_fileobj(self, name, handle, size):
         bucket = self.bucket
         with self._errors('upload', name):
-            bucket.blob(self._key(name)).upload_from_filename(
-                path, content_type=mimetypes.guess_type(name)[0] or 'application/octet-stream')
+            bucket.blob(self._key(name)).upload_from_file(
+                handle, size=size, content_type=mimetypes.guess_type(name)[0] or 'application/octet-stream',
+                retry=RETRY)
+
+
+def _b64_hex(value):
+    try:
+        return base64.b64decode(value).hex() if value else None
+    except (ValueError, TypeError):
+        return None
 
 
 def _mtime_ns(value):

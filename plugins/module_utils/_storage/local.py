@@ -8,8 +8,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, fsync_dir
-from ansible_collections.cairncms.ops.plugins.module_utils._repository._base import safe_join
+from ansible_collections.cairncms.ops.plugins.module_utils._common import fsync_dir, safe_join
 from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import (
     Entry, StagedWrite, StorageBackend)
 
@@ -30,23 +29,27 @@ class LocalStorage(StorageBackend):
     def exists(self):
         return os.path.isdir(self.root)
 
-    def list(self):
-        if not os.path.isdir(self.root):
+    def list(self, under=''):
+        """Regular files below the root (symbolic links and our temporary files aside), by name."""
+        if os.path.isdir(self.root):
+            for entry in self._walk('', self.root):
+                if entry.name.startswith(under):
+                    yield entry
+
+    def _walk(self, prefix, directory):
+        try:
+            found = sorted(os.scandir(directory), key=lambda item: item.name)
+        except FileNotFoundError:  # removed while listed
             return
-        for directory, dirs, files in os.walk(self.root):
-            dirs.sort()
-            for leaf in sorted(files):
-                if leaf.startswith(_TEMP_PREFIX):
-                    continue
-                path = os.path.join(directory, leaf)
+        for item in found:
+            if item.is_dir(follow_symlinks=False):
+                yield from self._walk(prefix + item.name + '/', item.path)
+            elif item.is_file(follow_symlinks=False) and not item.name.startswith(_TEMP_PREFIX):
                 try:
-                    info = os.lstat(path)
+                    info = item.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
-                if not os.path.isfile(path) or os.path.islink(path):
-                    continue
-                name = os.path.relpath(path, self.root).replace(os.sep, '/')
-                yield Entry(name, info.st_size, info.st_mtime_ns)
+                yield Entry(prefix + item.name, info.st_size, info.st_mtime_ns)
 
     def _path(self, name):
         return safe_join(self.root, *name.split('/'))
@@ -62,8 +65,7 @@ class LocalStorage(StorageBackend):
         try:
             return open(self._path(name), 'rb')
         except FileNotFoundError:
-            raise CairnError('file %s vanished from storage location %s while it was read'
-                             % (name, self.location.name))
+            raise self.missing(name)
 
     def begin_write(self, name, mtime_ns=None):
         os.makedirs(self.root, mode=0o755, exist_ok=True)

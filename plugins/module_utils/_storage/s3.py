@@ -14,6 +14,7 @@ in the bucket before that. Every SDK error becomes one ``CairnError``
 from __future__ import annotations
 
 import calendar
+import time
 import mimetypes
 import traceback
 
@@ -33,10 +34,15 @@ except ImportError:
     HAS_BOTO3 = False
     BOTO3_IMPORT_ERROR = traceback.format_exc()
 
-RETRY_ATTEMPTS = 5
+RETRY_ATTEMPTS = 5  # requests in all, the first included; standard mode backs off 50 ms x 2^n (1 s x 2^n if throttled)
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 MULTIPART_CHUNK = 16 * 1024 * 1024
 _NOT_FOUND = ('404', 'NoSuchKey', 'NotFound')
+_BROKEN_OFF = ()
+if HAS_BOTO3:
+    _BROKEN_OFF = (botocore.exceptions.ResponseStreamingError, botocore.exceptions.IncompleteReadError,
+                   botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectionClosedError)
+_EXISTS = ('412', 'PreconditionFailed', '409', 'ConditionalRequestConflict')
 
 
 def _cause(exc):
@@ -76,26 +82,27 @@ class S3Storage(ObjectStore):
                                  % self.location.name, exception=BOTO3_IMPORT_ERROR)
             options = self.location.options
             config = botocore.config.Config(
-                retries={'mode': 'standard', 'max_attempts': RETRY_ATTEMPTS},
+                retries={'mode': 'standard', 'total_max_attempts': RETRY_ATTEMPTS},
                 s3={'addressing_style': 'path' if options.get('force_path_style') else 'auto'})
             with self._errors('connect to'):
                 session = boto3.session.Session(aws_access_key_id=options.get('key'),
                                                 aws_secret_access_key=options.get('secret'),
-                                                region_name=options.get('region'))
+                                                region_name=options.get('region'),
+                                                profile_name=options.get('profile'))
                 self._client = session.client('s3', endpoint_url=options.get('endpoint'), config=config)
         return self._client
 
     # -- the interface ----------------------------------------------------------------------------
 
-    def list(self):
+    def list(self, under=''):
         paginator = self.client.get_paginator('list_objects_v2')
-        with self._errors('list'):
-            for page in paginator.paginate(Bucket=self.place, Prefix=self.prefix):
+        with self._errors('list', under):
+            for page in paginator.paginate(Bucket=self.place, Prefix=self.prefix + under):
                 for item in page.get('Contents') or ():
                     name = item['Key'][len(self.prefix):]
                     if not name or name.endswith('/'):
                         continue  # folder markers made by consoles
-                    yield Entry(name, item['Size'], _mtime_ns(item['LastModified']))
+                    yield Entry(name, item['Size'], _mtime_ns(item['LastModified']), _etag_md5(item.get('ETag')))
 
     def stat(self, name):
         with self._errors('stat', name):
@@ -113,11 +120,10 @@ class S3Storage(ObjectStore):
                 response = self.client.get_object(Bucket=self.place, Key=self._key(name))
             except botocore.exceptions.ClientError as exc:
                 if str(exc.response.get('Error', {}).get('Code')) in _NOT_FOUND:
-                    raise CairnError('file %s vanished from storage location %s while it was read'
-                                     % (name, self.location.name))
+                    raise self.missing(name)
                 raise
-        body = response['Body']
-        return SdkReader(self, name, lambda size: body.read(None if size < 0 else size), body.close)
+        reader = _ResumingBody(self, name, response)
+        return SdkReader(self, name, reader.read, reader.close)
 
     def begin_write(self, name, mtime_ns=None):
         return UploadOnCommit(self, name)
@@ -126,7 +132,7 @@ class S3Storage(ObjectStore):
         with self._errors('delete', name):
             self.client.delete_object(Bucket=self.place, Key=self._key(name))
 
-    def upload(self, name, path):
+    def _extra(self, name):
         options = self.location.options
         extra = {}
         content_type = mimetypes.guess_type(name)[0]
@@ -136,11 +142,73 @@ class S3Storage(ObjectStore):
             extra['ServerSideEncryption'] = options['server_side_encryption']
         if options.get('acl'):
             extra['ACL'] = options['acl']
+        return extra
+
+    def put_bytes(self, name, data, if_absent=False):
+        extra = self._extra(name)
+        if if_absent:
+            extra['IfNoneMatch'] = '*'
+        with self._errors('write', name):
+            try:
+                self.client.put_object(Bucket=self.place, Key=self._key(name), Body=data, **extra)
+            except botocore.exceptions.ClientError as exc:
+                if if_absent and str(exc.response.get('Error', {}).get('Code')) in _EXISTS:
+                    return False
+                raise
+        return True
+
+    def upload_fileobj(self, name, handle, size):
+        transfer = boto3.s3.transfer.TransferConfig(multipart_threshold=MULTIPART_THRESHOLD,
+                                                    multipart_chunksize=MULTIPART_CHUNK, use_threads=False)
         with self._errors('upload', name):
-            transfer = boto3.s3.transfer.TransferConfig(multipart_threshold=MULTIPART_THRESHOLD,
-                                                        multipart_chunksize=MULTIPART_CHUNK, use_threads=False)
-            with open(path, 'rb') as handle:
-                self.client.upload_fileobj(handle, self.place, self._key(name), ExtraArgs=extra, Config=transfer)
+            self.client.upload_fileobj(handle, self.place, self._key(name), ExtraArgs=self._extra(name),
+                                       Config=transfer)
+
+
+class _ResumingBody:
+    """An object's body that, when the connection breaks off mid-body (botocore retries requests, not
+    reads under way), asks for the rest with a ranged GET of the same version (``If-Match`` its ETag),
+    up to ``RETRY_ATTEMPTS`` times in all."""
+
+    def __init__(self, storage, name, response):
+        self._storage = storage
+        self._name = name
+        self._body = response['Body']
+        self._etag = response.get('ETag')
+        self._offset = 0
+        self._resumed = 0
+
+    def read(self, size):
+        while True:
+            try:
+                data = self._body.read(None if size < 0 else size)
+            except _BROKEN_OFF:
+                if self._resumed >= RETRY_ATTEMPTS - 1:
+                    raise
+                self._resumed += 1
+                self._resume()
+                continue
+            self._offset += len(data)
+            return data
+
+    def _resume(self):
+        self._body.close()
+        time.sleep(0.05 * 2 ** self._resumed)
+        storage = self._storage
+        extra = {'IfMatch': self._etag} if self._etag else {}
+        response = storage.client.get_object(Bucket=storage.place, Key=storage._key(self._name),
+                                             Range='bytes=%d-' % self._offset, **extra)
+        self._body = response['Body']
+
+    def close(self):
+        self._body.close()
+
+
+def _etag_md5(etag):
+    """The MD5 an ETag is, for single-part uploads ("<32 hex>"); multipart ETags ("<hex>-<parts>") are not.
+    (SSE-KMS ETags look like one and are not: a mismatch only means the bytes are compared instead.)"""
+    etag = (etag or '').strip('"').lower()
+    return etag if len(etag) == 32 and all(c in '0123456789abcdef' for c in etag) else None
 
 
 def _mtime_ns(value):
