@@ -20,6 +20,11 @@ description:
     against its sha256 in a temporary file before any file is put in place. Without O(replace) it only
     adds files and refuses, changing nothing, when a file would be overwritten or is not part of the
     restore point; with O(replace) the locations are made to match the restore point exactly.
+  - On restore, O(location_map) sends the files of a restore point location into another location of the
+    instance, of any driver (local disk to S3, S3 to GCS...). The bytes go there verbatim under the same
+    C(filename_disk), since CairnCMS names a file C(<id>.<ext>) whatever the driver and the driver applies the
+    location's C(ROOT). Give M(cairncms.ops.cairn_db_restore) the same map so that C(directus_files.storage)
+    names the new location.
 author:
   - cairncms.ops maintainers (!UNKNOWN)
 extends_documentation_fragment:
@@ -58,6 +63,22 @@ options:
       - On restore, overwrite differing files and remove files that are not in the restore point.
     type: bool
     default: false
+  location_map:
+    description:
+      - On restore, storage location names of the restore point mapped to storage location names of this
+        instance, for example V(local) to V(cloud); names not in the map stay as they are.
+      - Refused, changing nothing, when a location of the restore point ends up with no location of that name
+        here, or when two restore point locations that go into one location hold a file of the same name.
+      - With O(locations), those are restore point location names.
+    type: dict
+    default: {}
+  parallel:
+    description:
+      - Files transferred at a time (each between one storage location and the repository). Unchanged files
+        are never transferred, so this matters for first runs and large changes.
+      - The first failed transfer stops the run; files not yet started are skipped.
+    type: int
+    default: 8
 notes:
   - On restore, O(instance) names the instance whose restore points are used (the source).
 attributes:
@@ -85,6 +106,14 @@ EXAMPLES = r'''
     instance: blog
     direction: restore
     replace: true
+
+- name: Restore the uploads of a local-disk instance into this instance's S3 location "cloud"
+  cairncms.ops.cairn_storage_sync:
+    env_file: /srv/cairn/.env
+    repository: {type: local, path: /var/backups/cairn}
+    instance: blog
+    direction: restore
+    location_map: {local: cloud}
 '''
 
 RETURN = r'''
@@ -117,7 +146,11 @@ removed:
   returned: O(direction=restore)
   type: int
 locations:
-  description: Per-location figures.
+  description:
+    - Per-location figures. On restore, one entry per target location, with C(location) (the restore point
+      location, or several joined with commas) and C(target) (the location of this instance written), and
+      C(read_to_compare), the objects of the target read to compare them (those of the same size whose listing
+      gives no MD5 that matches the restore point's).
   returned: success
   type: list
   elements: dict
@@ -128,23 +161,27 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.cairncms.ops.plugins.module_utils import _sync
 from ansible_collections.cairncms.ops.plugins.module_utils._args import (
     instance_spec, load_config, load_repository, repository_spec)
-from ansible_collections.cairncms.ops.plugins.module_utils._common import check_name, run
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, check_name, run
 from ansible_collections.cairncms.ops.plugins.module_utils._manifest import check
 
 
 def action(module):
     params = module.params
+    if not 1 <= params['parallel'] <= 64:
+        raise CairnError('parallel must be between 1 and 64 (files transferred at a time), got %d'
+                         % params['parallel'])
     repository = load_repository(params, writes=params['direction'] == 'backup')
     config = load_config(params)
     if params['direction'] == 'backup':
         return _sync.backup(config, repository, params['instance'],
                             check_name('restore point id', params['restore_point']),
                             locations=params['locations'], include_regenerable=params['include_regenerable'],
-                            checksum=params['checksum'], check_mode=module.check_mode)
+                            checksum=params['checksum'], check_mode=module.check_mode, parallel=params['parallel'])
     manifest = check(repository.resolve(params['instance'], params['restore_point']))
     return _sync.restore(config, repository, params['instance'], manifest, replace=params['replace'],
                          locations=params['locations'], include_regenerable=params['include_regenerable'],
-                         check_mode=module.check_mode)
+                         check_mode=module.check_mode, location_map=params['location_map'],
+                         parallel=params['parallel'])
 
 
 def main():
@@ -155,6 +192,8 @@ def main():
         'include_regenerable': {'type': 'bool', 'default': False},
         'checksum': {'type': 'bool', 'default': False},
         'replace': {'type': 'bool', 'default': False},
+        'location_map': {'type': 'dict', 'default': {}},
+        'parallel': {'type': 'int', 'default': 8},
     })
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, action)

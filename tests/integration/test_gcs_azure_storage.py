@@ -12,7 +12,6 @@ import hashlib
 import itertools
 import json
 import os
-import sqlite3
 import uuid
 
 import _azure
@@ -102,16 +101,6 @@ def add_location(directory, cloud, bucket, root):
     return env
 
 
-def register(directory, location, names):
-    conn = sqlite3.connect(str(directory / 'data.db'))
-    with conn:
-        for name in names:
-            conn.execute("INSERT INTO directus_files (id, storage, filename_disk, filename_download, filesize) "
-                         "VALUES (?, ?, ?, ?, ?)", (str(uuid.uuid4()), location, name, name.rsplit('/', 1)[-1],
-                                                    len(OBJECTS[name])))
-    conn.close()
-
-
 def test_cloud_location_backup_restore_verify(tmp_path, cloud, repo):
     results = []
     source_bucket = cloud.create('cairn-source')
@@ -121,7 +110,7 @@ def test_cloud_location_backup_restore_verify(tmp_path, cloud, repo):
     source = tmp_path / 'source'
     demo_instance.populated(str(source))
     source_env = add_location(source, cloud, source_bucket, 'cms/uploads')
-    register(source, cloud.location, KEPT)
+    demo_instance.register(source, cloud.location, {name: OBJECTS[name] for name in KEPT})
 
     info = run_module('cairn_instance_info', env_file=str(source_env))
     results.append(info)
@@ -159,6 +148,8 @@ def test_cloud_location_backup_restore_verify(tmp_path, cloud, repo):
     db, files = restore(target_env, repo)
     results += [db, files]
     assert (db['changed'], files['changed'], files['unchanged'], files['transferred']) == (False, False, 9, 0), files
+    # the listing's MD5 (md5Hash, Content-MD5) proves the objects equal: none is downloaded to compare
+    assert {loc['target']: loc['read_to_compare'] for loc in files['locations']} == {'local': 6, cloud.location: 0}, files
 
     verify = run_module('cairn_restore_verify', env_file=str(target_env), repository=repo, instance='blog',
                         checks=['repository', 'database', 'files'])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import uuid
 
 import demo_instance
@@ -35,16 +34,6 @@ def add_s3_location(directory, endpoint, bucket, root):
     return env
 
 
-def register(directory, names):
-    conn = sqlite3.connect(str(directory / 'data.db'))
-    with conn:
-        for name in names:
-            conn.execute("INSERT INTO directus_files (id, storage, filename_disk, filename_download, filesize) "
-                         "VALUES (?, 's3', ?, ?, ?)", (str(uuid.uuid4()), name, name.rsplit('/', 1)[-1],
-                                                       len(OBJECTS[name])))
-    conn.close()
-
-
 def objects(client, bucket, prefix=''):
     listed = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get('Contents', [])
     return {item['Key']: client.get_object(Bucket=bucket, Key=item['Key'])['Body'].read() for item in listed}
@@ -66,7 +55,7 @@ def test_s3_location_backup_restore_verify(tmp_path, s3_server, repo):
     source = tmp_path / 'source'
     demo_instance.populated(str(source))
     source_env = add_s3_location(source, s3_server.endpoint, source_bucket, 'cms/uploads')
-    register(source, KEPT)
+    demo_instance.register(source, 's3', {name: OBJECTS[name] for name in KEPT})
 
     info = run_module('cairn_instance_info', env_file=str(source_env))
     results.append(info)
@@ -107,6 +96,8 @@ def test_s3_location_backup_restore_verify(tmp_path, s3_server, repo):
     db, files = restore(target_env, repo)
     results += [db, files]
     assert (db['changed'], files['changed'], files['unchanged'], files['transferred']) == (False, False, 9, 0), files
+    # the bucket's listing (ETag = MD5) proves the objects equal: none is downloaded to compare
+    assert {loc['target']: loc['read_to_compare'] for loc in files['locations']} == {'local': 6, 's3': 0}, files
 
     verify = run_module('cairn_restore_verify', env_file=str(target_env), repository=repo, instance='blog',
                         checks=['repository', 'database', 'files'])

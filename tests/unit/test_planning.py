@@ -33,8 +33,14 @@ def test_names_that_could_escape_are_refused(name):
 def test_repository_spec_errors():
     with pytest.raises(CairnError, match='must be a dict with a type'):
         select_repository({'path': '/x'})
-    with pytest.raises(CairnError, match="repository type 's3' is not supported"):
-        select_repository({'type': 's3', 'bucket': 'b'})
+    with pytest.raises(CairnError, match="repository type 'ftp' is not supported"):
+        select_repository({'type': 'ftp', 'bucket': 'b'})
+    with pytest.raises(CairnError, match='needs its container'):
+        select_repository({'type': 'azure', 'account_name': 'a'})
+    with pytest.raises(CairnError, match='unknown: path'):
+        select_repository({'type': 'gcs', 'bucket': 'b', 'path': '/x'})
+    with pytest.raises(CairnError, match='take account_key; unknown: key'):
+        select_repository({'type': 'azure', 'container': 'c', 'account_name': 'a'}, credentials={'key': 'k'})
     with pytest.raises(CairnError, match='absolute directory path'):
         select_repository({'type': 'local', 'path': 'relative'})
     with pytest.raises(CairnError, match='unknown: bucket'):
