@@ -42,8 +42,25 @@ options:
     description:
       - "The repository of restore points, for example C({type: local, path: /var/backups/cairn})."
       - "A repository of C(type: local) takes an absolute C(path) on the managed host."
+      - "C(type: s3) takes C(bucket), C(prefix), and optionally C(region), C(endpoint) (S3-compatible services),
+        C(force_path_style), C(profile) (an AWS profile) and C(server_side_encryption)."
+      - "C(type: gcs) takes C(bucket), C(prefix), and optionally C(api_endpoint) and C(key_filename) (a service
+        account key file; without it Google application default credentials are used)."
+      - "C(type: azure) takes C(container), C(prefix), C(account_name), and optionally C(endpoint)."
+      - In an object store a restore point becomes visible when its manifest is written, after every artifact
+        it lists; see docs/restore-point-format.md.
     type: dict
     required: true
+  repository_credentials:
+    description:
+      - Credentials of an object-store repository, kept out of logs and results.
+      - "C(type: s3): C(key) and C(secret). Without them the AWS credential chain is used (C(AWS_*)
+        variables, profiles, instance roles)."
+      - "C(type: azure): C(account_key). Without it azure-identity's DefaultAzureCredential is used."
+      - "C(type: gcs) takes none: C(key_filename) in O(repository), or Google application default
+        credentials."
+    type: dict
+    default: {}
   instance:
     description:
       - Name of the instance in the repository (letters, digits, C(.), C(_), C(-)).

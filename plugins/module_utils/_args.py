@@ -25,6 +25,7 @@ def repository_spec(point=True):
     """cairncms.ops.repository: where restore points live, and the keys to their encrypted parts."""
     spec = {
         'repository': {'type': 'dict', 'required': True},
+        'repository_credentials': {'type': 'dict', 'default': {}, 'no_log': True},
         'instance': {'type': 'str', 'required': True},
         'encryption_recipients': {'type': 'list', 'elements': 'str', 'default': []},
         'encryption_identity_file': {'type': 'path'},
@@ -51,7 +52,7 @@ def load_repository(params, writes=False):
     """The repository of ``params``; with a passphrase, its wrapped key is unwrapped (and made, by a run
     that ``writes`` restore points, when the instance has none yet)."""
     check_name('instance', params['instance'])
-    repository = select_repository(params['repository'], load_crypto(params))
+    repository = select_repository(params['repository'], load_crypto(params), params.get('repository_credentials'))
     if repository.crypto.passphrase:
         repository.crypto.add_identity(repository.passphrase_identity(params['instance'], create=writes))
     return repository

@@ -207,3 +207,10 @@ def run(module, action):
         module.fail_json(msg='%s: %s' % (exc.strerror or exc.__class__.__name__,
                                          exc.filename or exc))
     module.exit_json(**result)
+
+
+def safe_join(root, *parts):
+    path = os.path.normpath(os.path.join(root, *parts))
+    if path != root and not path.startswith(root.rstrip(os.sep) + os.sep):
+        raise CairnError('path %r escapes %s' % (os.path.join(*parts), root))
+    return path

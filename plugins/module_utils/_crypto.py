@@ -10,6 +10,7 @@ stock ``age`` tool: ``age -d -i key.txt FILE``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import traceback
@@ -129,6 +130,24 @@ class Crypto:
     def writer(self, handle):
         """A writable whose bytes reach ``handle`` encrypted; ``close()`` finishes the age stream."""
         return _EncryptingWriter(handle, self.recipients())
+
+    @contextlib.contextmanager
+    def sink(self, handle, encrypted=True):
+        """``handle`` itself, or (``encrypted``) a writer encrypting into it, finished with the block (and
+        abandoned, its error swallowed, when the block fails)."""
+        if not encrypted:
+            yield handle
+            return
+        writer = self.writer(handle)
+        try:
+            yield writer
+        except BaseException:
+            try:
+                writer.close()
+            except CairnError:
+                pass
+            raise
+        writer.close()
 
     def reader(self, handle, what):
         """A readable of the plaintext of the age stream read from ``handle`` (closed with it)."""

@@ -25,6 +25,11 @@ options:
       - The repository to copy into, of the same form as O(repository).
     type: dict
     required: true
+  target_credentials:
+    description:
+      - Credentials of O(target) when it is an object store, of the same form as O(repository_credentials).
+    type: dict
+    default: {}
   restore_points:
     description:
       - Only these restore point ids; all by default.
@@ -91,13 +96,14 @@ def main():
     spec = repository_spec(point=False)
     spec.update({
         'target': {'type': 'dict', 'required': True},
+        'target_credentials': {'type': 'dict', 'default': {}, 'no_log': True},
         'restore_points': {'type': 'list', 'elements': 'str', 'default': []},
         'lock_wait': {'type': 'int', 'default': 0},
         'lock_stale_after': {'type': 'int', 'default': 900},
     })
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, lambda m: _lifecycle.copy(
-        load_repository(m.params), select_repository(m.params['target']), m.params['instance'],
+        load_repository(m.params), select_repository(m.params['target'], credentials=m.params['target_credentials']), m.params['instance'],
         points=m.params['restore_points'], check_mode=m.check_mode, stale_after=m.params['lock_stale_after'],
         wait=m.params['lock_wait']))
 

@@ -10,18 +10,26 @@ Every implementation offers the same operations (see ``_base.Repository``).
 from __future__ import annotations
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
-from ansible_collections.cairncms.ops.plugins.module_utils._repository import local
+from ansible_collections.cairncms.ops.plugins.module_utils._repository import local, objects
 
 TYPES = {
     'local': local.LocalRepository,
+    's3': objects.ObjectRepository,
+    'gcs': objects.ObjectRepository,
+    'azure': objects.ObjectRepository,
 }
 
 
-def select_repository(spec, crypto=None):
+def select_repository(spec, crypto=None, credentials=None):
+    """The repository ``spec`` names; ``credentials`` (a dict kept out of logs) complete an object-store spec."""
     if not isinstance(spec, dict) or not spec.get('type'):
         raise CairnError('cairn_repository must be a dict with a type, e.g. {type: local, path: /var/backups/cairn}')
     kind = spec['type']
     if kind not in TYPES:
         raise CairnError('repository type %r is not supported by this version of cairncms.ops; '
                          'use one of: %s' % (kind, ', '.join(sorted(TYPES))))
-    return TYPES[kind].from_spec(spec, crypto)
+    if kind == 'local':
+        if credentials:
+            raise CairnError('a local repository takes no credentials; unset cairn_repository_credentials')
+        return TYPES[kind].from_spec(spec, crypto)
+    return TYPES[kind].from_spec(spec, crypto, credentials)

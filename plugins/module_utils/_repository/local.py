@@ -18,39 +18,23 @@ Layout under ``<path>/<instance>/`` (documented in docs/restore-point-format.md)
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import secrets
 import shutil
-import socket
 import tempfile
 import threading
 import time
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
-    AtomicFile, CairnError, check_name, fsync_dir, iso, makedirs, read_json, utc_now, write_json)
+    AtomicFile, CairnError, check_name, fsync_dir, iso, makedirs, read_json, safe_join, utc_now, write_json)
 from ansible_collections.cairncms.ops.plugins.module_utils._crypto import Crypto, unwrap_identity, wrap_identity
 from ansible_collections.cairncms.ops.plugins.module_utils._repository._base import (
-    Repository, check_sha256, new_point_id, safe_join)
+    BlobWriter, Repository, check_sha256)
 
 MANIFEST = 'manifest.json'
 PARTS = '.parts'
 BLOBS = {False: 'blobs', True: 'blobs-age'}
-
-
-class BlobWriter:
-    def __init__(self, handle):
-        self._handle = handle
-        self._digest = hashlib.sha256()
-        self.size = 0
-        self.sha256 = None
-        self.existed = False
-
-    def write(self, data):
-        self._digest.update(data)
-        self.size += len(data)
-        return self._handle.write(data)
 
 
 class LocalRepository(Repository):
@@ -61,6 +45,8 @@ class LocalRepository(Repository):
             raise CairnError('cairn_repository.path must be an absolute directory path, got %r' % (path,))
         self.path = os.path.normpath(path)
         self.crypto = crypto or Crypto()
+        self._known_blobs = {}   # (instance, encrypted) -> sha256 of the blobs stored
+        self._known_lock = threading.Lock()
 
     @classmethod
     def from_spec(cls, spec, crypto=None):
@@ -97,44 +83,19 @@ class LocalRepository(Repository):
         except (FileNotFoundError, ValueError):
             return None
 
-    def acquire_lock(self, instance, run, stale_after=3600, wait=0):
-        """Take the instance for ``run``; wait up to ``wait`` s for another run; take over a lock
-        left by a run silent for ``stale_after`` s. Returns the holders taken over."""
+    def _create_lock(self, instance, owner):
         makedirs(self._instance(instance))
-        path = self._lock_path(instance)
-        owner = {'run': run, 'host': socket.gethostname(), 'pid': os.getpid(), 'since': iso(utc_now()),
-                 'token': secrets.token_hex(8)}
-        deadline = time.monotonic() + max(0, wait)
-        taken_over = []
-        while True:
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-            except FileExistsError:
-                holder = self.read_lock(instance)
-                if holder is None:
-                    continue
-                if holder.get('run') == run:
-                    return taken_over
-                if holder['idle_s'] > stale_after:
-                    if self._break_lock(path, holder):
-                        taken_over.append(holder)
-                    continue
-                if time.monotonic() >= deadline:
-                    raise CairnError(
-                        'instance %s is locked in %s by run %s on %s (pid %s) since %s, last active %ss ago; '
-                        'wait for it (cairn_lock_wait), or, if that run is dead, its lock is taken over after '
-                        '%ss of silence (cairn_lock_stale_after)' % (
-                            instance, self.describe(), holder.get('run'), holder.get('host'), holder.get('pid'),
-                            holder.get('since'), int(holder['idle_s']), stale_after),
-                        lock=holder)
-                time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
-                continue
-            with os.fdopen(fd, 'w') as handle:
-                handle.write(json.dumps(owner))
-            return taken_over
+        try:
+            fd = os.open(self._lock_path(instance), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, 'w') as handle:
+            handle.write(json.dumps(owner))
+        return True
 
-    def _break_lock(self, path, holder):
+    def _break_lock(self, instance, holder):
         """Move a stale lock aside, unless another run replaced it meanwhile."""
+        path = self._lock_path(instance)
         aside = '%s.stale-%s' % (path, secrets.token_hex(4))
         try:
             os.rename(path, aside)
@@ -161,57 +122,23 @@ class LocalRepository(Repository):
         if holder and holder.get('run') == run:
             os.unlink(self._lock_path(instance))
 
-    @contextlib.contextmanager
-    def heartbeat(self, instance, run, every=30):
-        """Keep ``run``'s lock fresh while a long step works."""
-        stop = threading.Event()
-
-        def beat():
-            while not stop.wait(every):
-                try:
-                    self.touch_lock(instance, run)
-                except OSError:
-                    return
-        thread = threading.Thread(target=beat, daemon=True)
-        self.touch_lock(instance, run)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
-            self.touch_lock(instance, run)
-
     # runs ---------------------------------------------------------------
-    def begin(self, instance, started, point_id=None, stale_after=3600, wait=0):
-        point_id = point_id or new_point_id(started)
-        staging = self._staging(instance, point_id)
-        if os.path.exists(staging) or os.path.exists(self._point(instance, point_id)):
-            raise CairnError('restore point %s of %s already exists in %s' % (point_id, instance, self.describe()))
+    def _run_exists(self, instance, point_id):
+        return os.path.exists(self._staging(instance, point_id)) or os.path.exists(self._point(instance, point_id))
+
+    def _staged_runs(self, instance):
+        staging = self._instance(instance, 'staging')
+        if not os.path.isdir(staging):
+            return []
+        return sorted(name for name in os.listdir(staging) if os.path.isdir(os.path.join(staging, name)))
+
+    def _stage_run(self, instance, point_id, run):
         for sub in ('points', 'staging', 'blobs', 'failed'):
             makedirs(self._instance(instance, sub))
-        self.acquire_lock(instance, point_id, stale_after=stale_after, wait=wait)
-        try:
-            cleaned = self._clean_leftovers(instance, point_id)
-            os.mkdir(staging, 0o700)
-            makedirs(os.path.join(staging, PARTS))
-            write_json(os.path.join(staging, PARTS, 'run.json'),
-                       {'id': point_id, 'instance': instance, 'started_at': iso(started)})
-        except BaseException:
-            self.release_lock(instance, point_id)
-            raise
-        return point_id, cleaned
-
-    def _clean_leftovers(self, instance, current):
-        """Staging areas of runs that died: no run but ours can hold the lock, so they are dead.
-        Their data goes, an error log stays."""
-        cleaned = []
-        for name in sorted(os.listdir(self._instance(instance, 'staging'))):
-            if name != current and os.path.isdir(self._staging(instance, name)):
-                self.fail(instance, name, {'msg': 'interrupted: the run never finished; its staging data was '
-                                                  'removed by run %s' % current})
-                cleaned.append(name)
-        return cleaned
+        staging = self._staging(instance, point_id)
+        os.mkdir(staging, 0o700)
+        makedirs(os.path.join(staging, PARTS))
+        write_json(os.path.join(staging, PARTS, 'run.json'), run)
 
     def _require_staging(self, instance, point_id):
         staging = self._staging(instance, point_id)
@@ -224,19 +151,8 @@ class LocalRepository(Repository):
     def artifact_writer(self, instance, point_id, name, encrypted=False):
         staging = self._require_staging(instance, point_id)
         with AtomicFile(safe_join(staging, name)) as handle:
-            if not encrypted:
-                yield handle
-                return
-            writer = self.crypto.writer(handle)
-            try:
-                yield writer
-            except BaseException:
-                try:
-                    writer.close()
-                except CairnError:
-                    pass
-                raise
-            writer.close()
+            with self.crypto.sink(handle, encrypted) as sink:
+                yield sink
 
     def scratch_dir(self, instance, point_id):
         return self._require_staging(instance, point_id)
@@ -297,17 +213,15 @@ class LocalRepository(Repository):
         return read_json(os.path.join(self._point(instance, point_id), MANIFEST),
                          'manifest of restore point %s of %s' % (point_id, instance))
 
-    def open_artifact(self, instance, point_id, name, encrypted=False, raw=False):
-        """The artifact's content (decrypted when ``encrypted``, unless ``raw``)."""
-        path = safe_join(self._point(instance, point_id), name)
+    def _read(self, instance, kind, where):
+        if kind == 'artifact':
+            path = safe_join(self._point(instance, where[0]), where[1])
+        else:
+            path = self._blob(instance, *where)
         try:
-            handle = open(path, 'rb')
+            return open(path, 'rb')
         except FileNotFoundError:
-            raise CairnError('artifact %s of restore point %s of %s is missing from %s'
-                             % (name, point_id, instance, self.describe()))
-        if encrypted and not raw:
-            return self.crypto.reader(handle, 'artifact %s of restore point %s' % (name, point_id))
-        return handle
+            return None
 
     def passphrase_identity(self, instance, create=False):
         """The instance's passphrase-wrapped age identity (``keys/passphrase.age``), unwrapped with the
@@ -387,13 +301,36 @@ class LocalRepository(Repository):
 
     def delete_blob(self, instance, sha256, encrypted=False):
         os.unlink(self._blob(instance, sha256, encrypted))
+        with self._known_lock:
+            self._known_blobs.get((instance, encrypted), set()).discard(sha256)
 
     def _blob(self, instance, sha256, encrypted=False):
         check_sha256(sha256)
         return self._instance(instance, BLOBS[encrypted], sha256[:2], sha256)
 
     def has_blob(self, instance, sha256, encrypted=False):
-        return os.path.isfile(self._blob(instance, sha256, encrypted))
+        """From one listing of the blob store per run (the run holds the instance lock, so no other run
+        removes blobs meanwhile), kept up to date by ``blob_writer``."""
+        check_sha256(sha256)
+        return sha256 in self._known(instance, encrypted)
+
+    def _known(self, instance, encrypted):
+        key = (instance, encrypted)
+        with self._known_lock:
+            if key not in self._known_blobs:
+                self._known_blobs[key] = set(self._blob_names(instance, encrypted))
+            return self._known_blobs[key]
+
+    def _blob_names(self, instance, encrypted):
+        blobs = self._instance(instance, BLOBS[encrypted])
+        if not os.path.isdir(blobs):
+            return
+        for prefix in os.listdir(blobs):
+            directory = os.path.join(blobs, prefix)
+            if len(prefix) == 2 and os.path.isdir(directory):
+                for name in os.listdir(directory):
+                    if len(name) == 64 and name.startswith(prefix):
+                        yield name
 
     @contextlib.contextmanager
     def blob_writer(self, instance, encrypted=False, sha256=None):
@@ -421,16 +358,10 @@ class LocalRepository(Repository):
                 makedirs(os.path.dirname(final))
                 os.replace(tmp, final)
                 fsync_dir(os.path.dirname(final))
+            with self._known_lock:
+                known = self._known_blobs.get((instance, encrypted))
+                if known is not None:
+                    known.add(writer.sha256)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-
-    def open_blob(self, instance, sha256, encrypted=False, raw=False):
-        try:
-            handle = open(self._blob(instance, sha256, encrypted), 'rb')
-        except FileNotFoundError:
-            raise CairnError('blob %s of instance %s is missing from %s; the repository is damaged'
-                             % (sha256, instance, self.describe()))
-        if encrypted and not raw:
-            return self.crypto.reader(handle, 'blob %s' % sha256)
-        return handle
