@@ -15,7 +15,9 @@ from ansible.module_utils.urls import open_url
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend, verify_artifact
+from ansible_collections.cairncms.ops.plugins.module_utils._relocate import target_of
 from ansible_collections.cairncms.ops.plugins.module_utils._storage import select_backend as select_storage
+from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import regenerable
 from ansible_collections.cairncms.ops.plugins.module_utils._sync import blobs_encrypted, read_inventory
 
 EXAMPLES = 5
@@ -24,6 +26,7 @@ EXAMPLES = 5
 class Report:
     def __init__(self):
         self.checks = []
+        self.unreferenced = None  # objects no directus_files row references: {count, bytes, examples, locations}
 
     def add(self, name, ok, detail=''):
         self.checks.append({'name': name, 'ok': bool(ok), 'detail': detail})
@@ -109,34 +112,96 @@ def check_database(report, config, manifest):
     return backend
 
 
-def check_files(report, config, repository, instance, manifest, backend):
+def _listing(storage):
+    """``{address: (filename_disk, size)}`` of a location (see ``StorageBackend.address``), or the CairnError
+    message when it cannot be listed."""
+    try:
+        return {storage.address(entry.name): (entry.name, entry.size) for entry in storage.list()}, None
+    except CairnError as exc:
+        return None, exc.message
+
+
+def _examples(kind, items):
+    return '%d %s: %s' % (len(items), kind, ', '.join(items[:EXAMPLES]))
+
+
+def check_cross_store(report, storages, records, inventory_sizes):
+    """Every ``directus_files`` row has an object of its recorded size in its location; objects that no row
+    references (regenerable ones aside) are reported, never deleted. Lists every location once."""
+    listings, unlisted = {}, {}
+    for name, storage in storages.items():
+        listings[name], error = _listing(storage)
+        if error:
+            unlisted[name] = error
+    missing, mismatched, unconfigured, unreadable = [], [], {}, []
+    referenced = {}
+    for record in records:
+        location, filename = record['storage'], record['filename_disk']
+        if location not in storages:
+            unconfigured.setdefault(location, []).append(filename or record['id'])
+            continue
+        if location in unlisted:
+            unreadable.append(filename or record['id'])
+            continue
+        address = storages[location].address(filename) if filename else None
+        referenced.setdefault(location, set()).add(address)
+        size = listings[location].get(address, (None, None))[1] if filename else None
+        expected = record['filesize'] if record['filesize'] is not None else inventory_sizes.get((location, filename))
+        if size is None:
+            missing.append('%s:%s' % (location, filename) if filename else 'row %s has no filename_disk' % record['id'])
+        elif expected is not None and size != expected:
+            mismatched.append('%s:%s (%d bytes, expected %d)' % (location, filename, size, expected))
+    problems = []
+    if unconfigured:
+        problems.append('%d row(s) in location(s) %s, which %s not in STORAGE_LOCATIONS (%s): restore with a location '
+                        'map (cairn_restore_location_map) or configure the location' % (
+                            sum(len(names) for names in unconfigured.values()), ', '.join(sorted(unconfigured)),
+                            'is' if len(unconfigured) == 1 else 'are', ','.join(storages) or 'none'))
+    for name, error in sorted(unlisted.items()):
+        problems.append('location %s cannot be listed: %s' % (name, error))
+    if missing:
+        problems.append(_examples('missing', missing))
+    if mismatched:
+        problems.append(_examples('of another size', mismatched))
+    report.add('directus_files have their bytes', not problems,
+               '%d referenced file(s) present' % len(records) if not problems else '; '.join(problems))
+    unreferenced = {'count': 0, 'bytes': 0, 'examples': [], 'locations': {}}
+    for name in storages:
+        if name in unlisted:
+            continue
+        listing = listings[name]
+        skip = regenerable([filename for filename, _size in listing.values()])
+        seen = referenced.get(name, set())
+        extra = {filename: size for address, (filename, size) in listing.items()
+                 if address not in seen and filename not in skip}
+        if extra:
+            unreferenced['locations'][name] = len(extra)
+            unreferenced['count'] += len(extra)
+            unreferenced['bytes'] += sum(extra.values())
+            extra = sorted(extra)
+            room = EXAMPLES - len(unreferenced['examples'])
+            unreferenced['examples'] += ['%s:%s' % (name, filename) for filename in extra[:max(room, 0)]]
+    report.unreferenced = unreferenced
+
+
+def check_files(report, config, repository, instance, manifest, backend, location_map=None):
     rows = read_inventory(repository, instance, manifest)
-    by_key = {(row['location'], row['filename_disk']): row for row in rows}
     locations = {location.name: location for location in config.locations()}
     storages = {name: select_storage(location) for name, location in locations.items()}
     if backend is not None:
-        missing = []
-        referenced = backend.files()
-        for record in referenced:
-            storage = storages.get(record['storage'])
-            if storage is None:
-                missing.append('%s (location %s not configured)' % (record['filename_disk'], record['storage']))
-                continue
-            entry = storage.stat(record['filename_disk']) if record['filename_disk'] else None
-            recorded = by_key.get((record['storage'], record['filename_disk']))
-            size = recorded['size'] if recorded else record['filesize']
-            if entry is None:
-                missing.append('%s (missing)' % record['filename_disk'])
-            elif size is not None and entry.size != size:
-                missing.append('%s (%d bytes, expected %d)' % (record['filename_disk'], entry.size, size))
-        report.add('directus_files have their bytes', not missing,
-                   '%d referenced file(s) present' % len(referenced) if not missing
-                   else '%d problem(s): %s' % (len(missing), ', '.join(missing[:EXAMPLES])))
+        sizes = {(target_of(location_map, row['location']), row['filename_disk']): row['size'] for row in rows}
+        try:
+            records = backend.files()
+        except CairnError as exc:
+            report.add('directus_files have their bytes', False, exc.message)
+        else:
+            check_cross_store(report, storages, records, sizes)
     bad = []
     for row in rows:
-        storage = storages.get(row['location'])
+        target = target_of(location_map, row['location'])
+        storage = storages.get(target)
         if storage is None:
-            bad.append('%s (location %s not configured)' % (row['filename_disk'], row['location']))
+            bad.append('%s (location %s not configured)' % (row['filename_disk'], target))
             continue
         try:
             if storage.sha256(row['filename_disk']) != row['sha256']:
@@ -164,7 +229,7 @@ def _http(method, url, token=None, body=None, timeout=30, validate_certs=True):
         raise CairnError('%s %s failed: %s' % (method, url.split('?')[0], 'HTTP %s' % code if code else exc))
 
 
-def check_http(report, manifest, http, repository, instance):
+def check_http(report, manifest, http, repository, instance, location_map=None):
     base = http['url'].rstrip('/')
     certs = http.get('validate_certs', True)
     timeout = http.get('timeout', 30)
@@ -201,7 +266,7 @@ def check_http(report, manifest, http, repository, instance):
         report.attempt('http items %s' % collection, items)
     limit = http.get('assets', 10)
     if limit:
-        by_key = {(row['location'], row['filename_disk']): row
+        by_key = {(target_of(location_map, row['location']), row['filename_disk']): row
                   for row in read_inventory(repository, instance, manifest)}
         files = json.loads(_http('GET', '%s/files?fields=id,storage,filename_disk&limit=%d' % (base, limit),
                                  token[0], timeout=timeout, validate_certs=certs))['data']
@@ -218,19 +283,22 @@ def check_http(report, manifest, http, repository, instance):
                    '%d asset(s) equal' % len(files) if not bad else 'differ: %s' % ', '.join(bad[:EXAMPLES]))
 
 
-def verify(config, repository, instance, manifest, checks, http=None):
+def verify(config, repository, instance, manifest, checks, http=None, location_map=None):
+    """``location_map``: the map the instance was restored with (restore point location to its location)."""
     report = Report()
     backend = None
     if 'repository' in checks:
         check_repository(report, repository, instance, manifest)
     if 'database' in checks:
         backend = check_database(report, config, manifest)
+    elif 'files' in checks:
+        backend = select_backend(config.database())
     if 'files' in checks:
-        check_files(report, config, repository, instance, manifest, backend)
+        check_files(report, config, repository, instance, manifest, backend, location_map)
     if 'key' in checks:
         expected = (manifest.get('cms') or {}).get('key')
         report.add('CMS key', config.key == expected,
                    'KEY equals the restore point\'s' if config.key == expected else 'KEY differs from the restore point\'s')
     if http and http.get('url'):
-        check_http(report, manifest, http, repository, instance)
+        check_http(report, manifest, http, repository, instance, location_map)
     return report

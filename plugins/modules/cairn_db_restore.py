@@ -24,6 +24,12 @@ description:
   - PostgreSQL is restored with C(pg_restore --clean --if-exists --no-owner --exit-on-error), in one
     transaction for custom-format dumps, creating the database when it does not exist (given the right),
     then C(ANALYZE). MySQL and MariaDB through the client, stopping at the first error.
+  - With O(location_map), the restored C(directus_files) rows of a restore point location go to another
+    storage location of the target (its bytes are put there by M(cairncms.ops.cairn_storage_sync) with the same
+    map), and C(directus_files.storage) is rewritten old to new for every pair in one C(UPDATE) (so swaps work),
+    inside the restore's transaction for SQLite and content moves, right after the load for PostgreSQL and
+    MySQL/MariaDB full restores, with the safety copy still there to put back. C(filename_disk) stays as it is,
+    since CairnCMS names files C(<id>.<ext>) for every driver.
   - Stop CairnCMS before restoring its database.
 author:
   - cairncms.ops maintainers (!UNKNOWN)
@@ -69,6 +75,15 @@ options:
     type: str
     choices: [warn, refuse]
     default: warn
+  location_map:
+    description:
+      - Storage location names of the restore point mapped to storage location names of this instance, for
+        example V(local) to V(cloud); names not in the map stay as they are. Every target name must be in this
+        instance's C(STORAGE_LOCATIONS).
+      - The map is part of what a restore records, so a second identical restore (same restore point, same map)
+        changes nothing, while another map counts as another restore.
+    type: dict
+    default: {}
 notes:
   - O(instance) names the instance whose restore points are used (the source), not the target.
 requirements:
@@ -118,6 +133,19 @@ dangling_file_references:
   returned: changed and the restore point is a content move
   type: dict
   sample: {articles.cover: 2}
+relocated_rows:
+  description:
+    - C(directus_files) rows whose C(storage) was rewritten by O(location_map); V(null) in check mode, where they
+      are not counted.
+  returned: success
+  type: int
+  sample: 12
+relocations:
+  description: Per pair of O(location_map), the rows moved (C(rows) is V(null) in check mode).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{from: local, to: cloud, rows: 12}]
 duration_s:
   description: Seconds the restore took.
   returned: changed
@@ -141,7 +169,8 @@ def action(module):
                        replace=params['replace'], keep_safety_copy=params['keep_safety_copy'],
                        check_mode=module.check_mode, options={'jobs': params['jobs']},
                        scratch_dir=params['work_dir'], on_version_mismatch=params['on_version_mismatch'],
-                       on_migration_mismatch=params['on_migration_mismatch'])
+                       on_migration_mismatch=params['on_migration_mismatch'],
+                       location_map=params['location_map'])
 
 
 def main():
@@ -153,6 +182,7 @@ def main():
         'work_dir': {'type': 'path'},
         'on_version_mismatch': {'type': 'str', 'choices': ['warn', 'refuse'], 'default': 'warn'},
         'on_migration_mismatch': {'type': 'str', 'choices': ['warn', 'refuse'], 'default': 'warn'},
+        'location_map': {'type': 'dict', 'default': {}},
     })
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, action)

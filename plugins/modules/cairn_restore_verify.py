@@ -16,8 +16,11 @@ description:
     migration level and the row count of every table with the manifest.
   - V(key) checks that the instance's C(KEY) equals the one recorded in the restore point (after the
     configuration was restored with M(cairncms.ops.cairn_secret_restore)).
-  - V(files) checks that every C(directus_files) row has a file of the recorded size in its location and
-    that every file of the inventory has the recorded sha256.
+  - V(files) checks that every C(directus_files) row has an object of its recorded size (C(filesize)) in its
+    storage location (rows of a location that is not configured fail), and that every file of the inventory has
+    the recorded sha256. Every location is listed once, local or object store. Objects that no row references
+    (regenerable derivatives and health probes aside) are reported in RV(unreferenced); they are never deleted
+    and are not a failure.
   - With O(http.url), checks the running instance over HTTP; see O(http).
   - Returns one entry per check and fails when any check fails.
 author:
@@ -38,6 +41,12 @@ options:
     elements: str
     choices: [repository, database, files, key]
     default: [database, files]
+  location_map:
+    description:
+      - The location map the instance was restored with (restore point location names to this instance's), so
+        that the files of the inventory are looked for where the restore put them.
+    type: dict
+    default: {}
   http:
     description:
       - HTTP checks of the running instance; skipped without O(http.url).
@@ -123,6 +132,13 @@ failed_checks:
   returned: always
   type: list
   elements: str
+unreferenced:
+  description:
+    - Objects in the configured locations that no C(directus_files) row references, regenerable ones aside
+      (reported, never deleted); C(examples) are C(location:filename_disk), C(locations) counts per location.
+  returned: when V(files) ran with the database readable
+  type: dict
+  sample: {count: 1, bytes: 2048, examples: ["cloud:stray.bin"], locations: {cloud: 1}}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -139,9 +155,12 @@ def action(module):
     repository = load_repository(params)
     manifest = check(repository.resolve(params['instance'], params['restore_point']))
     config = load_config(params) if set(params['checks']) - {'repository'} else None
-    report = verify(config, repository, params['instance'], manifest, params['checks'], params['http'])
+    report = verify(config, repository, params['instance'], manifest, params['checks'], params['http'],
+                    location_map=params['location_map'])
     failed = [entry['name'] for entry in report.failed]
     result = {'changed': False, 'restore_point': manifest['id'], 'checks': report.checks, 'failed_checks': failed}
+    if report.unreferenced is not None:
+        result['unreferenced'] = report.unreferenced
     if failed:
         module.fail_json(msg='%d of %d check(s) failed: %s' % (len(failed), len(report.checks), ', '.join(failed)),
                          **result)
@@ -153,6 +172,7 @@ def main():
     spec.update({
         'checks': {'type': 'list', 'elements': 'str', 'choices': ['repository', 'database', 'files', 'key'],
                    'default': ['database', 'files']},
+        'location_map': {'type': 'dict', 'default': {}},
         'http': {'type': 'dict', 'default': {}, 'options': {
             'url': {'type': 'str'},
             'email': {'type': 'str'},

@@ -144,6 +144,17 @@ def populated(directory, files=6, port=8055, seed=1):
     return write_env(directory, port)
 
 
+def register(directory, location, files):
+    """Add a directus_files row in ``location`` for each ``filename_disk -> bytes`` of ``files``."""
+    conn = sqlite3.connect(os.path.join(str(directory), 'data.db'))
+    with conn:
+        for name, data in files.items():
+            conn.execute("INSERT INTO directus_files (id, storage, filename_disk, filename_download, filesize) "
+                         "VALUES (?, ?, ?, ?, ?)", (str(uuid.uuid4()), location, name, name.rsplit('/', 1)[-1],
+                                                    len(data)))
+    conn.close()
+
+
 def empty(directory, port=8056):
     os.makedirs(os.path.join(directory, 'uploads'), exist_ok=True)
     return write_env(directory, port)

@@ -10,7 +10,7 @@ part and the safety rules, once for every vendor.
 
 from __future__ import annotations
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _compress
+from ansible_collections.cairncms.ops.plugins.module_utils import _compress, _relocate
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CHUNK, CairnError, HashingReader, HashingWriter, Timer)
 from ansible_collections.cairncms.ops.plugins.module_utils._db import mysql, postgres, sqlite
@@ -176,35 +176,57 @@ def _content_state(backend, tables):
     return DIFFERENT if any(counts[table] for table in tables) else EMPTY
 
 
+def _relocation_scope(config, scope, location_map):
+    """The location pairs to rewrite in ``directus_files`` and the warnings about them."""
+    pairs = _relocate.pairs(location_map)
+    if not pairs:
+        return [], []
+    _relocate.check_targets(location_map, config.location_names())
+    if scope and 'directus_files' not in scope['tables']:
+        return [], ['the location map was not applied: this content move does not hold directus_files, whose '
+                    'rows in the target stay as they are']
+    return pairs, []
+
+
 def restore(config, repository, source_instance, manifest, replace=False, keep_safety_copy=False,
             check_mode=False, options=None, scratch_dir=None, on_version_mismatch='warn',
-            on_migration_mismatch='warn'):
+            on_migration_mismatch='warn', location_map=None):
     db_manifest = manifest['database']
     backend = select_backend(config.database(), options)
     if db_manifest['vendor'] != backend.vendor:
         raise CairnError('restore point %s holds a %s database but this instance uses %s (DB_CLIENT); a dump '
                          'cannot cross vendors: restore into a %s instance instead'
                          % (manifest['id'], db_manifest['vendor'], backend.vendor, db_manifest['vendor']))
-    probe = backend.probe()
     scope = db_manifest.get('scope')
-    state = _content_state(backend, scope['tables']) if scope else backend.compare(db_manifest, manifest['id'])
+    pairs, relocation_warnings = _relocation_scope(config, scope, location_map)
+    probe = backend.probe()
+    state = (_content_state(backend, scope['tables']) if scope
+             else backend.compare(db_manifest, manifest['id'], location_pairs=pairs))
     result = {'changed': False, 'vendor': backend.vendor, 'restore_point': manifest['id'],
-              'target_state': state, 'target': probe.get('path')}
+              'target_state': state, 'target': probe.get('path'), 'relocated_rows': 0, 'relocations': []}
     if scope:
         result['tables'] = scope['tables']
     if state == IDENTICAL:
-        result['msg'] = 'the database already holds restore point %s' % manifest['id']
+        result['msg'] = 'the database already holds restore point %s' % manifest['id'] + (
+            ' with its files in %s' % ', '.join('%s->%s' % pair for pair in pairs) if pairs else '')
         return result
     if state == DIFFERENT and not replace:
         raise CairnError('the target database %s is not empty and differs from restore point %s; nothing was '
                          'changed. Set replace (cairn_restore_replace: true) to overwrite it'
                          % (result['target'], manifest['id']), target_state=state)
     warnings = _mismatches(backend, probe, db_manifest, state, on_version_mismatch, on_migration_mismatch)
+    warnings += relocation_warnings
     if warnings:
         result['warnings'] = warnings
     result['changed'] = True
     if check_mode:
         result['msg'] = 'would restore %s into the %s target' % (manifest['id'], state)
+        if pairs:
+            # Counting them would mean loading the dump: unknown until the restore.
+            result['relocated_rows'] = None
+            result['relocations'] = [{'from': source, 'to': target, 'rows': None} for source, target in pairs]
+            result['msg'] += ('; the directus_files rows of %s would move (how many is known once restored)'
+                              % ', '.join('%s to %s' % pair for pair in pairs))
         return result
     timer = Timer()
     name = db_manifest['artifact']
@@ -214,7 +236,7 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
         stored = HashingReader(handle)
         source = _compress.reader(stored, db_manifest['compression'])
         if scope:
-            facts = backend.restore_content(source, scope['tables'])
+            facts = backend.restore_content(source, scope['tables'], location_pairs=pairs)
             dangling = dangling_file_references(backend, scope['tables'])
             facts['dangling_file_references'] = dangling
             if dangling:
@@ -223,12 +245,14 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
                                      for field, count in sorted(dangling.items())]
         else:
             facts = backend.restore(source, db_manifest, keep_safety_copy=keep_safety_copy,
-                                    scratch_dir=scratch_dir, point_id=manifest['id'])
+                                    scratch_dir=scratch_dir, point_id=manifest['id'], location_pairs=pairs)
     if stored.sha256 != expected['sha256']:
         raise CairnError('artifact %s changed while it was being restored' % name)
     result['warnings'] = result.get('warnings', []) + facts.pop('warnings', [])
     if not result['warnings']:
         del result['warnings']
+    result['relocations'] = facts.pop('relocations', None) or []
+    result['relocated_rows'] = sum(entry['rows'] for entry in result['relocations'])
     result.update(facts)
     result['duration_s'] = timer.seconds
     result['replaced'] = state == DIFFERENT

@@ -14,8 +14,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 
-from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
+from ansible_collections.cairncms.ops.plugins.module_utils import _relocate
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
 
 # What ``compare`` may answer about a restore target.
 ABSENT = 'absent'          # nothing there: restore freely
@@ -24,9 +26,54 @@ IDENTICAL = 'identical'    # already holds exactly the restore point: nothing to
 DIFFERENT = 'different'    # holds other data: only with replace
 
 
-def marker_matches(marker, point_id, changes):
-    """Whether a restore marker left in a target says it still holds ``point_id`` unchanged."""
-    return bool(point_id) and marker.get('cairncms_ops_restore_point') == point_id and marker.get('changes') == changes
+RELOCATED_TAG = 'cairn-relocated'
+
+
+def marker_matches(marker, point_id, changes, location_pairs=()):
+    """Whether a restore marker left in a target says it still holds ``point_id``, restored with the same
+    location map, unchanged."""
+    return (bool(point_id) and marker.get('cairncms_ops_restore_point') == point_id
+            and marker.get('changes') == changes
+            and (marker.get('location_map') or []) == _relocate.as_list(location_pairs))
+
+
+def restore_marker(point_id, changes, location_pairs=()):
+    """The marker a server vendor records after a restore (see ``marker_matches``)."""
+    marker = {'cairncms_ops_restore_point': point_id, 'changes': changes}
+    if location_pairs:
+        marker['location_map'] = _relocate.as_list(location_pairs)
+    return marker
+
+
+def tagged_relocations(location_pairs, rows):
+    """``relocations`` from query output rows ``[tag, storage, count]`` (other rows are ignored)."""
+    return _relocate.relocations(location_pairs, [(row[1], row[2]) for row in rows
+                                                  if len(row) == 3 and row[0] == RELOCATED_TAG])
+
+
+def feed_collecting(process, source):
+    """Feed ``source`` to a ``_process.Streaming`` child opened with ``mode='rw'`` while a thread reads its
+    output (so neither side waits for the other); returns the output lines that start with
+    ``RELOCATED_TAG``, split at tabs."""
+    tag = RELOCATED_TAG.encode() + b'\t'
+    lines = []
+
+    def collect():
+        for line in iter(process.proc.stdout.readline, b''):
+            if line.startswith(tag):
+                lines.append(line)
+    reader = threading.Thread(target=collect, daemon=True)
+    reader.start()
+    try:
+        for chunk in iter(lambda: source.read(CHUNK), b''):
+            process.write(chunk)
+        process.proc.stdin.close()
+    except BaseException:
+        process.abort()
+        raise
+    reader.join()
+    process.finish()
+    return [line.decode('utf-8', 'replace').rstrip('\r\n').split('\t') for line in lines]
 
 
 class DatabaseBackend:
@@ -65,30 +112,51 @@ class DatabaseBackend:
         """Load a safety copy back into the target."""
         raise NotImplementedError
 
-    def after_restore(self, point_id):
-        """Work after a successful load (statistics, the idempotence marker); returns warnings."""
+    def after_restore(self, point_id, location_pairs=()):
+        """Work after a successful load (statistics, the idempotence marker with the location map);
+        returns warnings."""
         raise NotImplementedError
 
-    def replace_under_safety_copy(self, load, keep_safety_copy, scratch_dir, point_id):
-        """Take a safety copy of the target, ``load(work)``, put the copy back if that fails; the safety
-        copy is removed afterwards unless ``keep_safety_copy`` (then it is moved to ``scratch_dir``)."""
+    # restoring into other storage locations ---------------------------------
+    def literal(self, text):
+        """``text`` as an SQL string literal of this vendor."""
+        return _relocate.sql_literal(text)
+
+    def relocation_sql(self, location_pairs):
+        """Statements that print ``RELOCATED_TAG, storage, count`` for the rows that move, then move them
+        (one UPDATE), for the end of a transaction."""
+        count = _relocate.count_sql(location_pairs, self.literal, tag=RELOCATED_TAG)
+        return '%s;\n%s;\n' % (count, _relocate.update_sql(location_pairs, self.literal))
+
+    def relocate(self, location_pairs):
+        """Rewrite ``directus_files.storage`` for every pair in one transaction; ``[{from, to, rows}]``."""
+        if not location_pairs:
+            return []
+        rows = self.query('BEGIN;\n%sCOMMIT;\n' % self.relocation_sql(location_pairs))
+        return tagged_relocations(location_pairs, rows)
+
+    def replace_under_safety_copy(self, load, keep_safety_copy, scratch_dir, point_id, location_pairs=()):
+        """Take a safety copy of the target, ``load(work)`` and relocate the file rows, put the copy back if
+        that fails; the safety copy is removed afterwards unless ``keep_safety_copy`` (then it is moved to
+        ``scratch_dir``)."""
         work = tempfile.mkdtemp(prefix='.cairn-restore-', dir=scratch_dir)
         try:
             safety = self.take_safety_copy(work)
             try:
                 load(work)
+                moved = self.relocate(location_pairs)
             except CairnError as exc:
                 if safety:
                     self.put_back(safety, work)
                     raise CairnError('%s; the database was put back from its safety copy' % exc.message)
                 raise
-            warnings = self.after_restore(point_id)
+            warnings = self.after_restore(point_id, location_pairs)
             kept = None
             if safety and keep_safety_copy:
                 kept = os.path.join(scratch_dir or tempfile.gettempdir(), '%s.cairn-safety-%s%s' % (
                     self.database.options.get('database'), point_id, os.path.splitext(safety)[1]))
                 shutil.move(safety, kept)
-            return {'safety_copy': kept, 'warnings': warnings}
+            return {'safety_copy': kept, 'warnings': warnings, 'relocations': moved}
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -101,8 +169,9 @@ class DatabaseBackend:
         """Rows of a read-only query, as lists of strings (None for NULL where the vendor can tell)."""
         raise NotImplementedError
 
-    def restore_content(self, source, tables):
-        """Replace the rows of ``tables`` by those of a data-only dump, in one transaction."""
+    def restore_content(self, source, tables, location_pairs=()):
+        """Replace the rows of ``tables`` by those of a data-only dump and relocate the file rows
+        (``relocation_sql``), in one transaction; returns facts with ``relocations``."""
         raise NotImplementedError
 
     @property
@@ -110,16 +179,18 @@ class DatabaseBackend:
         """The tables a content dump is limited to (empty: the whole database)."""
         return list(self.options.get('tables') or [])
 
-    def compare(self, db_manifest, point_id=None):
-        """One of ABSENT, EMPTY, IDENTICAL, DIFFERENT for this target against a manifest."""
+    def compare(self, db_manifest, point_id=None, location_pairs=()):
+        """One of ABSENT, EMPTY, IDENTICAL, DIFFERENT for this target against a manifest (restored with
+        ``location_pairs``)."""
         raise NotImplementedError
 
-    def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None):
-        """Replace the target's content with the raw dump read from ``source``.
+    def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None,
+                location_pairs=()):
+        """Replace the target's content with the raw dump read from ``source``, then relocate the file rows.
 
         Must keep a safety copy of what it replaces until the new content is in
         place and checked, and put it back if anything fails. Returns facts
-        (``safety_copy``, optional ``warnings``).
+        (``safety_copy``, ``relocations``, optional ``warnings``).
         """
         raise NotImplementedError
 

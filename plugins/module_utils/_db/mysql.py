@@ -24,7 +24,8 @@ import threading
 from ansible_collections.cairncms.ops.plugins.module_utils import _process
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
-    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, limit_facts, marker_matches)
+    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, feed_collecting, limit_facts, marker_matches,
+    restore_marker, tagged_relocations)
 
 CLIENT_PACKAGE = 'the MariaDB or MySQL client (Debian: mariadb-client)'
 DUMP_OPTIONS = ['--single-transaction', '--routines', '--triggers', '--events', '--hex-blob', '--quick',
@@ -243,31 +244,38 @@ class MysqlBackend(DatabaseBackend):
     def quote(self, name):
         return _ident(name)
 
+    def literal(self, text):
+        return _literal(text)
+
     def query(self, sql):
         return [[None if value == 'NULL' else value for value in row] for row in self.sql(sql)]
 
-    def restore_content(self, source, tables):
+    def restore_content(self, source, tables, location_pairs=()):
         directory = tempfile.mkdtemp(prefix='.cairn-my-')
         try:
             prefix = ('SET autocommit = 0;\nSET FOREIGN_KEY_CHECKS = 0;\n%s\n'
                       % ''.join('DELETE FROM %s;' % _ident(table) for table in tables)).encode()
-            self._feed(_process.Prefixed(prefix, source, b'\nCOMMIT;\n'), directory)
+            suffix = '\n%sCOMMIT;\n' % (self.relocation_sql(location_pairs) if location_pairs else '')
+            rows = self._feed(_process.Prefixed(prefix, source, suffix.encode('utf-8')), directory,
+                              collect=bool(location_pairs))
         finally:
             shutil.rmtree(directory, ignore_errors=True)
-        return {}
+        return {'relocations': tagged_relocations(location_pairs, rows or [])}
 
-    def compare(self, db_manifest, point_id=None):
+    def compare(self, db_manifest, point_id=None, location_pairs=()):
         if not self._exists():
             return ABSENT
         tables = self._tables()
         if not tables:
             return EMPTY
         self.server_version()
-        if self._flavor == 'mariadb' and marker_matches(self._marker(), point_id, self._changes(tables)):
+        if self._flavor == 'mariadb' and marker_matches(self._marker(), point_id, self._changes(tables),
+                                                        location_pairs):
             return IDENTICAL
         return DIFFERENT
 
-    def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None):
+    def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None,
+                location_pairs=()):
         self.server_version()
         if not self._exists():
             try:
@@ -276,7 +284,7 @@ class MysqlBackend(DatabaseBackend):
                 raise CairnError('the database %s does not exist and could not be created (%s); create it first'
                                  % (self.name, exc.message))
         return self.replace_under_safety_copy(lambda work: self._feed(source, work), keep_safety_copy,
-                                              scratch_dir, point_id)
+                                              scratch_dir, point_id, location_pairs)
 
     def take_safety_copy(self, work):
         if not self._tables():
@@ -289,19 +297,25 @@ class MysqlBackend(DatabaseBackend):
         with open(safety, 'rb') as handle:
             self._feed(handle, work)
 
-    def after_restore(self, point_id):
-        return self._mark(point_id)
+    def after_restore(self, point_id, location_pairs=()):
+        return self._mark(point_id, location_pairs)
 
-    def _feed(self, source, directory):
+    def _feed(self, source, directory, collect=False):
+        """Feed SQL to the client; with ``collect``, return its ``RELOCATED_TAG`` output rows."""
         cnf = self._defaults_file(directory)
-        _process.Streaming([self.tool('client'), '--defaults-extra-file=' + cnf, '--batch', '--database=' + self.name],
-                           secrets=self.secrets, mode='w', what=os.path.basename(self.tool('client'))).pump_in(source)
+        command = [self.tool('client'), '--defaults-extra-file=' + cnf, '--batch', '--database=' + self.name]
+        if not collect:
+            _process.Streaming(command, secrets=self.secrets, mode='w',
+                               what=os.path.basename(self.tool('client'))).pump_in(source)
+            return None
+        return feed_collecting(_process.Streaming(command + ['--skip-column-names', '--raw'], secrets=self.secrets,
+                                                  mode='rw', what=os.path.basename(self.tool('client'))), source)
 
-    def _mark(self, point_id):
+    def _mark(self, point_id, location_pairs=()):
         if self._flavor != 'mariadb':
             return ['MySQL keeps no database comment: a second restore of the same restore point will not '
                     'recognise it and needs replace']
-        marker = json.dumps({'cairncms_ops_restore_point': point_id, 'changes': self._changes(self._tables())})
+        marker = json.dumps(restore_marker(point_id, self._changes(self._tables()), location_pairs))
         try:
             self.sql('ALTER DATABASE %s COMMENT %s' % (_ident(self.name), _literal(marker)), database=False)
         except CairnError as exc:

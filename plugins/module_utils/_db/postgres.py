@@ -21,7 +21,8 @@ import threading
 from ansible_collections.cairncms.ops.plugins.module_utils import _process
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
-    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, limit_facts, marker_matches)
+    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, feed_collecting, limit_facts, marker_matches,
+    restore_marker, tagged_relocations)
 
 CLIENT_PACKAGE = 'the PostgreSQL client tools (Debian: postgresql-client)'
 FORMATS = {'custom': 'pgdump', 'directory': 'pgdir.tar'}
@@ -234,13 +235,17 @@ class PostgresBackend(DatabaseBackend):
     def query(self, sql):
         return self.psql(sql)
 
-    def restore_content(self, source, tables):
+    def restore_content(self, source, tables, location_pairs=()):
         qualified = ', '.join(self._qualified(table) for table in tables)
-        load = _process.Streaming([self.tool('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction',
-                                   '--no-password'], env=self.env(), secrets=self.secrets, mode='w', what='psql')
-        load.pump_in(_process.Prefixed(('TRUNCATE %s;\n' % qualified).encode(), source))
+        # A plain dump empties search_path; the file rows are relocated where the CMS finds them.
+        suffix = ('\nRESET search_path;\n' + self.relocation_sql(location_pairs)) if location_pairs else ''
+        load = _process.Streaming([self.tool('psql'), '-X', '-q', '-A', '-t', '-F', '\t', '-v', 'ON_ERROR_STOP=1',
+                                   '--single-transaction', '--no-password'], env=self.env(), secrets=self.secrets,
+                                  mode='rw', what='psql')
+        rows = feed_collecting(load, _process.Prefixed(('TRUNCATE %s;\n' % qualified).encode(), source,
+                                                       suffix.encode('utf-8')))
         self.psql('ANALYZE ' + qualified)
-        return {}
+        return {'relocations': tagged_relocations(location_pairs, rows)}
 
     def _dump_directory(self, sink, snapshot, scratch_dir):
         work = tempfile.mkdtemp(prefix='.cairn-pgdir-', dir=scratch_dir)
@@ -269,12 +274,12 @@ class PostgresBackend(DatabaseBackend):
         self.psql('SELECT pg_stat_clear_snapshot()')
         return int(self.psql(CHANGES_SQL)[0][0])
 
-    def compare(self, db_manifest, point_id=None):
+    def compare(self, db_manifest, point_id=None, location_pairs=()):
         if not self._exists():
             return ABSENT
         if not self.psql(TABLES_SQL):
             return EMPTY
-        if marker_matches(self._marker(), point_id, self._changes()):
+        if marker_matches(self._marker(), point_id, self._changes(), location_pairs):
             return IDENTICAL
         return DIFFERENT
 
@@ -286,11 +291,12 @@ class PostgresBackend(DatabaseBackend):
             raise CairnError('the PostgreSQL database %s does not exist and could not be created (%s); create it, '
                              'or give %s the CREATEDB right' % (self.name, exc.message, self.database.options['user']))
 
-    def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None):
+    def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None,
+                location_pairs=()):
         if not self._exists():
             self._create()
         return self.replace_under_safety_copy(lambda work: self._restore_stream(source, db_manifest['format'], work),
-                                              keep_safety_copy, scratch_dir, point_id)
+                                              keep_safety_copy, scratch_dir, point_id, location_pairs)
 
     def take_safety_copy(self, work):
         if not self.psql(TABLES_SQL):
@@ -304,9 +310,9 @@ class PostgresBackend(DatabaseBackend):
         _process.run(self._restore_args() + [safety], env=self.env(), secrets=self.secrets,
                      what='pg_restore (safety copy)')
 
-    def after_restore(self, point_id):
+    def after_restore(self, point_id, location_pairs=()):
         self.psql('ANALYZE')
-        return self._mark(point_id)
+        return self._mark(point_id, location_pairs)
 
     def _restore_args(self):
         return [self.tool('pg_restore'), '--clean', '--if-exists', '--no-owner', '--exit-on-error', '--no-password',
@@ -327,9 +333,9 @@ class PostgresBackend(DatabaseBackend):
         _process.Streaming(self._restore_args() + ['--format=custom', '--single-transaction'], env=self.env(),
                            secrets=self.secrets, mode='w', what='pg_restore').pump_in(source)
 
-    def _mark(self, point_id):
+    def _mark(self, point_id, location_pairs=()):
         try:
-            marker = json.dumps({'cairncms_ops_restore_point': point_id, 'changes': self._changes()})
+            marker = json.dumps(restore_marker(point_id, self._changes(), location_pairs))
             self.psql('COMMENT ON DATABASE %s IS %s' % (_ident(self.name), _literal(marker)))
         except CairnError as exc:
             return ['could not record the restore in the database comment (%s); a second restore of the same '

@@ -11,18 +11,23 @@ file copy. The artifact is that database file, compressed.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import sqlite3
 import tempfile
 import urllib.parse
 
+from ansible_collections.cairncms.ops.plugins.module_utils import _relocate
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
-    CHUNK, CairnError, HashingWriter, fsync_dir, sha256_file)
+    CHUNK, AtomicFile, CairnError, HashingWriter, fsync_dir, sha256_file)
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
-    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, limit_facts)
+    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, limit_facts, marker_matches, restore_marker)
 
 SIDE_FILES = ('-wal', '-shm', '-journal')
+# A restore that relocated file rows leaves the restored file's sha256 here (the file is no longer the
+# raw dump, whose hash otherwise tells that a target already holds a restore point).
+MARKER_SUFFIX = '.cairn-restore.json'
 
 
 def _uri(path, **params):
@@ -161,8 +166,9 @@ class SqliteBackend(DatabaseBackend):
         finally:
             conn.close()
 
-    def restore_content(self, source, tables):
+    def restore_content(self, source, tables, location_pairs=()):
         conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        moved = []
         try:
             conn.execute('BEGIN IMMEDIATE')
             for table in tables:
@@ -175,6 +181,7 @@ class SqliteBackend(DatabaseBackend):
                     statement = ''
             if statement.strip():
                 raise CairnError('the content dump ends in the middle of a statement')
+            moved = _relocate_rows(conn, location_pairs)
             conn.execute('COMMIT')
         except sqlite3.Error as exc:
             conn.execute('ROLLBACK')
@@ -185,15 +192,37 @@ class SqliteBackend(DatabaseBackend):
             raise
         finally:
             conn.close()
-        return {}
+        return {'relocations': moved}
 
-    def compare(self, db_manifest, point_id=None):
+    def relocate(self, location_pairs):
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            return _relocate_file(conn, self.path, location_pairs)
+        finally:
+            conn.close()
+
+    @property
+    def marker_path(self):
+        return self.path + MARKER_SUFFIX
+
+    def _marker(self):
+        try:
+            with open(self.marker_path, 'rb') as handle:
+                return json.loads(handle.read().decode('utf-8'))
+        except (OSError, ValueError):
+            return {}
+
+    def compare(self, db_manifest, point_id=None, location_pairs=()):
         if not os.path.exists(self.path):
             return ABSENT
         if os.path.getsize(self.path) == 0 and not self._has_side_data():
             return EMPTY
-        if not self._has_side_data() and sha256_file(self.path)[0] == db_manifest.get('raw_sha256'):
-            return IDENTICAL
+        if not self._has_side_data():
+            digest = sha256_file(self.path)[0]
+            if not location_pairs and digest == db_manifest.get('raw_sha256'):
+                return IDENTICAL
+            if location_pairs and marker_matches(self._marker(), point_id, digest, location_pairs):
+                return IDENTICAL
         try:
             conn = connect_ro(self.path)
             try:
@@ -209,7 +238,8 @@ class SqliteBackend(DatabaseBackend):
         return any(os.path.exists(self.path + side) and os.path.getsize(self.path + side) > 0
                    for side in ('-wal', '-journal'))
 
-    def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None):
+    def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None,
+                location_pairs=()):
         directory = os.path.dirname(self.path)
         if not os.path.isdir(directory):
             raise CairnError('the directory %s for DB_FILENAME does not exist; create it first' % directory)
@@ -233,6 +263,12 @@ class SqliteBackend(DatabaseBackend):
             if check != 'ok':
                 raise CairnError('the database in the restore point fails PRAGMA integrity_check (%s); '
                                  'the target was not touched' % check)
+            # The file rows move before the file is put in place: the target never holds them unmoved.
+            conn = sqlite3.connect(staged, isolation_level=None)
+            try:
+                moved = _relocate_file(conn, staged, location_pairs)
+            finally:
+                conn.close()
             _take_ownership(staged, self.path if os.path.exists(self.path) else directory,
                             None if os.path.exists(self.path) else 0o600)
             safety = self._set_aside()
@@ -253,13 +289,24 @@ class SqliteBackend(DatabaseBackend):
         finally:
             if os.path.exists(staged):
                 os.unlink(staged)
+        self._record(point_id, location_pairs)
         kept = None
         if safety:
             if keep_safety_copy:
                 kept = safety
             else:
                 shutil.rmtree(safety)
-        return {'safety_copy': kept}
+        return {'safety_copy': kept, 'relocations': moved}
+
+    def _record(self, point_id, location_pairs):
+        """Leave the marker of a relocating restore beside the database (or remove a stale one)."""
+        if not location_pairs:
+            if os.path.exists(self.marker_path):
+                os.unlink(self.marker_path)
+            return
+        marker = restore_marker(point_id, sha256_file(self.path)[0], location_pairs)
+        with AtomicFile(self.marker_path, mode=0o600) as handle:
+            handle.write(json.dumps(marker, sort_keys=True).encode('utf-8'))
 
     def _set_aside(self):
         """Move the current database and its side files into a safety directory."""
@@ -282,3 +329,27 @@ class SqliteBackend(DatabaseBackend):
                 os.rename(os.path.join(safety, name), os.path.join(os.path.dirname(self.path), name))
             os.rmdir(safety)
         fsync_dir(os.path.dirname(self.path))
+
+
+def _relocate_rows(conn, location_pairs):
+    """Count and move the file rows inside the caller's transaction; ``[{from, to, rows}]``."""
+    if not location_pairs:
+        return []
+    counted = conn.execute(_relocate.count_sql(location_pairs)).fetchall()
+    conn.execute(_relocate.update_sql(location_pairs))
+    return _relocate.relocations(location_pairs, counted)
+
+
+def _relocate_file(conn, path, location_pairs):
+    """Move the file rows of the database ``path`` (opened as ``conn``, autocommit) in one transaction."""
+    if not location_pairs:
+        return []
+    try:
+        conn.execute('BEGIN IMMEDIATE')
+        moved = _relocate_rows(conn, location_pairs)
+        conn.execute('COMMIT')
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.execute('ROLLBACK')
+        raise CairnError('relocating the directus_files rows of %s failed, nothing was changed: %s' % (path, exc))
+    return moved
