@@ -11,10 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ansible.module_utils.urls import open_url
-
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend, verify_artifact
+from ansible_collections.cairncms.ops.plugins.module_utils._http import health as http_health, request as _http
 from ansible_collections.cairncms.ops.plugins.module_utils._relocate import target_of
 from ansible_collections.cairncms.ops.plugins.module_utils._storage import select_backend as select_storage
 from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import regenerable
@@ -212,34 +211,12 @@ def check_files(report, config, repository, instance, manifest, backend, locatio
                '%d file(s) equal' % len(rows) if not bad else '%d differ: %s' % (len(bad), ', '.join(bad[:EXAMPLES])))
 
 
-def _http(method, url, token=None, body=None, timeout=30, validate_certs=True):
-    headers = {'Accept': 'application/json'}
-    data = None
-    if body is not None:
-        headers['Content-Type'] = 'application/json'
-        data = json.dumps(body)
-    if token:
-        headers['Authorization'] = 'Bearer %s' % token
-    try:
-        response = open_url(url, method=method, data=data, headers=headers, timeout=timeout,
-                            validate_certs=validate_certs)
-        return response.read()
-    except Exception as exc:  # urllib errors, timeouts, refused connections: one message each
-        code = getattr(exc, 'code', None)
-        raise CairnError('%s %s failed: %s' % (method, url.split('?')[0], 'HTTP %s' % code if code else exc))
-
-
 def check_http(report, manifest, http, repository, instance, location_map=None):
     base = http['url'].rstrip('/')
     certs = http.get('validate_certs', True)
     timeout = http.get('timeout', 30)
 
-    def health():
-        body = json.loads(_http('GET', base + '/server/health', timeout=timeout, validate_certs=certs))
-        if body.get('status') not in ('ok', 'warn'):
-            raise CairnError('status is %s' % body.get('status'))
-        return 'status %s' % body.get('status')
-    report.attempt('http health', health)
+    report.attempt('http health', lambda: 'status %s' % http_health(base, timeout=timeout, validate_certs=certs))
     if not http.get('email') or not http.get('password'):
         return
     token = []

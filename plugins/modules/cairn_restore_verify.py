@@ -132,6 +132,11 @@ failed_checks:
   returned: always
   type: list
   elements: str
+checked_at:
+  description: When the checks ended (UTC).
+  returned: always
+  type: str
+  sample: '2026-11-22T03:00:48.301000Z'
 unreferenced:
   description:
     - Objects in the configured locations that no C(directus_files) row references, regenerable ones aside
@@ -145,7 +150,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cairncms.ops.plugins.module_utils._args import (
     instance_spec, load_config, load_repository, repository_spec)
-from ansible_collections.cairncms.ops.plugins.module_utils._common import run
+from ansible_collections.cairncms.ops.plugins.module_utils._common import iso, run, utc_now
 from ansible_collections.cairncms.ops.plugins.module_utils._manifest import check
 from ansible_collections.cairncms.ops.plugins.module_utils._verify import verify
 
@@ -158,7 +163,8 @@ def action(module):
     report = verify(config, repository, params['instance'], manifest, params['checks'], params['http'],
                     location_map=params['location_map'])
     failed = [entry['name'] for entry in report.failed]
-    result = {'changed': False, 'restore_point': manifest['id'], 'checks': report.checks, 'failed_checks': failed}
+    result = {'changed': False, 'restore_point': manifest['id'], 'checks': report.checks, 'failed_checks': failed,
+              'checked_at': iso(utc_now())}
     if report.unreferenced is not None:
         result['unreferenced'] = report.unreferenced
     if failed:

@@ -1,0 +1,43 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Requests to a running CairnCMS instance's HTTP API (private)."""
+
+from __future__ import annotations
+
+import json
+
+from ansible.module_utils.urls import open_url
+
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
+
+
+def request(method, url, token=None, body=None, timeout=30, validate_certs=True):
+    """The response body of ``method url``; any failure is one CairnError naming the request (never its query
+    string, its body or the token)."""
+    headers = {'Accept': 'application/json'}
+    data = None
+    if body is not None:
+        headers['Content-Type'] = 'application/json'
+        data = json.dumps(body)
+    if token:
+        headers['Authorization'] = 'Bearer %s' % token
+    try:
+        response = open_url(url, method=method, data=data, headers=headers, timeout=timeout,
+                            validate_certs=validate_certs)
+        return response.read()
+    except Exception as exc:  # urllib errors, timeouts, refused connections: one message each
+        code = getattr(exc, 'code', None)
+        raise CairnError('%s %s failed: %s' % (method, url.split('?')[0], 'HTTP %s' % code if code else exc))
+
+
+def health(base_url, timeout=30, validate_certs=True):
+    """The status of ``GET /server/health`` (``ok`` or ``warn`` when the instance serves); CairnError otherwise."""
+    raw = request('GET', base_url.rstrip('/') + '/server/health', timeout=timeout, validate_certs=validate_certs)
+    try:
+        status = json.loads(raw).get('status')
+    except (ValueError, AttributeError):
+        raise CairnError('GET %s/server/health did not return JSON' % base_url.rstrip('/'))
+    if status not in ('ok', 'warn'):
+        raise CairnError('GET %s/server/health says status %s' % (base_url.rstrip('/'), status))
+    return status
