@@ -63,6 +63,13 @@ failed:
   returned: success
   type: list
   elements: str
+last_drill:
+  description:
+    - The record of the newest restore drill (see M(cairncms.ops.cairn_drill_record)), or null; C(ok), C(rto_s),
+      C(rpo_s), C(restore_point), C(started_at), C(problems) and the checks.
+  returned: success
+  type: dict
+  sample: {id: 20261122T030000.120Z, restore_point: 20261122T020000.042Z-1a2b3c, ok: true, rto_s: 48.2, rpo_s: 3600.1}
 restore_point:
   description: The manifest of the resolved restore point.
   returned: when O(restore_point) is given
@@ -88,7 +95,7 @@ def action(module):
         entry['verified_ok'] = last['ok'] if last else None
         points.append(entry)
     result = {'changed': False, 'restore_points': points, 'failed': repository.list_failed(instance),
-              'lock': repository.read_lock(instance)}
+              'lock': repository.read_lock(instance), 'last_drill': repository.last_drill(instance)}
     if params['restore_point']:
         result['restore_point'] = check(repository.resolve(instance, params['restore_point']))
     return result

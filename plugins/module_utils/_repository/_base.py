@@ -223,6 +223,14 @@ class Repository:
     def last_check(self, instance, point_id):
         raise NotImplementedError
 
+    def record_drill(self, instance, drill):
+        """Keep the record of a restore drill (``drills/<id>.json``); retention never removes it."""
+        raise NotImplementedError
+
+    def last_drill(self, instance):
+        """The newest drill record of the instance, or None."""
+        raise NotImplementedError
+
     def load_manifest(self, instance, point_id):
         raise NotImplementedError
 

@@ -283,6 +283,15 @@ class LocalRepository(Repository):
         path = self._instance(instance, 'checks', check_name('restore point id', point_id) + '.json')
         return read_json(path, 'check record') if os.path.exists(path) else None
 
+    def record_drill(self, instance, drill):
+        write_json(self._instance(instance, 'drills', check_name('drill id', drill['id']) + '.json'), drill)
+
+    def last_drill(self, instance):
+        directory = self._instance(instance, 'drills')
+        names = sorted(name for name in os.listdir(directory) if name.endswith('.json')) \
+            if os.path.isdir(directory) else []
+        return read_json(os.path.join(directory, names[-1]), 'drill record') if names else None
+
     # blobs --------------------------------------------------------------
     def list_blobs(self, instance, encrypted=False):
         """sha256 -> size of every blob stored for the instance (in the plain or the encrypted store)."""

@@ -355,6 +355,14 @@ class ObjectRepository(Repository):
         return self._get_json(self._key(instance, 'checks', check_name('restore point id', point_id) + '.json'),
                               'check record')
 
+    def record_drill(self, instance, drill):
+        self._put_json(self._key(instance, 'drills', check_name('drill id', drill['id']) + '.json'), drill)
+
+    def last_drill(self, instance):
+        under = self._key(instance, 'drills') + '/'
+        names = sorted(name for name in self._names(under) if name.endswith('.json') and '/' not in name)
+        return self._get_json(under + names[-1], 'drill record') if names else None
+
     # blobs --------------------------------------------------------------------------------------
     def _blob(self, instance, sha256, encrypted=False):
         check_sha256(sha256)

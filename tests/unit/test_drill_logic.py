@@ -1,0 +1,137 @@
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Restore drills: the sandbox's variables, the guard, the record's RTO and RPO, and the process handling
+(a real child process; no CMS)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.cairncms.ops.plugins.module_utils import _drill, _service
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
+from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig
+
+
+def manifest(vendor='sqlite', locations=('local',), started='2026-11-22T02:00:00.000000Z'):
+    return {'id': '20261122T020000.000Z-abcdef', 'instance': 'blog', 'started_at': started,
+            'database': {'vendor': vendor}, 'storage': {'locations': [{'name': name} for name in locations]}}
+
+
+def config(values, base='/srv/cms'):
+    return InstanceConfig.load(None, values, base)
+
+
+def test_sqlite_sandbox_gets_its_own_everything():
+    values = _drill.sandbox_overrides({'STORAGE_LOCATIONS': 'local,cloud'}, manifest(locations=('local', 'extra')),
+                                      '/var/tmp/drill', '127.0.0.1', 4100, {})
+    assert values['DB_FILENAME'] == '/var/tmp/drill/database/data.db'
+    assert values['PUBLIC_URL'] == 'http://127.0.0.1:4100' and values['PORT'] == '4100'
+    for name in ('local', 'extra', 'cloud'):  # the manifest's and the captured STORAGE_LOCATIONS
+        assert values['STORAGE_%s_DRIVER' % name.upper()] == 'local'
+        assert values['STORAGE_%s_ROOT' % name.upper()] == '/var/tmp/drill/storage/%s' % name
+    assert values['CACHE_STORE'] == 'memory' and values['RATE_LIMITER_ENABLED'] == 'false'
+
+
+def test_operator_overrides_win_and_server_databases_need_a_scratch_database():
+    with pytest.raises(CairnError, match='Set DB_DATABASE'):
+        _drill.sandbox_overrides({}, manifest('postgres'), '/d', '127.0.0.1', 1, {'DB_HOST': 'db'})
+    values = _drill.sandbox_overrides({}, manifest('postgres', ('s3',)), '/d', '::1', 1, {
+        'DB_DATABASE': 'blog_drill', 'STORAGE_S3_DRIVER': 's3', 'STORAGE_S3_BUCKET': 'scratch', 'HOST': '::1'})
+    assert 'DB_FILENAME' not in values and values['DB_DATABASE'] == 'blog_drill'
+    assert values['STORAGE_S3_DRIVER'] == 's3' and 'STORAGE_S3_ROOT' not in values
+    assert values['PUBLIC_URL'] == 'http://[::1]:1'
+
+
+def test_guard_refuses_the_live_database_and_storage():
+    live = config({'DB_CLIENT': 'pg', 'DB_HOST': 'localhost', 'DB_DATABASE': 'blog', 'DB_USER': 'cms',
+                   'STORAGE_LOCATIONS': 'cloud', 'STORAGE_CLOUD_DRIVER': 's3', 'STORAGE_CLOUD_BUCKET': 'media'})
+    same_db = config({'DB_CLIENT': 'postgres', 'DB_HOST': '127.0.0.1', 'DB_PORT': '5432', 'DB_DATABASE': 'blog',
+                      'DB_USER': 'drill', 'STORAGE_LOCAL_ROOT': '/var/tmp/d/storage/local'})
+    with pytest.raises(CairnError, match='would use the database of the live instance'):
+        _drill.guard(same_db, [('the live instance', live)])
+    same_bucket = config({'DB_CLIENT': 'pg', 'DB_HOST': 'localhost', 'DB_DATABASE': 'blog_drill', 'DB_USER': 'd',
+                          'STORAGE_LOCATIONS': 'cloud', 'STORAGE_CLOUD_DRIVER': 's3',
+                          'STORAGE_CLOUD_BUCKET': 'media'})
+    with pytest.raises(CairnError, match='storage location cloud of the drill sandbox is location cloud'):
+        _drill.guard(same_bucket, [('the live instance', live)])
+    other_port = config({'DB_CLIENT': 'pg', 'DB_HOST': 'localhost', 'DB_PORT': '5433', 'DB_DATABASE': 'blog',
+                         'DB_USER': 'd', 'STORAGE_LOCAL_ROOT': '/var/tmp/d/storage/local'})
+    _drill.guard(other_port, [('the live instance', live)])
+    # The same SQLite file, named another way, is the same database.
+    sandbox = config({'DB_CLIENT': 'sqlite3', 'DB_FILENAME': '/srv/cms/./data.db', 'STORAGE_LOCAL_ROOT': '/x'})
+    with pytest.raises(CairnError, match='would use the database'):
+        _drill.guard(sandbox, [('the source', config({'DB_CLIENT': 'sqlite3', 'DB_FILENAME': 'data.db'}))])
+
+
+def test_captured_configuration_without_its_files_or_directory():
+    captured = _drill._captured_config('DB_CLIENT=sqlite3\nDB_FILENAME=./data.db\nDB_PASSWORD_FILE=/run/x\n')
+    assert captured.database().options['filename'] == os.path.join(_drill.SOURCE_DIR, 'data.db')
+
+
+def test_record_measures_rto_and_rpo_and_names_every_problem():
+    checks = [{'name': 'row counts', 'ok': True}, {'name': 'http login', 'ok': False}]
+    drill = _drill.record(manifest(), '2026-11-22T03:00:00.000000Z', checks,
+                          ended_at='2026-11-22T03:01:30.500000Z', max_rto_s=60, max_rpo_s=3600, host='cms1')
+    assert (drill['rto_s'], drill['rpo_s']) == (90.5, 3600.0)
+    assert drill['ok'] is False and drill['failed_checks'] == ['http login']
+    assert len(drill['problems']) == 2 and 'RTO 90.5 s' in drill['problems'][1]  # RPO 3600 is within its limit
+    assert drill['id'].startswith('20261122T030000.000Z-')
+    passed = _drill.record(manifest(), '2026-11-22T03:00:00.000000Z', checks[:1],
+                           ended_at='2026-11-22T03:00:10.000000Z')
+    assert passed['ok'] and passed['max_rto_s'] is None
+    assert _drill.record(manifest(), '2026-11-22T03:00:00.000000Z', [])['problems'] == ['no check ran']
+    failed = _drill.record(manifest(), '2026-11-22T03:00:00.000000Z', [], error='Start: exited with code 3')
+    assert failed['problems'] == ['Start: exited with code 3']
+
+
+def test_remove_only_what_the_drill_owns(tmp_path):
+    foreign = tmp_path / 'foreign'
+    foreign.mkdir()
+    (foreign / 'data').write_text('keep')
+    with pytest.raises(CairnError, match='not a drill sandbox'):
+        _drill.remove(str(foreign))
+    owned = tmp_path / 'owned'
+    owned.mkdir()
+    (owned / _drill.MARKER).write_text('{}')
+    (owned / 'data').write_text('drill copy')
+    assert _drill.remove(str(owned), check_mode=True) and owned.exists()
+    assert _drill.remove(str(owned)) and not owned.exists()
+    assert not _drill.remove(str(owned))
+
+
+def test_process_is_stopped_as_a_group_and_a_reused_pid_is_never_signalled(tmp_path):
+    pid_file = str(tmp_path / 'cms.pid')
+    # A parent that starts a child in its process group, as npm or a shell wrapper would.
+    leader = subprocess.Popen([sys.executable, '-c', 'import subprocess, sys, time; subprocess.Popen([sys.executable, '
+                               '"-c", "import time; time.sleep(60)"]); time.sleep(60)'], start_new_session=True)
+    try:
+        with open(pid_file, 'w') as handle:
+            json.dump({'pid': leader.pid, 'start_time': _service._start_time(leader.pid) + 1}, handle)
+        assert _service.running(pid_file) is None  # same pid, other start time: not ours
+        assert not _service.stop(pid_file) and leader.poll() is None and not os.path.exists(pid_file)
+        with open(pid_file, 'w') as handle:
+            json.dump({'pid': leader.pid, 'start_time': _service._start_time(leader.pid)}, handle)
+        assert _service.running(pid_file) == leader.pid
+        assert _service.stop(pid_file, timeout=5)
+        assert leader.wait(timeout=5) is not None
+        members = subprocess.run(['pgrep', '-g', str(leader.pid)], capture_output=True, text=True, check=False)
+        assert members.stdout.strip() == ''
+    finally:
+        if leader.poll() is None:
+            leader.kill()
+
+
+def test_start_failure_shows_the_log_end_with_secrets_masked(tmp_path):
+    env_file = tmp_path / '.env'
+    env_file.write_text('SECRET=s3cr3t-value-123\nPORT=1\n')
+    script = 'print("connecting with s3cr3t-value-123 failed"); raise SystemExit(4)'
+    with pytest.raises(CairnError) as caught:
+        _service.start([sys.executable, '-c', script], str(tmp_path), 'http://127.0.0.1:9', str(env_file),
+                       str(tmp_path / 'pid'), str(tmp_path / 'cms.log'), timeout=20)
+    assert 'exited with code 4' in caught.value.message and 'connecting with ******** failed' in caught.value.message
+    assert 's3cr3t' not in caught.value.message and not (tmp_path / 'pid').exists()
