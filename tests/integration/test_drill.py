@@ -1,0 +1,185 @@
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The restore_drill role against a real Directus 10.0.0 (CairnCMS's fork point) on SQLite: an encrypted backup
+of a running instance is restored into a sandbox, the CMS is started there and checked over HTTP, and the drill
+is recorded with its RTO and RPO; failures are recorded too, and the guard keeps a drill off the live instance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+
+import pyrage
+import pytest
+
+import _directus
+import demo_instance
+from conftest import recap, run_module, run_playbook
+
+
+def _digest_tree(directory):
+    found = {}
+    for where, _dirs, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(where, name)
+            with open(path, 'rb') as handle:
+                found[os.path.relpath(path, directory)] = hashlib.sha256(handle.read()).hexdigest()
+    return found
+
+
+def _processes_under(directory):
+    """Pids of processes whose working directory is ``directory`` or below it."""
+    found = []
+    for pid in os.listdir('/proc'):
+        if pid.isdigit():
+            try:
+                cwd = os.readlink('/proc/%s/cwd' % pid)
+            except OSError:
+                continue
+            if cwd == directory or cwd.startswith(directory + os.sep):
+                found.append(int(pid))
+    return found
+
+
+@pytest.fixture(scope='module')
+def backed_up(tmp_path_factory):
+    """A running Directus with a collection and two files, backed up (encrypted, configuration captured); the
+    CMS keeps running while the drills run beside it."""
+    base = tmp_path_factory.mktemp('drill')
+    source = base / 'source'
+    settings = _directus.bootstrap(source)
+    identity = pyrage.x25519.Identity.generate()
+    key_file = base / 'backup-key.txt'
+    key_file.write_text('%s\n' % identity)
+    key_file.chmod(0o600)
+    repository = {'type': 'local', 'path': str(base / 'repository')}
+    with _directus.running(source) as url:
+        token = _directus.login(url, settings['ADMIN_EMAIL'], settings['ADMIN_PASSWORD'])
+        _directus.create_collection(url, token, 'articles')
+        for number in range(4):
+            _directus.create_item(url, token, 'articles', {'title': 'Article %d' % number})
+        _directus.upload_file(url, token, 'cover.png', demo_instance.png(40, 30, 2), 'image/png')
+        _directus.upload_file(url, token, 'notes.txt', b'drill attachment\n' * 200, 'text/plain')
+        common = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+                  'cairn_repository': repository, 'cairn_encryption_recipients': [str(identity.to_public())],
+                  'cairn_encryption_identity_file': str(key_file), 'cairn_env_file': str(source / '.env'),
+                  'cairn_drill_cms_command': [_directus._node(), str(_directus.ensure_installed()), 'start'],
+                  'cairn_drill_cms_environment': {'NODE_ENV': 'production'},
+                  'cairn_drill_http_email': settings['ADMIN_EMAIL'],
+                  'cairn_drill_http_password': settings['ADMIN_PASSWORD'],
+                  'cairn_drill_collections': ['articles']}
+        inventory = base / 'inventory.json'
+        inventory.write_text(json.dumps({'all': {'vars': common, 'hosts': {'cms': {}}}}))
+        backup = run_playbook('backup.yml', str(inventory))
+        assert backup.returncode == 0, backup.stdout + backup.stderr
+        yield {'base': base, 'source': source, 'settings': settings, 'repository': repository,
+               'key_file': str(key_file), 'common': common, 'url': url}
+
+
+def _drill(backed_up, name, **variables):
+    inventory = backed_up['base'] / ('%s.json' % name)
+    variables.setdefault('cairn_drill_dir', str(backed_up['base'] / name))
+    variables.setdefault('cairn_drill_report_file', str(backed_up['base'] / ('%s-report.json' % name)))
+    inventory.write_text(json.dumps({'all': {'vars': dict(backed_up['common'], **variables),
+                                             'hosts': {'cms': {}}}}))
+    run = run_playbook('restore_drill.yml', str(inventory))
+    report = variables['cairn_drill_report_file']
+    return run, (json.load(open(report)) if os.path.exists(report) else None), variables['cairn_drill_dir']
+
+
+def test_drill_restores_starts_checks_and_records(backed_up):
+    source = backed_up['source']
+    before = _digest_tree(str(source / 'uploads'))
+    run, report, sandbox = _drill(backed_up, 'passing')
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert recap(run.stdout, 'cms')['failed'] == 0
+    assert backed_up['settings']['ADMIN_PASSWORD'] not in run.stdout + run.stderr
+    assert backed_up['settings']['SECRET'] not in run.stdout + run.stderr
+    assert report['ok'] is True and report['problems'] == [], report
+    passed = {check['name'] for check in report['checks'] if check['ok']}
+    for wanted in ('row counts', 'file bytes sha256', 'http health', 'http login', 'http items articles',
+                   'http assets sha256'):
+        assert wanted in passed, report['checks']
+    assert len(passed) == len(report['checks'])
+    # RTO covers restore, start-up and checks; RPO is the age of the restore point when the drill began.
+    assert report['steps']['startup_s'] > 0 and report['rto_s'] > report['steps']['startup_s'], report
+    manifest_dir = os.path.join(backed_up['repository']['path'], 'cms', 'points', report['restore_point'])
+    manifest = json.load(open(os.path.join(manifest_dir, 'manifest.json')))
+    assert 0 <= report['rpo_s'] < 600 and report['restore_point'] == manifest['id']
+    # Gone: the sandbox (it held a copy of the secrets) and every process that ran in it.
+    assert not os.path.exists(sandbox)
+    assert _processes_under(sandbox) == []
+    # The live instance was not touched and still serves.
+    assert _digest_tree(str(source / 'uploads')) == before
+    with sqlite3.connect(str(source / 'data.db')) as db:
+        assert db.execute('SELECT COUNT(*) FROM articles').fetchone()[0] == 4
+    assert json.loads(_directus.request('GET', backed_up['url'] + '/server/health'))['status'] == 'ok'
+    # The record is in the repository, where cairn_backup_info finds it.
+    info = run_module('cairn_backup_info', repository=backed_up['repository'], instance='cms')
+    assert info['last_drill'] == report
+
+
+def test_failed_drills_are_recorded_and_cleaned_up(backed_up):
+    # The CMS does not start: the log's end is in the error, and the record says so.
+    run, report, sandbox = _drill(backed_up, 'no-start', cairn_drill_cms_command=[
+        _directus._node(), '-e', 'console.log("cannot start: missing extension"); process.exit(3)'])
+    assert run.returncode != 0
+    assert report['ok'] is False and report['steps']['startup_s'] is None, report
+    assert 'exited with code 3' in report['problems'][0] and 'missing extension' in report['problems'][0]
+    assert not os.path.exists(sandbox)
+    # An RPO limit below the restore point's age fails the drill although every check passed.
+    run, report, sandbox = _drill(backed_up, 'too-old', cairn_drill_max_rpo=1)
+    assert run.returncode != 0 and 'RPO' in run.stdout, run.stdout
+    assert report['ok'] is False and report['failed_checks'] == [], report
+    assert [problem for problem in report['problems'] if 'cairn_drill_max_rpo' in problem], report
+    assert not os.path.exists(sandbox) and _processes_under(sandbox) == []
+    info = run_module('cairn_backup_info', repository=backed_up['repository'], instance='cms')
+    assert info['last_drill']['id'] == report['id'] and info['last_drill']['ok'] is False
+
+
+def test_the_guard_keeps_a_drill_off_the_live_instance(backed_up):
+    source = backed_up['source']
+    args = {'repository': backed_up['repository'], 'instance': 'cms',
+            'encryption_identity_file': backed_up['key_file'], 'live_env_file': str(source / '.env')}
+    sandbox = str(backed_up['base'] / 'guarded')
+    live_db = _digest_tree(str(source))['data.db']
+    for overrides, wanted in (({'DB_FILENAME': str(source / 'data.db')}, 'would use the database of'),
+                              ({'STORAGE_LOCAL_DRIVER': 'local', 'STORAGE_LOCAL_ROOT': str(source / 'uploads')},
+                               'storage location local of the drill sandbox is location local of')):
+        refused = run_module('cairn_drill_sandbox', path=sandbox, env_overrides=overrides, **args)
+        assert refused.failed and wanted in refused['msg'], refused
+        assert not os.path.exists(sandbox)
+    assert _digest_tree(str(source))['data.db'] == live_db
+    # Secrets are refused in env_overrides.
+    refused = run_module('cairn_drill_sandbox', path=sandbox, env_overrides={'DB_PASSWORD': 'x'}, **args)
+    assert refused.failed and 'cairn_drill_env_secret_overrides' in refused['msg']
+    # A directory the drill does not own is neither used nor removed.
+    os.makedirs(sandbox)
+    with open(os.path.join(sandbox, 'keep.txt'), 'w') as handle:
+        handle.write('operator data\n')
+    for state in ('present', 'absent'):
+        refused = run_module('cairn_drill_sandbox', path=sandbox, state=state, **args)
+        assert refused.failed and 'not a drill sandbox' in refused['msg'], refused
+    assert os.listdir(sandbox) == ['keep.txt']
+
+
+def test_sandbox_plan_check_mode_and_idempotent_removal(backed_up):
+    args = {'repository': backed_up['repository'], 'instance': 'cms',
+            'encryption_identity_file': backed_up['key_file']}
+    sandbox = str(backed_up['base'] / 'planned')
+    plan = run_module('cairn_drill_sandbox', check_mode=True, path=sandbox, port=18555, **args)
+    assert not plan.failed and plan['url'] == 'http://127.0.0.1:18555', plan
+    assert not os.path.exists(sandbox)
+    made = run_module('cairn_drill_sandbox', path=sandbox, **args)
+    assert made['changed'] and os.stat(made['env_file']).st_mode & 0o777 == 0o600
+    written = open(made['env_file']).read()
+    assert 'DB_FILENAME=%s/database/data.db' % sandbox in written
+    assert 'STORAGE_LOCAL_ROOT=%s/storage/local' % sandbox in written
+    assert 'KEY=%s' % backed_up['settings']['KEY'] in written  # the captured configuration, KEY kept
+    assert os.path.isdir(os.path.join(sandbox, 'storage', 'local'))
+    assert run_module('cairn_drill_sandbox', path=sandbox, state='absent', **args)['changed']
+    assert not os.path.exists(sandbox)
+    assert not run_module('cairn_drill_sandbox', path=sandbox, state='absent', **args)['changed']
