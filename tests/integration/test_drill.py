@@ -183,3 +183,64 @@ def test_sandbox_plan_check_mode_and_idempotent_removal(backed_up):
     assert run_module('cairn_drill_sandbox', path=sandbox, state='absent', **args)['changed']
     assert not os.path.exists(sandbox)
     assert not run_module('cairn_drill_sandbox', path=sandbox, state='absent', **args)['changed']
+
+
+def test_drill_of_a_postgresql_instance_into_a_scratch_database(tmp_path, postgres_server):
+    live = 'cms_live_%s' % tmp_path.name[-8:].replace('-', '_')
+    scratch = live + '_drill'
+    postgres_server.create_database(live)
+    source = tmp_path / 'source'
+    try:
+        settings = _directus.bootstrap(source, postgres_server.env(database=live))
+        identity = pyrage.x25519.Identity.generate()
+        key_file = tmp_path / 'backup-key.txt'
+        key_file.write_text('%s\n' % identity)
+        with _directus.running(source) as url:
+            token = _directus.login(url, settings['ADMIN_EMAIL'], settings['ADMIN_PASSWORD'])
+            _directus.create_collection(url, token, 'articles')
+            for number in range(3):
+                _directus.create_item(url, token, 'articles', {'title': 'PG article %d' % number})
+            _directus.upload_file(url, token, 'notes.txt', b'postgres drill\n' * 50, 'text/plain')
+        server = {'DB_HOST': postgres_server.host, 'DB_PORT': postgres_server.port, 'DB_USER': postgres_server.user}
+        variables = {
+            'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+            'cairn_repository': {'type': 'local', 'path': str(tmp_path / 'repository')},
+            'cairn_encryption_recipients': [str(identity.to_public())],
+            'cairn_encryption_identity_file': str(key_file), 'cairn_env_file': str(source / '.env'),
+            'cairn_drill_cms_command': [_directus._node(), str(_directus.ensure_installed()), 'start'],
+            'cairn_drill_cms_environment': {'NODE_ENV': 'production'},
+            'cairn_drill_http_email': settings['ADMIN_EMAIL'], 'cairn_drill_http_password': settings['ADMIN_PASSWORD'],
+            'cairn_drill_collections': ['articles'], 'cairn_drill_dir': str(tmp_path / 'sandbox'),
+            'cairn_drill_report_file': str(tmp_path / 'report.json'),
+            'cairn_drill_env_secret_overrides': {'DB_PASSWORD': postgres_server.password}}
+        inventory = tmp_path / 'inventory.json'
+
+        def play(name, **extra):
+            inventory.write_text(json.dumps({'all': {'vars': dict(variables, **extra), 'hosts': {'cms': {}}}}))
+            return run_playbook(name, str(inventory))
+
+        backup = play('backup.yml')
+        assert backup.returncode == 0, backup.stdout + backup.stderr
+        # Without a scratch database the drill cannot begin, and says what to set.
+        refused = play('restore_drill.yml')
+        assert refused.returncode != 0 and 'Set DB_DATABASE' in refused.stdout, refused.stdout
+        # The live database as the "scratch" one is refused by the guard.
+        refused = play('restore_drill.yml', cairn_drill_env_overrides=dict(server, DB_DATABASE=live))
+        assert refused.returncode != 0 and 'would use the database of' in refused.stdout, refused.stdout
+        assert postgres_server.password not in refused.stdout + refused.stderr
+        drilled = play('restore_drill.yml', cairn_drill_env_overrides=dict(server, DB_DATABASE=scratch))
+        assert drilled.returncode == 0, drilled.stdout + drilled.stderr
+        report = json.load(open(tmp_path / 'report.json'))
+        assert report['ok'], report
+        assert {'row counts', 'http login', 'http items articles', 'http assets sha256'} <= {
+            check['name'] for check in report['checks'] if check['ok']}
+        assert postgres_server.rows('SELECT COUNT(*) FROM articles', scratch) == [['3']]
+        assert postgres_server.rows('SELECT COUNT(*) FROM articles', live) == [['3']]
+        assert postgres_server.password not in drilled.stdout + drilled.stderr
+        assert not (tmp_path / 'sandbox').exists()
+    finally:
+        for name in (live, scratch):
+            try:
+                postgres_server.drop_database(name)
+            except Exception:  # the scratch database exists only after a drill got that far
+                pass
