@@ -79,13 +79,13 @@ def backed_up(tmp_path_factory):
                'key_file': str(key_file), 'common': common, 'url': url}
 
 
-def _drill(backed_up, name, **variables):
+def _drill(backed_up, name, check=False, **variables):
     inventory = backed_up['base'] / ('%s.json' % name)
     variables.setdefault('cairn_drill_dir', str(backed_up['base'] / name))
     variables.setdefault('cairn_drill_report_file', str(backed_up['base'] / ('%s-report.json' % name)))
     inventory.write_text(json.dumps({'all': {'vars': dict(backed_up['common'], **variables),
                                              'hosts': {'cms': {}}}}))
-    run = run_playbook('restore_drill.yml', str(inventory))
+    run = run_playbook('restore_drill.yml', str(inventory), check=check)
     report = variables['cairn_drill_report_file']
     return run, (json.load(open(report)) if os.path.exists(report) else None), variables['cairn_drill_dir']
 
@@ -120,6 +120,15 @@ def test_drill_restores_starts_checks_and_records(backed_up):
     # The record is in the repository, where cairn_backup_info finds it.
     info = run_module('cairn_backup_info', repository=backed_up['repository'], instance='cms')
     assert info['last_drill'] == report
+
+
+def test_drill_in_check_mode_only_plans(backed_up):
+    drills = os.path.join(backed_up['repository']['path'], 'cms', 'drills')
+    before = sorted(os.listdir(drills)) if os.path.isdir(drills) else []
+    run, report, sandbox = _drill(backed_up, 'checked', check=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert report is None and not os.path.exists(sandbox)
+    assert (sorted(os.listdir(drills)) if os.path.isdir(drills) else []) == before
 
 
 def test_failed_drills_are_recorded_and_cleaned_up(backed_up):
