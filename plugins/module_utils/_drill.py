@@ -212,7 +212,7 @@ def _captured_config(text):
 
 
 def record(manifest, started_at, checks, error=None, steps=None, ended_at=None, max_rto_s=None, max_rpo_s=None,
-           host=None):
+           host=None, disabled=None):
     """The drill record: what was drilled, how it went, and the measured RTO and RPO against their limits."""
     started = parse_time(started_at)
     ended = parse_time(ended_at) if ended_at else utc_now()
@@ -237,5 +237,5 @@ def record(manifest, started_at, checks, error=None, steps=None, ended_at=None, 
         'started_at': started_at, 'ended_at': iso(ended), 'rto_s': rto, 'rpo_s': rpo,
         'max_rto_s': max_rto_s or None, 'max_rpo_s': max_rpo_s or None,
         'ok': not problems, 'problems': problems, 'failed_checks': failed_checks,
-        'checks': list(checks or []), 'steps': dict(steps or {}),
+        'checks': list(checks or []), 'steps': dict(steps or {}), 'disabled': dict(disabled or {}),
     }

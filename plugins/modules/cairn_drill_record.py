@@ -54,6 +54,12 @@ options:
       - Durations of the drill's steps in seconds, by name, kept in the record.
     type: dict
     default: {}
+  disabled:
+    description:
+      - What was turned off in the restored copy (RV(cairncms.ops.cairn_instance_quiesce#module:disabled)), kept in
+        the record.
+    type: dict
+    default: {}
   max_rto:
     description:
       - Fail when the RTO is over this many seconds; V(0) for no limit.
@@ -110,7 +116,8 @@ drill:
   returned: always
   type: dict
   sample: {id: 20261122T030000.120Z, instance: blog, restore_point: 20261122T020000.042Z-1a2b3c, ok: true,
-           rto_s: 48.2, rpo_s: 3600.1, problems: [], failed_checks: [], checks: [], steps: {}}
+           rto_s: 48.2, rpo_s: 3600.1, problems: [], failed_checks: [], checks: [], steps: {},
+           disabled: {flows: 2, webhooks: 0}}
 ok:
   description: Whether the drill passed.
   returned: always
@@ -140,7 +147,8 @@ def action(module):
     manifest = repository.load_manifest(params['instance'], params['restore_point'])
     try:
         drill = _drill.record(manifest, params['started_at'], params['checks'], error=params['error'],
-                              steps=params['steps'], ended_at=params['ended_at'], max_rto_s=params['max_rto'],
+                              steps=params['steps'], disabled=params['disabled'], ended_at=params['ended_at'],
+                              max_rto_s=params['max_rto'],
                               max_rpo_s=params['max_rpo'], host=params['host'] or socket.gethostname())
     except ValueError as exc:
         raise CairnError('started_at and ended_at must look like 2026-11-22T03:00:00.120000Z (%s)' % exc)
@@ -166,6 +174,7 @@ def main():
         'checks': {'type': 'list', 'elements': 'dict', 'default': []},
         'error': {'type': 'str'},
         'steps': {'type': 'dict', 'default': {}},
+        'disabled': {'type': 'dict', 'default': {}},
         'max_rto': {'type': 'int', 'default': 0},
         'max_rpo': {'type': 'int', 'default': 0},
         'host': {'type': 'str'},

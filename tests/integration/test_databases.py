@@ -462,3 +462,21 @@ def test_pg_dump_older_than_the_server_is_refused_up_front(tmp_path, repo, pg_da
     assert 'postgresql-client-15' in dump['msg']
     staged = os.listdir(os.path.join(repo['path'], 'cms', 'staging', point))
     assert not [name for name in staged if name.startswith('database')], staged
+
+
+@pytest.mark.parametrize('fixture', VENDORS)
+def test_quiesce_turns_off_flows_and_webhooks(request, tmp_path, fixture):
+    database = request.getfixturevalue(fixture)
+    database.sql("CREATE TABLE directus_flows (id VARCHAR(36) PRIMARY KEY, status VARCHAR(16) NOT NULL)")
+    database.sql("INSERT INTO directus_flows VALUES ('a', 'active'), ('b', 'inactive'), ('c', 'active')")
+    env = str(instance(tmp_path, 'copy', database.env()))
+    planned = run_module('cairn_instance_quiesce', check_mode=True, env_file=env)
+    assert (planned['changed'], planned['disabled']) == (True, {'flows': 2, 'webhooks': 0}), planned
+    assert database.rows("SELECT COUNT(*) FROM directus_flows WHERE status = 'active'") == [['2']]
+    applied = run_module('cairn_instance_quiesce', env_file=env)
+    assert (applied['changed'], applied['disabled']) == (True, {'flows': 2, 'webhooks': 0}), applied
+    assert database.rows("SELECT id, status FROM directus_flows ORDER BY id") == [
+        ['a', 'inactive'], ['b', 'inactive'], ['c', 'inactive']]
+    again = run_module('cairn_instance_quiesce', env_file=env)
+    assert (again['changed'], again['disabled']) == (False, {'flows': 0, 'webhooks': 0}), again
+    assert database.server.password not in json.dumps(applied)

@@ -44,6 +44,24 @@ def _processes_under(directory):
     return found
 
 
+FLOW = ("INSERT INTO directus_flows (id, name, status, trigger, options) VALUES "
+        "('6f1c9d2e-0000-4000-8000-00000000f10a', 'nightly export', 'active', 'schedule', '{\"cron\": \"* * * * *\"}')")
+WEBHOOK = ("INSERT INTO directus_webhooks (name, method, url, status, data, actions, collections) VALUES "
+           "('notify', 'POST', 'http://127.0.0.1:9/hook', 'active', true, 'create', 'articles')")
+
+
+def _outward(execute):
+    """A scheduled flow and a webhook in the live instance, as a drill must not run them."""
+    execute(FLOW)
+    execute(WEBHOOK)
+
+
+def _sqlite_execute(path, statement):
+    with sqlite3.connect(str(path)) as db:
+        db.execute(statement)
+    db.close()
+
+
 @pytest.fixture(scope='module')
 def backed_up(tmp_path_factory):
     """A running Directus with a collection and two files, backed up (encrypted, configuration captured); the
@@ -63,6 +81,7 @@ def backed_up(tmp_path_factory):
             _directus.create_item(url, token, 'articles', {'title': 'Article %d' % number})
         _directus.upload_file(url, token, 'cover.png', demo_instance.png(40, 30, 2), 'image/png')
         _directus.upload_file(url, token, 'notes.txt', b'drill attachment\n' * 200, 'text/plain')
+        _outward(lambda statement: _sqlite_execute(source / 'data.db', statement))
         common = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
                   'cairn_repository': repository, 'cairn_encryption_recipients': [str(identity.to_public())],
                   'cairn_encryption_identity_file': str(key_file), 'cairn_env_file': str(source / '.env'),
@@ -99,6 +118,7 @@ def test_drill_restores_starts_checks_and_records(backed_up):
     assert backed_up['settings']['ADMIN_PASSWORD'] not in run.stdout + run.stderr
     assert backed_up['settings']['SECRET'] not in run.stdout + run.stderr
     assert report['ok'] is True and report['problems'] == [], report
+    assert report['disabled'] == {'flows': 1, 'webhooks': 1}, report
     passed = {check['name'] for check in report['checks'] if check['ok']}
     for wanted in ('row counts', 'file bytes sha256', 'http health', 'http login', 'http items articles',
                    'http assets sha256'):
@@ -116,6 +136,8 @@ def test_drill_restores_starts_checks_and_records(backed_up):
     assert _digest_tree(str(source / 'uploads')) == before
     with sqlite3.connect(str(source / 'data.db')) as db:
         assert db.execute('SELECT COUNT(*) FROM articles').fetchone()[0] == 4
+        assert db.execute('SELECT status FROM directus_flows').fetchall() == [('active',)]
+    db.close()
     assert json.loads(_directus.request('GET', backed_up['url'] + '/server/health'))['status'] == 'ok'
     # The record is in the repository, where cairn_backup_info finds it.
     info = run_module('cairn_backup_info', repository=backed_up['repository'], instance='cms')
@@ -210,6 +232,7 @@ def test_drill_of_a_postgresql_instance_into_a_scratch_database(tmp_path, postgr
             for number in range(3):
                 _directus.create_item(url, token, 'articles', {'title': 'PG article %d' % number})
             _directus.upload_file(url, token, 'notes.txt', b'postgres drill\n' * 50, 'text/plain')
+        _outward(lambda statement: postgres_server.sql(statement, live))
         server = {'DB_HOST': postgres_server.host, 'DB_PORT': postgres_server.port, 'DB_USER': postgres_server.user}
         variables = {
             'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
@@ -245,6 +268,11 @@ def test_drill_of_a_postgresql_instance_into_a_scratch_database(tmp_path, postgr
             check['name'] for check in report['checks'] if check['ok']}
         assert postgres_server.rows('SELECT COUNT(*) FROM articles', scratch) == [['3']]
         assert postgres_server.rows('SELECT COUNT(*) FROM articles', live) == [['3']]
+        # The scratch copy's flows and webhooks are off; the live instance's are not.
+        assert report['disabled'] == {'flows': 1, 'webhooks': 1}, report
+        for database, status in ((scratch, 'inactive'), (live, 'active')):
+            assert postgres_server.rows('SELECT status FROM directus_flows UNION ALL '
+                                        'SELECT status FROM directus_webhooks', database) == [[status], [status]]
         assert postgres_server.password not in drilled.stdout + drilled.stderr
         assert not (tmp_path / 'sandbox').exists()
     finally:

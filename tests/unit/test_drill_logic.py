@@ -135,3 +135,23 @@ def test_start_failure_shows_the_log_end_with_secrets_masked(tmp_path):
                        str(tmp_path / 'pid'), str(tmp_path / 'cms.log'), timeout=20)
     assert 'exited with code 4' in caught.value.message and 'connecting with ******** failed' in caught.value.message
     assert 's3cr3t' not in caught.value.message and not (tmp_path / 'pid').exists()
+
+
+def test_quiesce_turns_off_active_flows_and_webhooks_once(tmp_path):
+    from ansible_collections.cairncms.ops.plugins.module_utils._db import quiesce
+    import sqlite3
+    path = str(tmp_path / 'data.db')
+    with sqlite3.connect(path) as db:
+        db.execute('CREATE TABLE directus_flows (id TEXT, status TEXT)')
+        db.executemany('INSERT INTO directus_flows VALUES (?, ?)', [('a', 'active'), ('b', 'inactive'), ('c', 'active')])
+    db.close()
+    instance = config({'DB_CLIENT': 'sqlite3', 'DB_FILENAME': path})
+    assert quiesce(instance, ['flows', 'webhooks'], check_mode=True) == {'flows': 2, 'webhooks': 0}
+    assert quiesce(instance, ['flows', 'webhooks']) == {'flows': 2, 'webhooks': 0}  # no directus_webhooks table
+    assert quiesce(instance, ['flows']) == {'flows': 0}
+    with sqlite3.connect(path) as db:
+        assert db.execute('SELECT id, status FROM directus_flows ORDER BY id').fetchall() == [
+            ('a', 'inactive'), ('b', 'inactive'), ('c', 'inactive')]
+    db.close()
+    with pytest.raises(CairnError, match='cannot turn off'):
+        quiesce(instance, ['users'])

@@ -22,6 +22,8 @@ BACKENDS = {
     'mysql': mysql.MysqlBackend,
 }
 POLICIES = ('warn', 'refuse')
+# What reaches outside the instance on its own, by name: table, and the status that turns it off.
+OUTWARD = {'flows': 'directus_flows', 'webhooks': 'directus_webhooks'}
 
 
 def select_backend(database, options=None):
@@ -30,6 +32,26 @@ def select_backend(database, options=None):
     if database.vendor not in BACKENDS:
         raise CairnError('database vendor %r is not supported by this version of cairncms.ops' % database.vendor)
     return BACKENDS[database.vendor](database, options)
+
+
+def quiesce(config, kinds, check_mode=False):
+    """Turn off, in the instance's database, what would reach outside on its own once the CMS runs - flows
+    (schedules, event hooks, webhooks they call) and webhooks - by setting their ``status`` to ``inactive``.
+    For restored copies (drills, clones), never the live instance. Returns ``{kind: rows turned off}``."""
+    backend = select_backend(config.database())
+    turned = {}
+    for kind in kinds:
+        if kind not in OUTWARD:
+            raise CairnError('cannot turn off %r; these can be: %s' % (kind, ', '.join(sorted(OUTWARD))))
+        table = OUTWARD[kind]
+        if not backend.has_table(table):
+            turned[kind] = 0
+            continue
+        where = "FROM %s WHERE status = 'active'" % backend.quote(table)
+        turned[kind] = int(backend.query('SELECT COUNT(*) %s' % where)[0][0])
+        if turned[kind] and not check_mode:
+            backend.execute("UPDATE %s SET status = 'inactive' WHERE status = 'active';" % backend.quote(table))
+    return turned
 
 
 def artifact_name(backend, compression):

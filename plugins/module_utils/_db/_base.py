@@ -169,6 +169,14 @@ class DatabaseBackend:
         """Rows of a read-only query, as lists of strings (None for NULL where the vendor can tell)."""
         raise NotImplementedError
 
+    def has_table(self, name):
+        """Whether the database has the table ``name`` (where the CMS looks for it)."""
+        raise NotImplementedError
+
+    def execute(self, sql):
+        """Run statements that change the database, in one transaction."""
+        self.query('BEGIN;\n%s\nCOMMIT;\n' % sql)
+
     def restore_content(self, source, tables, location_pairs=()):
         """Replace the rows of ``tables`` by those of a data-only dump and relocate the file rows
         (``relocation_sql``), in one transaction; returns facts with ``relocations``."""

@@ -250,6 +250,10 @@ class MysqlBackend(DatabaseBackend):
     def query(self, sql):
         return [[None if value == 'NULL' else value for value in row] for row in self.sql(sql)]
 
+    def has_table(self, name):
+        return self.sql('SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() '
+                        'AND table_name = %s' % _literal(name)) == [['1']]
+
     def restore_content(self, source, tables, location_pairs=()):
         directory = tempfile.mkdtemp(prefix='.cairn-my-')
         try:

@@ -235,6 +235,9 @@ class PostgresBackend(DatabaseBackend):
     def query(self, sql):
         return self.psql(sql)
 
+    def has_table(self, name):
+        return self.psql('SELECT to_regclass(%s) IS NOT NULL' % _literal(_ident(name))) == [['t']]
+
     def restore_content(self, source, tables, location_pairs=()):
         qualified = ', '.join(self._qualified(table) for table in tables)
         # A plain dump empties search_path; the file rows are relocated where the CMS finds them.

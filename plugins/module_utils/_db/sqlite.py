@@ -166,6 +166,17 @@ class SqliteBackend(DatabaseBackend):
         finally:
             conn.close()
 
+    def has_table(self, name):
+        return bool(self.query("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '%s'"
+                               % name.replace("'", "''"))[0][0])
+
+    def execute(self, sql):
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            conn.executescript('BEGIN IMMEDIATE;\n%s\nCOMMIT;\n' % sql)
+        finally:
+            conn.close()
+
     def restore_content(self, source, tables, location_pairs=()):
         conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         moved = []
