@@ -84,6 +84,18 @@ options:
         changes nothing, while another map counts as another restore.
     type: dict
     default: {}
+  quiesce:
+    description:
+      - What to turn off in the restored data, for a copy that must not act on the outside world as the live
+        instance does (a drill sandbox, a clone) - V(flows) (scheduled and event-triggered flows, and the requests,
+        mails and scripts they run) and V(webhooks) - by setting C(status) to C(inactive) on their active rows.
+      - Done before the file is put in place for SQLite, right after the load (safety copy still there) for
+        PostgreSQL and MySQL/MariaDB. Like O(location_map) it is part of what a restore records, so a second
+        identical restore changes nothing. Not applied to content moves.
+    type: list
+    elements: str
+    choices: [flows, webhooks]
+    default: []
 notes:
   - O(instance) names the instance whose restore points are used (the source), not the target.
 requirements:
@@ -146,6 +158,11 @@ relocations:
   type: list
   elements: dict
   sample: [{from: local, to: cloud, rows: 12}]
+disabled:
+  description: Rows turned off by O(quiesce), by kind (V(null) counts in check mode).
+  returned: success
+  type: dict
+  sample: {flows: 2, webhooks: 1}
 duration_s:
   description: Seconds the restore took.
   returned: changed
@@ -170,7 +187,7 @@ def action(module):
                        check_mode=module.check_mode, options={'jobs': params['jobs']},
                        scratch_dir=params['work_dir'], on_version_mismatch=params['on_version_mismatch'],
                        on_migration_mismatch=params['on_migration_mismatch'],
-                       location_map=params['location_map'])
+                       location_map=params['location_map'], quiesce=params['quiesce'])
 
 
 def main():
@@ -183,6 +200,7 @@ def main():
         'on_version_mismatch': {'type': 'str', 'choices': ['warn', 'refuse'], 'default': 'warn'},
         'on_migration_mismatch': {'type': 'str', 'choices': ['warn', 'refuse'], 'default': 'warn'},
         'location_map': {'type': 'dict', 'default': {}},
+        'quiesce': {'type': 'list', 'elements': 'str', 'choices': ['flows', 'webhooks'], 'default': []},
     })
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, action)

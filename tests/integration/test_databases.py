@@ -465,18 +465,29 @@ def test_pg_dump_older_than_the_server_is_refused_up_front(tmp_path, repo, pg_da
 
 
 @pytest.mark.parametrize('fixture', VENDORS)
-def test_quiesce_turns_off_flows_and_webhooks(request, tmp_path, fixture):
+def test_restore_quiesce_turns_off_flows_and_webhooks_and_is_recorded(request, tmp_path, repo, fixture):
     database = request.getfixturevalue(fixture)
+    server = database.server
     database.sql("CREATE TABLE directus_flows (id VARCHAR(36) PRIMARY KEY, status VARCHAR(16) NOT NULL)")
     database.sql("INSERT INTO directus_flows VALUES ('a', 'active'), ('b', 'inactive'), ('c', 'active')")
-    env = str(instance(tmp_path, 'copy', database.env()))
-    planned = run_module('cairn_instance_quiesce', check_mode=True, env_file=env)
-    assert (planned['changed'], planned['disabled']) == (True, {'flows': 2, 'webhooks': 0}), planned
-    assert database.rows("SELECT COUNT(*) FROM directus_flows WHERE status = 'active'") == [['2']]
-    applied = run_module('cairn_instance_quiesce', env_file=env)
-    assert (applied['changed'], applied['disabled']) == (True, {'flows': 2, 'webhooks': 0}), applied
-    assert database.rows("SELECT id, status FROM directus_flows ORDER BY id") == [
-        ['a', 'inactive'], ['b', 'inactive'], ['c', 'inactive']]
-    again = run_module('cairn_instance_quiesce', env_file=env)
-    assert (again['changed'], again['disabled']) == (False, {'flows': 0, 'webhooks': 0}), again
-    assert database.server.password not in json.dumps(applied)
+    source = instance(tmp_path, 'source', database.env())
+    backup(source, repo)
+    copy = 'quiet_%s' % database.name
+    target = instance(tmp_path, 'target', copy_env(database, copy))
+    try:
+        planned = restore(target, repo, quiesce=['flows', 'webhooks'], _ansible_check_mode=True)
+        assert planned['disabled'] == {'flows': None, 'webhooks': None} and 'turned off' in planned['msg'], planned
+        applied = restore(target, repo, quiesce=['webhooks', 'flows'])
+        assert applied['changed'] and applied['disabled'] == {'flows': 2, 'webhooks': 0}, applied
+        assert server.rows('SELECT id, status FROM directus_flows ORDER BY id', copy) == [
+            ['a', 'inactive'], ['b', 'inactive'], ['c', 'inactive']]
+        assert database.rows("SELECT COUNT(*) FROM directus_flows WHERE status = 'active'") == [['2']]
+        # Recorded with the restore: the same restore again changes nothing; one without quiesce is another
+        # restore, refused without replace.
+        again = restore(target, repo, quiesce=['flows', 'webhooks'])
+        assert (again['changed'], again['target_state']) == (False, 'identical'), again
+        plain = restore(target, repo)
+        assert plain.failed and 'Set replace' in plain['msg'], plain
+        assert server.password not in json.dumps(applied)
+    finally:
+        server.drop_database(copy)

@@ -1,6 +1,7 @@
 # Copyright: cairncms.ops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Restoring into other storage locations and backends (location_map), and the cross-store check."""
+"""Restoring into other storage locations and backends (location_map), turning off flows and webhooks in a
+restored copy (quiesce), and the cross-store check."""
 
 from __future__ import annotations
 
@@ -253,3 +254,25 @@ def test_content_move_relocates_inside_its_transaction(request, tmp_path, repo, 
             ['cloud', str(files)]]
     finally:
         server.drop_database(copy)
+
+
+def test_restore_role_quiesce_on_sqlite_is_recorded_and_idempotent(source, target, repo, tmp_path):
+    with sqlite3.connect(str(source / 'data.db')) as db:
+        db.execute('CREATE TABLE directus_webhooks (id INTEGER PRIMARY KEY, status TEXT NOT NULL)')
+        db.executemany('INSERT INTO directus_webhooks (status) VALUES (?)', [('active',), ('active',), ('inactive',)])
+    db.close()
+    inventory = write_inventory(str(tmp_path / 'inventory.json'), {
+        'blog': {'cairn_env_file': str(source / '.env')},
+        'copy': {'cairn_env_file': str(target / '.env'), 'cairn_restore_from': 'blog',
+                 'cairn_restore_quiesce': ['flows', 'webhooks']},
+    }, repo['path'])
+    run = run_playbook('backup.yml', inventory, limit='blog')
+    assert run.returncode == 0, run.stdout + run.stderr
+    run = run_playbook('restore.yml', inventory, limit='copy')
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert db_rows(target / 'data.db', 'SELECT DISTINCT status FROM directus_webhooks') == [('inactive',)]
+    assert db_rows(source / 'data.db', "SELECT COUNT(*) FROM directus_webhooks WHERE status = 'active'") == [(2,)]
+    marker = json.loads((target / 'data.db.cairn-restore.json').read_text())
+    assert marker['quiesced'] == ['flows', 'webhooks'], marker
+    again = run_playbook('restore.yml', inventory, limit='copy')
+    assert again.returncode == 0 and recap(again.stdout, 'copy')['changed'] == 0, again.stdout

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -14,6 +15,8 @@ import pytest
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _drill, _service
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
+from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend
+from ansible_collections.cairncms.ops.plugins.module_utils._db._base import marker_matches, restore_marker
 from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig
 
 
@@ -137,21 +140,25 @@ def test_start_failure_shows_the_log_end_with_secrets_masked(tmp_path):
     assert 's3cr3t' not in caught.value.message and not (tmp_path / 'pid').exists()
 
 
-def test_quiesce_turns_off_active_flows_and_webhooks_once(tmp_path):
-    from ansible_collections.cairncms.ops.plugins.module_utils._db import quiesce
-    import sqlite3
+def test_turn_off_active_flows_and_webhooks_once(tmp_path):
     path = str(tmp_path / 'data.db')
     with sqlite3.connect(path) as db:
         db.execute('CREATE TABLE directus_flows (id TEXT, status TEXT)')
         db.executemany('INSERT INTO directus_flows VALUES (?, ?)', [('a', 'active'), ('b', 'inactive'), ('c', 'active')])
     db.close()
-    instance = config({'DB_CLIENT': 'sqlite3', 'DB_FILENAME': path})
-    assert quiesce(instance, ['flows', 'webhooks'], check_mode=True) == {'flows': 2, 'webhooks': 0}
-    assert quiesce(instance, ['flows', 'webhooks']) == {'flows': 2, 'webhooks': 0}  # no directus_webhooks table
-    assert quiesce(instance, ['flows']) == {'flows': 0}
+    backend = select_backend(config({'DB_CLIENT': 'sqlite3', 'DB_FILENAME': path}).database())
+    assert backend.turn_off(['flows', 'webhooks'], check_mode=True) == {'flows': 2, 'webhooks': 0}
+    assert backend.turn_off(['flows', 'webhooks']) == {'flows': 2, 'webhooks': 0}  # no directus_webhooks table
+    assert backend.turn_off(['flows']) == {'flows': 0}
     with sqlite3.connect(path) as db:
         assert db.execute('SELECT id, status FROM directus_flows ORDER BY id').fetchall() == [
             ('a', 'inactive'), ('b', 'inactive'), ('c', 'inactive')]
     db.close()
-    with pytest.raises(CairnError, match='cannot turn off'):
-        quiesce(instance, ['users'])
+
+
+def test_markers_record_what_was_turned_off():
+    marker = restore_marker('p1', 7, (), ['webhooks', 'flows'])
+    assert marker['quiesced'] == ['flows', 'webhooks']
+    assert marker_matches(marker, 'p1', 7, (), ['flows', 'webhooks'])
+    assert not marker_matches(marker, 'p1', 7, ())
+    assert not marker_matches(restore_marker('p1', 7), 'p1', 7, (), ['flows'])

@@ -14,7 +14,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils import _compress, _re
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CHUNK, CairnError, HashingReader, HashingWriter, Timer)
 from ansible_collections.cairncms.ops.plugins.module_utils._db import mysql, postgres, sqlite
-from ansible_collections.cairncms.ops.plugins.module_utils._db._base import DIFFERENT, EMPTY, IDENTICAL
+from ansible_collections.cairncms.ops.plugins.module_utils._db._base import DIFFERENT, EMPTY, IDENTICAL, OUTWARD
 
 BACKENDS = {
     'sqlite': sqlite.SqliteBackend,
@@ -22,8 +22,6 @@ BACKENDS = {
     'mysql': mysql.MysqlBackend,
 }
 POLICIES = ('warn', 'refuse')
-# What reaches outside the instance on its own, by name: table, and the status that turns it off.
-OUTWARD = {'flows': 'directus_flows', 'webhooks': 'directus_webhooks'}
 
 
 def select_backend(database, options=None):
@@ -32,26 +30,6 @@ def select_backend(database, options=None):
     if database.vendor not in BACKENDS:
         raise CairnError('database vendor %r is not supported by this version of cairncms.ops' % database.vendor)
     return BACKENDS[database.vendor](database, options)
-
-
-def quiesce(config, kinds, check_mode=False):
-    """Turn off, in the instance's database, what would reach outside on its own once the CMS runs - flows
-    (schedules, event hooks, webhooks they call) and webhooks - by setting their ``status`` to ``inactive``.
-    For restored copies (drills, clones), never the live instance. Returns ``{kind: rows turned off}``."""
-    backend = select_backend(config.database())
-    turned = {}
-    for kind in kinds:
-        if kind not in OUTWARD:
-            raise CairnError('cannot turn off %r; these can be: %s' % (kind, ', '.join(sorted(OUTWARD))))
-        table = OUTWARD[kind]
-        if not backend.has_table(table):
-            turned[kind] = 0
-            continue
-        where = "FROM %s WHERE status = 'active'" % backend.quote(table)
-        turned[kind] = int(backend.query('SELECT COUNT(*) %s' % where)[0][0])
-        if turned[kind] and not check_mode:
-            backend.execute("UPDATE %s SET status = 'inactive' WHERE status = 'active';" % backend.quote(table))
-    return turned
 
 
 def artifact_name(backend, compression):
@@ -212,8 +190,13 @@ def _relocation_scope(config, scope, location_map):
 
 def restore(config, repository, source_instance, manifest, replace=False, keep_safety_copy=False,
             check_mode=False, options=None, scratch_dir=None, on_version_mismatch='warn',
-            on_migration_mismatch='warn', location_map=None):
+            on_migration_mismatch='warn', location_map=None, quiesce=()):
+    """Restore the database of ``manifest``; ``quiesce`` names what to turn off in the restored data (see
+    ``OUTWARD``), recorded with the restore like the location map."""
     db_manifest = manifest['database']
+    unknown = sorted(set(quiesce) - set(OUTWARD))
+    if unknown:
+        raise CairnError('cannot turn off %s; quiesce takes %s' % (', '.join(unknown), ', '.join(sorted(OUTWARD))))
     backend = select_backend(config.database(), options)
     if db_manifest['vendor'] != backend.vendor:
         raise CairnError('restore point %s holds a %s database but this instance uses %s (DB_CLIENT); a dump '
@@ -221,11 +204,16 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
                          % (manifest['id'], db_manifest['vendor'], backend.vendor, db_manifest['vendor']))
     scope = db_manifest.get('scope')
     pairs, relocation_warnings = _relocation_scope(config, scope, location_map)
+    if scope and quiesce:
+        relocation_warnings.append('quiesce was not applied: a content move loads only the named tables')
+        quiesce = ()
+    quiesce = sorted(set(quiesce))
     probe = backend.probe()
     state = (_content_state(backend, scope['tables']) if scope
-             else backend.compare(db_manifest, manifest['id'], location_pairs=pairs))
+             else backend.compare(db_manifest, manifest['id'], location_pairs=pairs, quiesce=quiesce))
     result = {'changed': False, 'vendor': backend.vendor, 'restore_point': manifest['id'],
-              'target_state': state, 'target': probe.get('path'), 'relocated_rows': 0, 'relocations': []}
+              'target_state': state, 'target': probe.get('path'), 'relocated_rows': 0, 'relocations': [],
+              'disabled': {kind: 0 for kind in quiesce}}
     if scope:
         result['tables'] = scope['tables']
     if state == IDENTICAL:
@@ -249,6 +237,9 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
             result['relocations'] = [{'from': source, 'to': target, 'rows': None} for source, target in pairs]
             result['msg'] += ('; the directus_files rows of %s would move (how many is known once restored)'
                               % ', '.join('%s to %s' % pair for pair in pairs))
+        if quiesce:
+            result['disabled'] = {kind: None for kind in quiesce}
+            result['msg'] += '; %s would be turned off' % ' and '.join(quiesce)
         return result
     timer = Timer()
     name = db_manifest['artifact']
@@ -267,7 +258,8 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
                                      for field, count in sorted(dangling.items())]
         else:
             facts = backend.restore(source, db_manifest, keep_safety_copy=keep_safety_copy,
-                                    scratch_dir=scratch_dir, point_id=manifest['id'], location_pairs=pairs)
+                                    scratch_dir=scratch_dir, point_id=manifest['id'], location_pairs=pairs,
+                                    quiesce=quiesce)
     if stored.sha256 != expected['sha256']:
         raise CairnError('artifact %s changed while it was being restored' % name)
     result['warnings'] = result.get('warnings', []) + facts.pop('warnings', [])
@@ -275,6 +267,7 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
         del result['warnings']
     result['relocations'] = facts.pop('relocations', None) or []
     result['relocated_rows'] = sum(entry['rows'] for entry in result['relocations'])
+    result['disabled'] = facts.pop('disabled', None) or result['disabled']
     result.update(facts)
     result['duration_s'] = timer.seconds
     result['replaced'] = state == DIFFERENT

@@ -27,21 +27,27 @@ DIFFERENT = 'different'    # holds other data: only with replace
 
 
 RELOCATED_TAG = 'cairn-relocated'
+# What reaches outside the instance on its own once the CMS runs, by name: the table whose active rows a
+# restore can turn off (``quiesce``) in a copy.
+OUTWARD = {'flows': 'directus_flows', 'webhooks': 'directus_webhooks'}
 
 
-def marker_matches(marker, point_id, changes, location_pairs=()):
+def marker_matches(marker, point_id, changes, location_pairs=(), quiesce=()):
     """Whether a restore marker left in a target says it still holds ``point_id``, restored with the same
-    location map, unchanged."""
+    location map and the same things turned off, unchanged."""
     return (bool(point_id) and marker.get('cairncms_ops_restore_point') == point_id
             and marker.get('changes') == changes
-            and (marker.get('location_map') or []) == _relocate.as_list(location_pairs))
+            and (marker.get('location_map') or []) == _relocate.as_list(location_pairs)
+            and (marker.get('quiesced') or []) == sorted(quiesce))
 
 
-def restore_marker(point_id, changes, location_pairs=()):
+def restore_marker(point_id, changes, location_pairs=(), quiesce=()):
     """The marker a server vendor records after a restore (see ``marker_matches``)."""
     marker = {'cairncms_ops_restore_point': point_id, 'changes': changes}
     if location_pairs:
         marker['location_map'] = _relocate.as_list(location_pairs)
+    if quiesce:
+        marker['quiesced'] = sorted(quiesce)
     return marker
 
 
@@ -112,10 +118,25 @@ class DatabaseBackend:
         """Load a safety copy back into the target."""
         raise NotImplementedError
 
-    def after_restore(self, point_id, location_pairs=()):
-        """Work after a successful load (statistics, the idempotence marker with the location map);
-        returns warnings."""
+    def after_restore(self, point_id, location_pairs=(), quiesce=()):
+        """Work after a successful load (statistics, the idempotence marker with the location map and what was
+        turned off); returns warnings."""
         raise NotImplementedError
+
+    def turn_off(self, kinds, check_mode=False):
+        """Turn off the active rows of ``kinds`` (see ``OUTWARD``) by setting their ``status`` to ``inactive``;
+        ``{kind: rows}`` (to turn off, in check mode). A missing table counts as nothing to turn off."""
+        turned = {}
+        for kind in kinds:
+            table = OUTWARD[kind]
+            if not self.has_table(table):
+                turned[kind] = 0
+                continue
+            quoted = self.quote(table)
+            turned[kind] = int(self.query("SELECT COUNT(*) FROM %s WHERE status = 'active'" % quoted)[0][0])
+            if turned[kind] and not check_mode:
+                self.execute("UPDATE %s SET status = 'inactive' WHERE status = 'active';" % quoted)
+        return turned
 
     # restoring into other storage locations ---------------------------------
     def literal(self, text):
@@ -135,28 +156,30 @@ class DatabaseBackend:
         rows = self.query('BEGIN;\n%sCOMMIT;\n' % self.relocation_sql(location_pairs))
         return tagged_relocations(location_pairs, rows)
 
-    def replace_under_safety_copy(self, load, keep_safety_copy, scratch_dir, point_id, location_pairs=()):
-        """Take a safety copy of the target, ``load(work)`` and relocate the file rows, put the copy back if
-        that fails; the safety copy is removed afterwards unless ``keep_safety_copy`` (then it is moved to
-        ``scratch_dir``)."""
+    def replace_under_safety_copy(self, load, keep_safety_copy, scratch_dir, point_id, location_pairs=(),
+                                  quiesce=()):
+        """Take a safety copy of the target, ``load(work)``, relocate the file rows and turn off ``quiesce``,
+        put the copy back if that fails; the safety copy is removed afterwards unless ``keep_safety_copy``
+        (then it is moved to ``scratch_dir``)."""
         work = tempfile.mkdtemp(prefix='.cairn-restore-', dir=scratch_dir)
         try:
             safety = self.take_safety_copy(work)
             try:
                 load(work)
                 moved = self.relocate(location_pairs)
+                turned = self.turn_off(quiesce)
             except CairnError as exc:
                 if safety:
                     self.put_back(safety, work)
                     raise CairnError('%s; the database was put back from its safety copy' % exc.message)
                 raise
-            warnings = self.after_restore(point_id, location_pairs)
+            warnings = self.after_restore(point_id, location_pairs, quiesce)
             kept = None
             if safety and keep_safety_copy:
                 kept = os.path.join(scratch_dir or tempfile.gettempdir(), '%s.cairn-safety-%s%s' % (
                     self.database.options.get('database'), point_id, os.path.splitext(safety)[1]))
                 shutil.move(safety, kept)
-            return {'safety_copy': kept, 'warnings': warnings, 'relocations': moved}
+            return {'safety_copy': kept, 'warnings': warnings, 'relocations': moved, 'disabled': turned}
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -187,18 +210,19 @@ class DatabaseBackend:
         """The tables a content dump is limited to (empty: the whole database)."""
         return list(self.options.get('tables') or [])
 
-    def compare(self, db_manifest, point_id=None, location_pairs=()):
+    def compare(self, db_manifest, point_id=None, location_pairs=(), quiesce=()):
         """One of ABSENT, EMPTY, IDENTICAL, DIFFERENT for this target against a manifest (restored with
-        ``location_pairs``)."""
+        ``location_pairs`` and ``quiesce``)."""
         raise NotImplementedError
 
     def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None,
-                location_pairs=()):
-        """Replace the target's content with the raw dump read from ``source``, then relocate the file rows.
+                location_pairs=(), quiesce=()):
+        """Replace the target's content with the raw dump read from ``source``, then relocate the file rows
+        and turn off ``quiesce``.
 
         Must keep a safety copy of what it replaces until the new content is in
         place and checked, and put it back if anything fails. Returns facts
-        (``safety_copy``, ``relocations``, optional ``warnings``).
+        (``safety_copy``, ``relocations``, ``disabled``, optional ``warnings``).
         """
         raise NotImplementedError
 

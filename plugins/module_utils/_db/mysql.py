@@ -266,7 +266,7 @@ class MysqlBackend(DatabaseBackend):
             shutil.rmtree(directory, ignore_errors=True)
         return {'relocations': tagged_relocations(location_pairs, rows or [])}
 
-    def compare(self, db_manifest, point_id=None, location_pairs=()):
+    def compare(self, db_manifest, point_id=None, location_pairs=(), quiesce=()):
         if not self._exists():
             return ABSENT
         tables = self._tables()
@@ -274,12 +274,12 @@ class MysqlBackend(DatabaseBackend):
             return EMPTY
         self.server_version()
         if self._flavor == 'mariadb' and marker_matches(self._marker(), point_id, self._changes(tables),
-                                                        location_pairs):
+                                                        location_pairs, quiesce):
             return IDENTICAL
         return DIFFERENT
 
     def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None,
-                location_pairs=()):
+                location_pairs=(), quiesce=()):
         self.server_version()
         if not self._exists():
             try:
@@ -288,7 +288,7 @@ class MysqlBackend(DatabaseBackend):
                 raise CairnError('the database %s does not exist and could not be created (%s); create it first'
                                  % (self.name, exc.message))
         return self.replace_under_safety_copy(lambda work: self._feed(source, work), keep_safety_copy,
-                                              scratch_dir, point_id, location_pairs)
+                                              scratch_dir, point_id, location_pairs, quiesce)
 
     def take_safety_copy(self, work):
         if not self._tables():
@@ -301,8 +301,8 @@ class MysqlBackend(DatabaseBackend):
         with open(safety, 'rb') as handle:
             self._feed(handle, work)
 
-    def after_restore(self, point_id, location_pairs=()):
-        return self._mark(point_id, location_pairs)
+    def after_restore(self, point_id, location_pairs=(), quiesce=()):
+        return self._mark(point_id, location_pairs, quiesce)
 
     def _feed(self, source, directory, collect=False):
         """Feed SQL to the client; with ``collect``, return its ``RELOCATED_TAG`` output rows."""
@@ -315,11 +315,11 @@ class MysqlBackend(DatabaseBackend):
         return feed_collecting(_process.Streaming(command + ['--skip-column-names', '--raw'], secrets=self.secrets,
                                                   mode='rw', what=os.path.basename(self.tool('client'))), source)
 
-    def _mark(self, point_id, location_pairs=()):
+    def _mark(self, point_id, location_pairs=(), quiesce=()):
         if self._flavor != 'mariadb':
             return ['MySQL keeps no database comment: a second restore of the same restore point will not '
                     'recognise it and needs replace']
-        marker = json.dumps(restore_marker(point_id, self._changes(self._tables()), location_pairs))
+        marker = json.dumps(restore_marker(point_id, self._changes(self._tables()), location_pairs, quiesce))
         try:
             self.sql('ALTER DATABASE %s COMMENT %s' % (_ident(self.name), _literal(marker)), database=False)
         except CairnError as exc:

@@ -277,12 +277,12 @@ class PostgresBackend(DatabaseBackend):
         self.psql('SELECT pg_stat_clear_snapshot()')
         return int(self.psql(CHANGES_SQL)[0][0])
 
-    def compare(self, db_manifest, point_id=None, location_pairs=()):
+    def compare(self, db_manifest, point_id=None, location_pairs=(), quiesce=()):
         if not self._exists():
             return ABSENT
         if not self.psql(TABLES_SQL):
             return EMPTY
-        if marker_matches(self._marker(), point_id, self._changes(), location_pairs):
+        if marker_matches(self._marker(), point_id, self._changes(), location_pairs, quiesce):
             return IDENTICAL
         return DIFFERENT
 
@@ -295,11 +295,11 @@ class PostgresBackend(DatabaseBackend):
                              'or give %s the CREATEDB right' % (self.name, exc.message, self.database.options['user']))
 
     def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None,
-                location_pairs=()):
+                location_pairs=(), quiesce=()):
         if not self._exists():
             self._create()
         return self.replace_under_safety_copy(lambda work: self._restore_stream(source, db_manifest['format'], work),
-                                              keep_safety_copy, scratch_dir, point_id, location_pairs)
+                                              keep_safety_copy, scratch_dir, point_id, location_pairs, quiesce)
 
     def take_safety_copy(self, work):
         if not self.psql(TABLES_SQL):
@@ -313,9 +313,9 @@ class PostgresBackend(DatabaseBackend):
         _process.run(self._restore_args() + [safety], env=self.env(), secrets=self.secrets,
                      what='pg_restore (safety copy)')
 
-    def after_restore(self, point_id, location_pairs=()):
+    def after_restore(self, point_id, location_pairs=(), quiesce=()):
         self.psql('ANALYZE')
-        return self._mark(point_id, location_pairs)
+        return self._mark(point_id, location_pairs, quiesce)
 
     def _restore_args(self):
         return [self.tool('pg_restore'), '--clean', '--if-exists', '--no-owner', '--exit-on-error', '--no-password',
@@ -336,9 +336,9 @@ class PostgresBackend(DatabaseBackend):
         _process.Streaming(self._restore_args() + ['--format=custom', '--single-transaction'], env=self.env(),
                            secrets=self.secrets, mode='w', what='pg_restore').pump_in(source)
 
-    def _mark(self, point_id, location_pairs=()):
+    def _mark(self, point_id, location_pairs=(), quiesce=()):
         try:
-            marker = json.dumps(restore_marker(point_id, self._changes(), location_pairs))
+            marker = json.dumps(restore_marker(point_id, self._changes(), location_pairs, quiesce))
             self.psql('COMMENT ON DATABASE %s IS %s' % (_ident(self.name), _literal(marker)))
         except CairnError as exc:
             return ['could not record the restore in the database comment (%s); a second restore of the same '

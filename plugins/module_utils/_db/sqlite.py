@@ -21,6 +21,7 @@ import urllib.parse
 from ansible_collections.cairncms.ops.plugins.module_utils import _relocate
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CHUNK, AtomicFile, CairnError, HashingWriter, fsync_dir, sha256_file)
+from ansible_collections.cairncms.ops.plugins.module_utils._env import Database
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
     ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, limit_facts, marker_matches, restore_marker)
 
@@ -223,16 +224,17 @@ class SqliteBackend(DatabaseBackend):
         except (OSError, ValueError):
             return {}
 
-    def compare(self, db_manifest, point_id=None, location_pairs=()):
+    def compare(self, db_manifest, point_id=None, location_pairs=(), quiesce=()):
         if not os.path.exists(self.path):
             return ABSENT
         if os.path.getsize(self.path) == 0 and not self._has_side_data():
             return EMPTY
         if not self._has_side_data():
             digest = sha256_file(self.path)[0]
-            if not location_pairs and digest == db_manifest.get('raw_sha256'):
+            rewritten = bool(location_pairs) or bool(quiesce)
+            if not rewritten and digest == db_manifest.get('raw_sha256'):
                 return IDENTICAL
-            if location_pairs and marker_matches(self._marker(), point_id, digest, location_pairs):
+            if rewritten and marker_matches(self._marker(), point_id, digest, location_pairs, quiesce):
                 return IDENTICAL
         try:
             conn = connect_ro(self.path)
@@ -250,7 +252,7 @@ class SqliteBackend(DatabaseBackend):
                    for side in ('-wal', '-journal'))
 
     def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None,
-                location_pairs=()):
+                location_pairs=(), quiesce=()):
         directory = os.path.dirname(self.path)
         if not os.path.isdir(directory):
             raise CairnError('the directory %s for DB_FILENAME does not exist; create it first' % directory)
@@ -274,12 +276,14 @@ class SqliteBackend(DatabaseBackend):
             if check != 'ok':
                 raise CairnError('the database in the restore point fails PRAGMA integrity_check (%s); '
                                  'the target was not touched' % check)
-            # The file rows move before the file is put in place: the target never holds them unmoved.
+            # The file rows move, and flows and webhooks are turned off, before the file is put in place: the
+            # target never holds them unmoved or active.
             conn = sqlite3.connect(staged, isolation_level=None)
             try:
                 moved = _relocate_file(conn, staged, location_pairs)
             finally:
                 conn.close()
+            turned = type(self)(Database(self.vendor, self.database.client, {'filename': staged})).turn_off(quiesce)
             _take_ownership(staged, self.path if os.path.exists(self.path) else directory,
                             None if os.path.exists(self.path) else 0o600)
             safety = self._set_aside()
@@ -300,22 +304,22 @@ class SqliteBackend(DatabaseBackend):
         finally:
             if os.path.exists(staged):
                 os.unlink(staged)
-        self._record(point_id, location_pairs)
+        self._record(point_id, location_pairs, quiesce)
         kept = None
         if safety:
             if keep_safety_copy:
                 kept = safety
             else:
                 shutil.rmtree(safety)
-        return {'safety_copy': kept, 'relocations': moved}
+        return {'safety_copy': kept, 'relocations': moved, 'disabled': turned}
 
-    def _record(self, point_id, location_pairs):
-        """Leave the marker of a relocating restore beside the database (or remove a stale one)."""
-        if not location_pairs:
+    def _record(self, point_id, location_pairs, quiesce=()):
+        """Leave the marker of a relocating or quiescing restore beside the database (or remove a stale one)."""
+        if not location_pairs and not quiesce:
             if os.path.exists(self.marker_path):
                 os.unlink(self.marker_path)
             return
-        marker = restore_marker(point_id, sha256_file(self.path)[0], location_pairs)
+        marker = restore_marker(point_id, sha256_file(self.path)[0], location_pairs, quiesce)
         with AtomicFile(self.marker_path, mode=0o600) as handle:
             handle.write(json.dumps(marker, sort_keys=True).encode('utf-8'))
 
