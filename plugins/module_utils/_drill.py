@@ -18,20 +18,13 @@ import secrets
 import shutil
 import socket
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _secrets
+from ansible_collections.cairncms.ops.plugins.module_utils import _guard, _secrets
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     AtomicFile, CairnError, iso, makedirs, utc_now, write_json)
-from ansible_collections.cairncms.ops.plugins.module_utils._env import (
-    DEFAULTS, InstanceConfig, looks_secret, parse_dotenv, process_values)
+from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig, looks_secret, parse_dotenv
 
 MARKER = '.cairn-drill.json'
-SOURCE_DIR = os.path.join(os.sep, '.cairn-source-instance')
 ENV = '.env'
-DEFAULT_PORTS = {'postgres': 5432, 'mysql': 3306}
-LOOPBACK = ('localhost', '127.0.0.1', '::1', '')
-# What identifies a storage location's objects, by driver.
-LOCATION_KEYS = {'s3': ('bucket', 'endpoint', 'root'), 'gcs': ('bucket', 'api_endpoint', 'root'),
-                 'azure': ('container_name', 'account_name', 'endpoint', 'root'), 'cloudinary': ('cloud_name', 'root')}
 # A sandbox CMS keeps to itself: its caches (the schema cache too), rate limiters and messages stay in its own
 # memory, where the live instance may share them through Redis.
 ISOLATION = {'CACHE_ENABLED': 'false', 'CACHE_STORE': 'memory', 'RATE_LIMITER_ENABLED': 'false',
@@ -102,57 +95,6 @@ def sandbox_overrides(captured, manifest, sandbox, host, port, operator):
     return overrides
 
 
-def _database_identity(config):
-    """What a database is, for comparison; None when the configuration does not say."""
-    try:
-        database = config.database()
-    except CairnError:
-        return None
-    if database.vendor == 'sqlite':
-        return ('sqlite', os.path.realpath(database.options['filename']))
-    options = database.options
-    host = str(options.get('host') or '').lower()
-    return (database.vendor, 'loopback' if host in LOOPBACK else host,
-            options.get('port') or DEFAULT_PORTS[database.vendor], options.get('database'))
-
-
-def _location_identity(location):
-    options = location.options
-    if location.driver == 'local':
-        return ('local', os.path.realpath(options['root']))
-    if location.driver not in LOCATION_KEYS:
-        return (location.driver, location.name)
-    return (location.driver,) + tuple(str(options.get(key) or '').strip('/') for key in LOCATION_KEYS[location.driver])
-
-
-def _locations(config):
-    """The locations of ``config``; none when they cannot be read (the guard then relies on the other configs)."""
-    try:
-        return config.locations()
-    except CairnError:
-        return []
-
-
-def guard(sandbox_config, live_configs):
-    """Refuse a sandbox whose database or storage is one of a live instance's (the configuration captured in the
-    restore point, and the live .env where the drill runs): a drill restores with replace, so it must only
-    ever touch what it owns."""
-    database = _database_identity(sandbox_config)
-    locations = {_location_identity(location): location.name for location in sandbox_config.locations()}
-    for what, live in live_configs:
-        if database is not None and _database_identity(live) == database:
-            raise CairnError('the drill sandbox would use the database of %s (%s); give the drill its own '
-                             'database in cairn_drill_env_overrides' % (what, ', '.join(map(str, database))))
-        for location in _locations(live):
-            identity = _location_identity(location)
-            if identity in locations:
-                raise CairnError('storage location %s of the drill sandbox is location %s of %s (%s); leave '
-                                 'STORAGE_%s_* out of cairn_drill_env_overrides (the sandbox then keeps the files '
-                                 'on its own disk) or name a scratch bucket'
-                                 % (locations[identity], location.name, what, ', '.join(identity),
-                                    locations[identity].upper()))
-
-
 def prepare(repository, instance, manifest, sandbox, host='127.0.0.1', port=0, overrides=None,
             secret_overrides=None, live_env_file=None, check_mode=False):
     """Make the sandbox for a drill of ``manifest`` and write its .env; returns what the drill needs next."""
@@ -190,25 +132,15 @@ def prepare(repository, instance, manifest, sandbox, host='127.0.0.1', port=0, o
             makedirs(os.path.dirname(str(values['DB_FILENAME'])))
         with AtomicFile(plan['env_file']) as handle:
             handle.write(_secrets.render_env(captured_text, values).encode('utf-8'))
-        sandbox_config = InstanceConfig.load(plan['env_file'])
-        lives = [('the instance as captured in restore point %s' % manifest['id'],
-                  _captured_config(captured_text))]
+        others = [_guard.source_as_captured(manifest, captured_text)]
         if live_env_file and os.path.exists(live_env_file):
-            lives.append(('the live instance (%s)' % live_env_file, InstanceConfig.load(live_env_file)))
-        guard(sandbox_config, lives)
+            others.append(('the live instance (%s)' % live_env_file, InstanceConfig.load(live_env_file), True))
+        _guard.refuse_shared(InstanceConfig.load(plan['env_file']), 'the drill sandbox', 'cairn_drill_env_overrides',
+                             others)
     except Exception:
         shutil.rmtree(sandbox, ignore_errors=True)
         raise
     return plan
-
-
-def _captured_config(text):
-    """The captured configuration as CairnCMS reads it, without ``*_FILE`` indirections (their files belong to
-    the source host). Relative paths resolve below a directory that exists nowhere: where the source kept them
-    is not known here, and the live .env covers that case."""
-    raw = dict(DEFAULTS)
-    raw.update((name, value) for name, value in parse_dotenv(text).items() if not name.endswith('_FILE'))
-    return InstanceConfig(process_values(raw, SOURCE_DIR), SOURCE_DIR)
 
 
 def record(manifest, started_at, checks, error=None, steps=None, ended_at=None, max_rto_s=None, max_rpo_s=None,

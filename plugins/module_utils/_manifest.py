@@ -56,6 +56,7 @@ def build(run, parts, instance_facts, artifact_stats):
         'producer': {'collection': 'cairncms.ops', 'version': COLLECTION_VERSION,
                      'host': socket.gethostname(), 'python': platform.python_version()},
         'cms': {'key': instance_facts.get('key'), 'public_url': instance_facts.get('public_url'),
+                'instance_dir': instance_facts.get('instance_dir'),
                 'migration_level': database.get('migration_level')},
         'database': {key: database[key] for key in (
             'vendor', 'client', 'server_version', 'server_flavor', 'dump_tool', 'dump_tool_version', 'jobs',

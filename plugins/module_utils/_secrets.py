@@ -22,8 +22,10 @@ import secrets
 import tarfile
 import uuid
 
+from ansible_collections.cairncms.ops.plugins.module_utils import _guard
 from ansible_collections.cairncms.ops.plugins.module_utils._common import AtomicFile, CairnError, HashingWriter, utc_now
-from ansible_collections.cairncms.ops.plugins.module_utils._env import looks_secret, parse_dotenv
+from ansible_collections.cairncms.ops.plugins.module_utils._env import (
+    DEFAULTS, InstanceConfig, looks_secret, parse_dotenv, process_values)
 
 BUNDLE = 'secrets.tar'
 FINGERPRINT_CONTEXT = b'cairncms.ops/fingerprint/v1'
@@ -181,21 +183,37 @@ def render_env(text, overrides):
 
 
 def restore(repository, instance, manifest, env_file, overrides, rotate=(), replace=False, restore_files=False,
-            check_mode=False):
+            check_mode=False, rotate_once=False, refuse_shared=False):
+    """Write ``env_file`` from the restore point's captured .env with ``overrides``. ``rotate``: new KEY and/or
+    SECRET (with ``rotate_once``, only where ``env_file`` has none yet: a copy keeps its own). ``refuse_shared``:
+    refuse, writing nothing, a configuration that shares the database or storage of the source as captured."""
     index, members = open_bundle(repository, instance, manifest)
-    values = dict(overrides)
-    for name in rotate:
-        if name not in ('KEY', 'SECRET'):
-            raise CairnError('only KEY and SECRET can be rotated, not %s' % name)
-        values[name] = secrets.token_urlsafe(32) if name == 'SECRET' else str(uuid.uuid4())
-    text = render_env(members['env/.env'].decode('utf-8'), values)
-    result = {'changed': False, 'path': env_file, 'rotated': sorted(rotate), 'overridden': sorted(overrides),
-              'files': []}
     current = None
     if os.path.exists(env_file):
         with open(env_file, 'r', encoding='utf-8') as handle:
             current = handle.read()
-    if current is not None and not rotate and current == text:
+    own = parse_dotenv(current) if current is not None and rotate_once else {}
+    values = dict(overrides)
+    fresh = []
+    for name in rotate:
+        if name not in ('KEY', 'SECRET'):
+            raise CairnError('only KEY and SECRET can be rotated, not %s' % name)
+        if own.get(name):
+            values[name] = own[name]
+            continue
+        values[name] = secrets.token_urlsafe(32) if name == 'SECRET' else str(uuid.uuid4())
+        fresh.append(name)
+    captured = members['env/.env'].decode('utf-8')
+    text = render_env(captured, values)
+    if refuse_shared:
+        base = os.path.dirname(os.path.abspath(env_file))
+        raw = dict(DEFAULTS)
+        raw.update(parse_dotenv(text))
+        _guard.refuse_shared(InstanceConfig(process_values(raw, base), base, env_file), 'the configuration for %s'
+                             % env_file, 'cairn_clone_env_overrides', [_guard.source_as_captured(manifest, captured)])
+    result = {'changed': False, 'path': env_file, 'rotated': sorted(fresh), 'overridden': sorted(overrides),
+              'files': []}
+    if current is not None and not fresh and current == text:
         result['msg'] = 'the .env already holds the configuration of restore point %s' % manifest['id']
     elif current is not None and not replace:
         result['skipped'] = True

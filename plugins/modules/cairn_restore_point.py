@@ -154,7 +154,8 @@ def action(module):
         return {'changed': True, 'restore_point': point}
     parts = repository.read_parts(instance, point)
     facts = load_config(params)
-    manifest = build(parts['run'], parts, {'key': facts.key, 'public_url': facts.public_url},
+    manifest = build(parts['run'], parts, {'key': facts.key, 'public_url': facts.public_url,
+                                           'instance_dir': facts.base_dir},
                      lambda name: repository.staged_artifact_stat(instance, point, name))
     repository.finalize(instance, point, manifest)
     return {'changed': True, 'restore_point': point, 'manifest': manifest}

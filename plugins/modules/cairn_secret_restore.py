@@ -51,6 +51,21 @@ options:
       - Also write the captured files back to their original paths.
     type: bool
     default: false
+  rotate_once:
+    description:
+      - With O(rotate), give the rotated variables new values only where the existing C(.env) has none; a C(.env)
+        written before keeps its own, so writing it again changes nothing. A clone keeps its C(KEY) and C(SECRET)
+        across refreshes this way.
+    type: bool
+    default: false
+  refuse_shared:
+    description:
+      - Refuse, writing nothing, a configuration whose database or a storage location is that of the source
+        instance as captured in the restore point (SQLite files, local directories and database servers on
+        loopback only when the restore point was made on this host; buckets and named database hosts always).
+        For copies of an instance, which are restored with replace.
+    type: bool
+    default: false
 notes:
   - O(instance) names the instance whose restore points are used (the source).
 requirements:
@@ -88,7 +103,7 @@ overridden:
   type: list
   elements: str
 rotated:
-  description: Names of the variables given new values.
+  description: Names of the variables given new values (with O(rotate_once), those the C(.env) had none of).
   returned: always
   type: list
   elements: str
@@ -118,7 +133,8 @@ def action(module):
     overrides = dict(params['env_overrides'], **params['env_secret_overrides'])
     result = _secrets.restore(repository, params['instance'], manifest, params['env_file'], overrides,
                               rotate=params['rotate'], replace=params['replace'],
-                              restore_files=params['restore_files'], check_mode=module.check_mode)
+                              restore_files=params['restore_files'], check_mode=module.check_mode,
+                              rotate_once=params['rotate_once'], refuse_shared=params['refuse_shared'])
     result['restore_point'] = manifest['id']
     return result
 
@@ -130,6 +146,8 @@ def main():
         'replace': {'type': 'bool', 'default': False},
         'rotate': {'type': 'list', 'elements': 'str', 'choices': ['KEY', 'SECRET'], 'default': []},
         'restore_files': {'type': 'bool', 'default': False},
+        'rotate_once': {'type': 'bool', 'default': False},
+        'refuse_shared': {'type': 'bool', 'default': False},
     })
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, action)

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _drill, _service
+from ansible_collections.cairncms.ops.plugins.module_utils import _drill, _guard, _service
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import marker_matches, restore_marker
@@ -50,30 +50,41 @@ def test_operator_overrides_win_and_server_databases_need_a_scratch_database():
     assert values['PUBLIC_URL'] == 'http://[::1]:1'
 
 
+def refuse(copy, others):
+    _guard.refuse_shared(copy, 'the drill sandbox', 'cairn_drill_env_overrides', others)
+
+
 def test_guard_refuses_the_live_database_and_storage():
     live = config({'DB_CLIENT': 'pg', 'DB_HOST': 'localhost', 'DB_DATABASE': 'blog', 'DB_USER': 'cms',
                    'STORAGE_LOCATIONS': 'cloud', 'STORAGE_CLOUD_DRIVER': 's3', 'STORAGE_CLOUD_BUCKET': 'media'})
     same_db = config({'DB_CLIENT': 'postgres', 'DB_HOST': '127.0.0.1', 'DB_PORT': '5432', 'DB_DATABASE': 'blog',
                       'DB_USER': 'drill', 'STORAGE_LOCAL_ROOT': '/var/tmp/d/storage/local'})
     with pytest.raises(CairnError, match='would use the database of the live instance'):
-        _drill.guard(same_db, [('the live instance', live)])
+        refuse(same_db, [('the live instance', live, True)])
+    # On loopback, the same name on another host's server is another database.
+    refuse(same_db, [('the source as captured', live, False)])
     same_bucket = config({'DB_CLIENT': 'pg', 'DB_HOST': 'localhost', 'DB_DATABASE': 'blog_drill', 'DB_USER': 'd',
                           'STORAGE_LOCATIONS': 'cloud', 'STORAGE_CLOUD_DRIVER': 's3',
                           'STORAGE_CLOUD_BUCKET': 'media'})
-    with pytest.raises(CairnError, match='storage location cloud of the drill sandbox is location cloud'):
-        _drill.guard(same_bucket, [('the live instance', live)])
+    for same_host in (True, False):  # a bucket is the same bucket from anywhere
+        with pytest.raises(CairnError, match='storage location cloud of the drill sandbox is location cloud'):
+            refuse(same_bucket, [('the live instance', live, same_host)])
     other_port = config({'DB_CLIENT': 'pg', 'DB_HOST': 'localhost', 'DB_PORT': '5433', 'DB_DATABASE': 'blog',
                          'DB_USER': 'd', 'STORAGE_LOCAL_ROOT': '/var/tmp/d/storage/local'})
-    _drill.guard(other_port, [('the live instance', live)])
+    refuse(other_port, [('the live instance', live, True)])
+    named = config({'DB_CLIENT': 'pg', 'DB_HOST': 'db.internal', 'DB_DATABASE': 'blog', 'DB_USER': 'd'})
+    with pytest.raises(CairnError, match='would use the database'):
+        refuse(named, [('the source as captured', config({'DB_CLIENT': 'pg', 'DB_HOST': 'DB.internal',
+                                                          'DB_DATABASE': 'blog', 'DB_USER': 'cms'}), False)])
     # The same SQLite file, named another way, is the same database.
     sandbox = config({'DB_CLIENT': 'sqlite3', 'DB_FILENAME': '/srv/cms/./data.db', 'STORAGE_LOCAL_ROOT': '/x'})
     with pytest.raises(CairnError, match='would use the database'):
-        _drill.guard(sandbox, [('the source', config({'DB_CLIENT': 'sqlite3', 'DB_FILENAME': 'data.db'}))])
+        refuse(sandbox, [('the source', config({'DB_CLIENT': 'sqlite3', 'DB_FILENAME': 'data.db'}), True)])
 
 
 def test_captured_configuration_without_its_files_or_directory():
-    captured = _drill._captured_config('DB_CLIENT=sqlite3\nDB_FILENAME=./data.db\nDB_PASSWORD_FILE=/run/x\n')
-    assert captured.database().options['filename'] == os.path.join(_drill.SOURCE_DIR, 'data.db')
+    captured = _guard.captured_config('DB_CLIENT=sqlite3\nDB_FILENAME=./data.db\nDB_PASSWORD_FILE=/run/x\n')
+    assert captured.database().options['filename'] == os.path.join(_guard.SOURCE_DIR, 'data.db')
 
 
 def test_record_measures_rto_and_rpo_and_names_every_problem():

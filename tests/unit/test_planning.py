@@ -71,7 +71,7 @@ def test_manifest_lists_every_artifact_and_checks_them():
     assert _manifest.check(manifest) is manifest
     assert [(a['path'], a['size_bytes'], a['sha256']) for a in manifest['artifacts']] == [
         ('database.sqlite3.zst', 10, 'a' * 64), ('files.jsonl', 5, 'c' * 64)]
-    assert manifest['cms'] == {'key': 'k', 'public_url': None, 'migration_level': '20230222A'}
+    assert manifest['cms'] == {'key': 'k', 'public_url': None, 'instance_dir': None, 'migration_level': '20230222A'}
     assert manifest['secrets']['captured'] is False
     assert _manifest.summary(manifest)['size_bytes'] == 15
 
