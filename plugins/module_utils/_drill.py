@@ -18,13 +18,14 @@ import secrets
 import shutil
 import socket
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _guard, _secrets
+from ansible_collections.cairncms.ops.plugins.module_utils import _guard, _secrets, _service
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     AtomicFile, CairnError, iso, makedirs, utc_now, write_json)
-from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig, looks_secret, parse_dotenv
+from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig, looks_secret
 
 MARKER = '.cairn-drill.json'
 ENV = '.env'
+PID_FILE = _service.PID_FILE
 # A sandbox CMS keeps to itself: its caches (the schema cache too), rate limiters and messages stay in its own
 # memory, where the live instance may share them through Redis.
 ISOLATION = {'CACHE_ENABLED': 'false', 'CACHE_STORE': 'memory', 'RATE_LIMITER_ENABLED': 'false',
@@ -63,13 +64,15 @@ def remove(sandbox, check_mode=False):
         raise CairnError('%s holds files but no %s: it is not a drill sandbox, so it is left alone; choose an '
                          'empty or new directory for cairn_drill_dir' % (sandbox, MARKER))
     if not check_mode:
+        _service.stop(os.path.join(sandbox, PID_FILE))
         shutil.rmtree(sandbox)
     return True
 
 
-def sandbox_overrides(captured, manifest, sandbox, host, port, operator):
+def sandbox_overrides(captured_names, manifest, sandbox, host, port, operator):
     """The variables a sandbox CMS runs with: its own address, database file and storage directories,
-    isolation from shared services, and then the operator's own ``operator`` overrides, which win."""
+    isolation from shared services, and then the operator's own ``operator`` overrides, which win.
+    ``captured_names``: the storage locations of the captured configuration."""
     overrides = dict(ISOLATION)
     overrides.update({'HOST': host, 'PORT': str(port),
                       'PUBLIC_URL': 'http://%s:%d' % ('[%s]' % host if ':' in host else host, port),
@@ -83,9 +86,7 @@ def sandbox_overrides(captured, manifest, sandbox, host, port, operator):
                          'cairn_drill_env_overrides and DB_PASSWORD in cairn_drill_env_secret_overrides'
                          % (manifest['id'], vendor))
     names = [location['name'] for location in (manifest.get('storage') or {}).get('locations') or []]
-    listed = captured.get('STORAGE_LOCATIONS')
-    if listed:
-        names += [name.strip() for name in str(listed).split(',') if name.strip() and name.strip() not in names]
+    names += [name for name in captured_names if name not in names]
     for name in names:
         prefix = 'STORAGE_%s_' % name.upper()
         if prefix + 'DRIVER' not in operator:
@@ -109,9 +110,9 @@ def prepare(repository, instance, manifest, sandbox, host='127.0.0.1', port=0, o
                          'empty or new directory for cairn_drill_dir' % (sandbox, MARKER))
     bundle = _secrets.open_bundle(repository, instance, manifest)
     captured_text = bundle[1]['env/.env'].decode('utf-8')
-    captured = parse_dotenv(captured_text)
     port = port or free_port(host)
-    values = sandbox_overrides(captured, manifest, sandbox, host, port, dict(overrides, **secret_overrides))
+    values = sandbox_overrides(_guard.captured_config(captured_text).location_names(), manifest, sandbox, host, port,
+                               dict(overrides, **secret_overrides))
     plan = {'sandbox': sandbox, 'env_file': os.path.join(sandbox, ENV), 'url': values['PUBLIC_URL'], 'port': port,
             'env_overrides': sorted(values), 'started_at': iso(utc_now()),
             'restore_point': {'id': manifest['id'], 'started_at': manifest['started_at']},
@@ -119,6 +120,7 @@ def prepare(repository, instance, manifest, sandbox, host='127.0.0.1', port=0, o
     if check_mode:
         return plan
     if os.path.exists(sandbox):
+        _service.stop(os.path.join(sandbox, PID_FILE))  # a drill that was killed may have left its CMS running
         shutil.rmtree(sandbox)  # a sandbox left by an earlier drill: this drill starts from nothing
     makedirs(sandbox)
     write_json(_marker(sandbox), {'instance': instance, 'restore_point': manifest['id'],

@@ -21,6 +21,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils._env import parse_dot
 from ansible_collections.cairncms.ops.plugins.module_utils._http import health
 from ansible_collections.cairncms.ops.plugins.module_utils._secrets import is_secret
 
+PID_FILE = '.cairn-cms.pid'  # in the directory the CMS runs in, unless told otherwise
 PASSTHROUGH = ('PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'USER', 'LOGNAME')
 LOG_TAIL = 30
 

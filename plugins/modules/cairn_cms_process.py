@@ -126,7 +126,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils._common import run
 def action(module):
     params = module.params
     chdir = params['chdir']
-    pid_file = params['pid_file'] or os.path.join(chdir, '.cairn-cms.pid')
+    pid_file = params['pid_file'] or os.path.join(chdir, _service.PID_FILE)
     log_file = params['log_file'] or os.path.join(chdir, 'cms.log')
     result = {'log_file': log_file}
     if params['state'] == 'stopped':

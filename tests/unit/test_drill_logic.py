@@ -30,7 +30,7 @@ def config(values, base='/srv/cms'):
 
 
 def test_sqlite_sandbox_gets_its_own_everything():
-    values = _drill.sandbox_overrides({'STORAGE_LOCATIONS': 'local,cloud'}, manifest(locations=('local', 'extra')),
+    values = _drill.sandbox_overrides(['local', 'cloud'], manifest(locations=('local', 'extra')),
                                       '/var/tmp/drill', '127.0.0.1', 4100, {})
     assert values['DB_FILENAME'] == '/var/tmp/drill/database/data.db'
     assert values['PUBLIC_URL'] == 'http://127.0.0.1:4100' and values['PORT'] == '4100'
@@ -42,8 +42,8 @@ def test_sqlite_sandbox_gets_its_own_everything():
 
 def test_operator_overrides_win_and_server_databases_need_a_scratch_database():
     with pytest.raises(CairnError, match='Set DB_DATABASE'):
-        _drill.sandbox_overrides({}, manifest('postgres'), '/d', '127.0.0.1', 1, {'DB_HOST': 'db'})
-    values = _drill.sandbox_overrides({}, manifest('postgres', ('s3',)), '/d', '::1', 1, {
+        _drill.sandbox_overrides([], manifest('postgres'), '/d', '127.0.0.1', 1, {'DB_HOST': 'db'})
+    values = _drill.sandbox_overrides([], manifest('postgres', ('s3',)), '/d', '::1', 1, {
         'DB_DATABASE': 'blog_drill', 'STORAGE_S3_DRIVER': 's3', 'STORAGE_S3_BUCKET': 'scratch', 'HOST': '::1'})
     assert 'DB_FILENAME' not in values and values['DB_DATABASE'] == 'blog_drill'
     assert values['STORAGE_S3_DRIVER'] == 's3' and 'STORAGE_S3_ROOT' not in values
@@ -113,8 +113,17 @@ def test_remove_only_what_the_drill_owns(tmp_path):
     owned.mkdir()
     (owned / _drill.MARKER).write_text('{}')
     (owned / 'data').write_text('drill copy')
-    assert _drill.remove(str(owned), check_mode=True) and owned.exists()
-    assert _drill.remove(str(owned)) and not owned.exists()
+    # A CMS a killed drill left running in the sandbox is stopped with it.
+    left = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], cwd=str(owned),
+                            start_new_session=True)
+    try:
+        (owned / _drill.PID_FILE).write_text(json.dumps({'pid': left.pid, 'start_time': _service._start_time(left.pid)}))
+        assert _drill.remove(str(owned), check_mode=True) and owned.exists() and left.poll() is None
+        assert _drill.remove(str(owned)) and not owned.exists()
+        assert left.wait(timeout=5) is not None
+    finally:
+        if left.poll() is None:
+            left.kill()
     assert not _drill.remove(str(owned))
 
 
