@@ -48,6 +48,11 @@ def iso(ts):
     return ts.strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
+def parse_time(text):
+    """The UTC time of an ``iso`` text."""
+    return datetime.datetime.strptime(text, '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc)
+
+
 def sha256_file(path):
     digest = hashlib.sha256()
     size = 0

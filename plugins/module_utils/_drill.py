@@ -12,7 +12,6 @@ server database the operator names for the drill.
 
 from __future__ import annotations
 
-import datetime
 import os
 import secrets
 import shutil
@@ -20,7 +19,7 @@ import socket
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _guard, _secrets, _service
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
-    AtomicFile, CairnError, iso, makedirs, utc_now, write_json)
+    AtomicFile, CairnError, iso, makedirs, parse_time, utc_now, write_json)
 from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig, looks_secret
 
 MARKER = '.cairn-drill.json'
@@ -36,10 +35,6 @@ def free_port(host):
     with socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
-
-
-def parse_time(text):
-    return datetime.datetime.strptime(text, '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc)
 
 
 def _marker(sandbox):

@@ -9,24 +9,19 @@ blobs it will reference; restore points go before the blobs only they referenced
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import random
 import secrets
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _retention
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
-    CHUNK, CairnError, HashingWriter, Timer, iso, utc_now)
+    CHUNK, CairnError, HashingWriter, Timer, iso, parse_time, utc_now)
 from ansible_collections.cairncms.ops.plugins.module_utils._manifest import check as check_manifest
 from ansible_collections.cairncms.ops.plugins.module_utils._sync import blobs_encrypted, read_inventory
 
 STORES = (False, True)  # the plain and the encrypted blob store
 
 EXAMPLES = 10
-
-
-def parse_time(text):
-    return datetime.datetime.strptime(text, '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc)
 
 
 def _manifests(repository, instance):
@@ -300,3 +295,35 @@ def copy(source, target, instance, points=None, check_mode=False, stale_after=36
 class _Discard:
     def write(self, data):
         return len(data)
+
+
+def status(points, last_drill, failed, lock, max_point_age=0, max_drill_age=0, now=None):
+    """What watching a fleet needs of one instance, from its listing (``summary`` entries with ``verified_ok``,
+    oldest first), and the problems against the limits (seconds; 0 for none)."""
+    now = now or utc_now()
+
+    def age(text):
+        return round((now - parse_time(text)).total_seconds(), 3) if text else None
+    newest = points[-1] if points else {}
+    drill = last_drill or {}
+    found = {
+        'restore_points': len(points), 'newest_point': newest.get('id'),
+        'newest_point_age_s': age(newest.get('started_at')), 'newest_point_verified_ok': newest.get('verified_ok'),
+        'secrets_captured': newest.get('secrets_captured'),
+        'last_drill': drill.get('id'), 'last_drill_ok': drill.get('ok'), 'last_drill_age_s': age(drill.get('started_at')),
+        'last_drill_rto_s': drill.get('rto_s'), 'last_drill_rpo_s': drill.get('rpo_s'),
+        'failed_runs': len(failed), 'locked': lock is not None,
+    }
+    problems = []
+    if not points:
+        problems.append('no restore point')
+    elif max_point_age and found['newest_point_age_s'] > max_point_age:
+        problems.append('the newest restore point is %d s old, over the limit of %d s'
+                        % (found['newest_point_age_s'], max_point_age))
+    if newest.get('verified_ok') is False:
+        problems.append('the last check of the newest restore point found problems')
+    if drill and drill.get('ok') is False:
+        problems.append('the last restore drill failed: %s' % '; '.join(drill.get('problems') or []))
+    if max_drill_age and (not drill or found['last_drill_age_s'] > max_drill_age):
+        problems.append('no restore drill in the last %d s' % max_drill_age)
+    return found, problems

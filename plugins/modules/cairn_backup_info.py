@@ -22,6 +22,16 @@ options:
     description:
       - A restore point id or V(latest) to resolve; fails when it does not exist.
     type: str
+  max_point_age:
+    description:
+      - Report a problem when the newest restore point is older than this many seconds; V(0) for no limit.
+    type: int
+    default: 0
+  max_drill_age:
+    description:
+      - Report a problem when there was no restore drill in this many seconds; V(0) for no limit.
+    type: int
+    default: 0
 attributes:
   check_mode:
     support: full
@@ -70,6 +80,22 @@ last_drill:
   returned: success
   type: dict
   sample: {id: 20261122T030000.120Z, restore_point: 20261122T020000.042Z-1a2b3c, ok: true, rto_s: 48.2, rpo_s: 3600.1}
+status:
+  description:
+    - What watching a fleet needs of the instance - C(restore_points), C(newest_point), C(newest_point_age_s),
+      C(newest_point_verified_ok), C(secrets_captured), C(last_drill), C(last_drill_ok), C(last_drill_age_s),
+      C(last_drill_rto_s), C(last_drill_rpo_s), C(failed_runs), C(locked).
+  returned: success
+  type: dict
+  sample: {restore_points: 14, newest_point: 20261122T020000.042Z-1a2b3c, newest_point_age_s: 3600.2,
+           newest_point_verified_ok: true, last_drill_ok: true, last_drill_age_s: 86400.0, failed_runs: 0, locked: false}
+problems:
+  description:
+    - What is wrong, in words - no restore point, the newest older than O(max_point_age), its last check failed,
+      the last drill failed, no drill within O(max_drill_age). Reported, never a failure of the task.
+  returned: success
+  type: list
+  elements: str
 restore_point:
   description: The manifest of the resolved restore point.
   returned: when O(restore_point) is given
@@ -78,6 +104,7 @@ restore_point:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.cairncms.ops.plugins.module_utils import _lifecycle
 from ansible_collections.cairncms.ops.plugins.module_utils._args import load_repository, repository_spec
 from ansible_collections.cairncms.ops.plugins.module_utils._common import run
 from ansible_collections.cairncms.ops.plugins.module_utils._manifest import check, summary
@@ -96,6 +123,9 @@ def action(module):
         points.append(entry)
     result = {'changed': False, 'restore_points': points, 'failed': repository.list_failed(instance),
               'lock': repository.read_lock(instance), 'last_drill': repository.last_drill(instance)}
+    result['status'], result['problems'] = _lifecycle.status(
+        points, result['last_drill'], result['failed'], result['lock'], max_point_age=params['max_point_age'],
+        max_drill_age=params['max_drill_age'])
     if params['restore_point']:
         result['restore_point'] = check(repository.resolve(instance, params['restore_point']))
     return result
@@ -104,6 +134,8 @@ def action(module):
 def main():
     spec = repository_spec(point=False)
     spec['restore_point'] = {'type': 'str'}
+    spec['max_point_age'] = {'type': 'int', 'default': 0}
+    spec['max_drill_age'] = {'type': 'int', 'default': 0}
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, action)
 

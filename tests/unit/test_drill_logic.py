@@ -182,3 +182,22 @@ def test_markers_record_what_was_turned_off():
     assert marker_matches(marker, 'p1', 7, (), ['flows', 'webhooks'])
     assert not marker_matches(marker, 'p1', 7, ())
     assert not marker_matches(restore_marker('p1', 7), 'p1', 7, (), ['flows'])
+
+
+def test_status_of_an_instance_against_limits():
+    from ansible_collections.cairncms.ops.plugins.module_utils._common import parse_time
+    from ansible_collections.cairncms.ops.plugins.module_utils._lifecycle import status
+    now = parse_time('2026-11-22T12:00:00.000000Z')
+    points = [{'id': 'old', 'started_at': '2026-11-20T02:00:00.000000Z', 'verified_ok': True},
+              {'id': 'new', 'started_at': '2026-11-22T02:00:00.000000Z', 'verified_ok': False,
+               'secrets_captured': True}]
+    drill = {'id': 'd1', 'ok': True, 'started_at': '2026-11-15T12:00:00.000000Z', 'rto_s': 40.0, 'rpo_s': 60.0}
+    found, problems = status(points, drill, ['f1'], None, max_point_age=36000, max_drill_age=7 * 86400, now=now)
+    assert (found['newest_point'], found['newest_point_age_s'], found['restore_points']) == ('new', 36000.0, 2)
+    assert (found['last_drill_age_s'], found['failed_runs'], found['locked']) == (604800.0, 1, False)
+    assert problems == ['the last check of the newest restore point found problems']  # ages exactly at the limits
+    found, problems = status(points, dict(drill, ok=False, problems=['RTO 90.0 s is over']), [], {'run': 'x'},
+                             max_point_age=35999, now=now)
+    assert found['locked'] and len(problems) == 3 and 'over the limit of 35999 s' in problems[0]
+    assert problems[2] == 'the last restore drill failed: RTO 90.0 s is over'
+    assert status([], None, [], None, max_drill_age=1, now=now)[1] == ['no restore point', 'no restore drill in the last 1 s']
