@@ -15,13 +15,11 @@ one the tests can look for in every result.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 
+import _npm
 from _emulator import Emulator
 
 PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'azurite')
@@ -36,32 +34,10 @@ class AzureUnavailable(Exception):
     pass
 
 
-def _tail(text, lines=30):
-    return '\n'.join((text or '').splitlines()[-lines:])
-
-
 def ensure_installed(base_dir=PACKAGE_DIR):
-    """Install the pinned Azurite if needed (``npm ci``) and return the path of its blob service entry.
-    Concurrent callers (pytest-xdist workers) are serialised with a lock file outside the repository."""
-    base = os.path.abspath(base_dir)
-    cli = os.path.join(base, CLI_RELPATH)
-    if os.path.isfile(cli):
-        return cli
-    if not os.path.isfile(os.path.join(base, 'package-lock.json')):
-        raise AzureUnavailable('%s has no package-lock.json; cannot `npm ci`' % base)
-    npm = shutil.which('npm')
-    if npm is None:
-        raise AzureUnavailable('`npm` not found on PATH; it is needed to install Azurite')
-    digest = hashlib.sha256(base.encode()).hexdigest()[:16]
-    with open(os.path.join(tempfile.gettempdir(), 'cairncms-azurite-npm-%s.lock' % digest), 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.path.isfile(cli):  # another worker finished the install meanwhile
-            return cli
-        proc = subprocess.run([npm, 'ci', '--no-audit', '--no-fund'], cwd=base, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, timeout=INSTALL_TIMEOUT, check=False)
-        if proc.returncode != 0 or not os.path.isfile(cli):
-            raise AzureUnavailable('`npm ci` in %s failed (exit %d):\n%s' % (base, proc.returncode, _tail(proc.stdout)))
-    return cli
+    """Install the pinned Azurite if needed (``npm ci``, once, see ``_npm``) and return the path of its blob
+    service entry."""
+    return _npm.ensure_npm_ci(base_dir, CLI_RELPATH, AzureUnavailable, timeout=INSTALL_TIMEOUT)
 
 
 class AzuriteServer(Emulator):

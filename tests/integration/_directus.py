@@ -31,8 +31,6 @@ Only the standard library is used.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
 import os
 import re
@@ -41,7 +39,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -50,6 +47,8 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+import _npm
 
 PACKAGE_DIR = Path(__file__).resolve().parent / "directus"
 """The npm project that pins the Directus server."""
@@ -117,44 +116,9 @@ def _npm_env() -> dict[str, str]:
 
 
 def ensure_installed(base_dir: str | os.PathLike[str] = PACKAGE_DIR) -> Path:
-    """Install the pinned Directus if needed and return the path to its CLI entry.
-
-    ``base_dir`` is the npm project holding ``package.json`` and
-    ``package-lock.json`` (``tests/integration/directus``).  ``npm ci`` runs
-    only when the CLI entry is missing; concurrent callers (pytest-xdist
-    workers) are serialised with a lock file outside the repository.
-    """
-    base = Path(base_dir).resolve()
-    cli = base / CLI_RELPATH
-    if cli.is_file():
-        return cli
-    if not (base / "package-lock.json").is_file():
-        raise DirectusError(f"{base} has no package-lock.json; cannot `npm ci`")
-    npm = shutil.which("npm")
-    if npm is None:
-        raise DirectusError("`npm` not found on PATH; it is needed to install Directus")
-
-    digest = hashlib.sha256(str(base).encode()).hexdigest()[:16]
-    lock_path = Path(tempfile.gettempdir(), f"cairncms-directus-npm-{digest}.lock")
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if cli.is_file():  # another worker finished the install meanwhile
-            return cli
-        proc = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=base,
-            env=_npm_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=INSTALL_TIMEOUT,
-            check=False,
-        )
-        if proc.returncode != 0 or not cli.is_file():
-            raise DirectusError(
-                f"`npm ci` in {base} failed (exit {proc.returncode}):\n{_tail(proc.stdout)}"
-            )
-    return cli
+    """Install the pinned Directus if needed (``npm ci`` in ``base_dir``, once, see ``_npm``) and return the
+    path to its CLI entry."""
+    return Path(_npm.ensure_npm_ci(base_dir, CLI_RELPATH, DirectusError, env=_npm_env(), timeout=INSTALL_TIMEOUT))
 
 
 # --------------------------------------------------------------------------
