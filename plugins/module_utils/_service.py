@@ -38,6 +38,22 @@ def _start_time(pid):
     return int(fields[19])
 
 
+def _group(pgid):
+    """Pids of the live (not zombie) processes of process group ``pgid``."""
+    found = []
+    for name in os.listdir('/proc'):
+        if not name.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % name, 'rb') as handle:
+                fields = handle.read().rsplit(b')', 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != b'Z' and int(fields[2]) == pgid:
+            found.append(int(name))
+    return found
+
+
 def running(pid_file):
     """The pid recorded in ``pid_file`` while that very process runs, else None."""
     if not os.path.exists(pid_file):
@@ -70,25 +86,22 @@ def _masked_tail(log_file, env_file):
 
 
 def stop(pid_file, timeout=15):
-    """Stop the process group of ``pid_file``: SIGTERM, then SIGKILL after ``timeout`` s. True when one ran."""
+    """Stop the process group of ``pid_file``: SIGTERM, then SIGKILL for what is left of the group after
+    ``timeout`` s (a wrapper's children too). True when one ran."""
     pid = running(pid_file)
     if pid is None:
         if os.path.exists(pid_file):
             os.unlink(pid_file)
         return False
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    deadline = time.monotonic() + timeout
-    while _start_time(pid) is not None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _start_time(pid) is not None:
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
+        if not _group(pid):
+            break
         try:
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(pid, sig)
         except ProcessLookupError:
-            pass
-        while _start_time(pid) is not None and time.monotonic() < deadline + 5:
+            break
+        deadline = time.monotonic() + wait
+        while _group(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
     os.unlink(pid_file)
     return True

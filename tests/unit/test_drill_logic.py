@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -144,6 +145,26 @@ def test_process_is_stopped_as_a_group_and_a_reused_pid_is_never_signalled(tmp_p
         assert leader.wait(timeout=5) is not None
         members = subprocess.run(['pgrep', '-g', str(leader.pid)], capture_output=True, text=True, check=False)
         assert members.stdout.strip() == ''
+    finally:
+        if leader.poll() is None:
+            leader.kill()
+
+
+def test_a_child_that_ignores_sigterm_is_killed_with_its_group(tmp_path):
+    pid_file = str(tmp_path / 'cms.pid')
+    stubborn = ('import signal, subprocess, sys, time; subprocess.Popen([sys.executable, "-c", "import signal, time; '
+                'signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"]); time.sleep(60)')
+    leader = subprocess.Popen([sys.executable, '-c', stubborn], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while len(_service._group(leader.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(_service._group(leader.pid)) == 2
+        with open(pid_file, 'w') as handle:
+            json.dump({'pid': leader.pid, 'start_time': _service._start_time(leader.pid)}, handle)
+        assert _service.stop(pid_file, timeout=1)
+        leader.wait(timeout=5)
+        assert _service._group(leader.pid) == []
     finally:
         if leader.poll() is None:
             leader.kill()
