@@ -16,6 +16,7 @@ import pyrage
 import pytest
 
 import _directus
+import _s3
 import demo_instance
 from conftest import recap, run_module, run_playbook
 
@@ -281,3 +282,52 @@ def test_drill_of_a_postgresql_instance_into_a_scratch_database(tmp_path, postgr
                 postgres_server.drop_database(name)
             except Exception:  # the scratch database exists only after a drill got that far
                 pass
+
+
+def test_drill_of_an_instance_whose_uploads_are_in_s3(tmp_path, s3_server, s3_bucket):
+    """The live instance keeps its uploads in S3; the drill restores them into a directory of the sandbox and
+    the sandbox CMS serves them from there, never touching the bucket."""
+    source = tmp_path / 'source'
+    storage = {'STORAGE_LOCATIONS': 'cloud', 'STORAGE_CLOUD_DRIVER': 's3', 'STORAGE_CLOUD_BUCKET': s3_bucket,
+               'STORAGE_CLOUD_REGION': _s3.REGION, 'STORAGE_CLOUD_ENDPOINT': s3_server.endpoint,
+               'STORAGE_CLOUD_FORCE_PATH_STYLE': 'true', 'STORAGE_CLOUD_KEY': _s3.ACCESS_KEY,
+               'STORAGE_CLOUD_SECRET': _s3.SECRET_KEY}
+    settings = _directus.bootstrap(source, storage)
+    identity = pyrage.x25519.Identity.generate()
+    key_file = tmp_path / 'backup-key.txt'
+    key_file.write_text('%s\n' % identity)
+    with _directus.running(source) as url:
+        token = _directus.login(url, settings['ADMIN_EMAIL'], settings['ADMIN_PASSWORD'])
+        _directus.upload_file(url, token, 'cover.png', demo_instance.png(32, 24, 3), 'image/png')
+        _directus.upload_file(url, token, 'notes.txt', b'bytes kept in s3\n' * 64, 'text/plain')
+    client = s3_server.client()
+    before = {item['Key']: item['ETag'] for item in client.list_objects_v2(Bucket=s3_bucket).get('Contents', [])}
+    assert len(before) == 2, before
+    variables = {
+        'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+        'cairn_repository': {'type': 'local', 'path': str(tmp_path / 'repository')},
+        'cairn_encryption_recipients': [str(identity.to_public())], 'cairn_encryption_identity_file': str(key_file),
+        'cairn_env_file': str(source / '.env'),
+        'cairn_drill_cms_command': [_directus._node(), str(_directus.ensure_installed()), 'start'],
+        'cairn_drill_cms_environment': {'NODE_ENV': 'production'},
+        'cairn_drill_http_email': settings['ADMIN_EMAIL'], 'cairn_drill_http_password': settings['ADMIN_PASSWORD'],
+        'cairn_drill_dir': str(tmp_path / 'sandbox'), 'cairn_drill_report_file': str(tmp_path / 'report.json'),
+        'cairn_drill_keep_sandbox': True}
+    inventory = tmp_path / 'inventory.json'
+    inventory.write_text(json.dumps({'all': {'vars': variables, 'hosts': {'cms': {}}}}))
+    backup = run_playbook('backup.yml', str(inventory))
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    drilled = run_playbook('restore_drill.yml', str(inventory))
+    assert drilled.returncode == 0, drilled.stdout + drilled.stderr
+    report = json.load(open(tmp_path / 'report.json'))
+    assert report['ok'] and {'directus_files have their bytes', 'file bytes sha256', 'http assets sha256'} <= {
+        check['name'] for check in report['checks'] if check['ok']}, report
+    # Kept on request: the bytes came back into the sandbox's directory for the location, not into the bucket.
+    kept = tmp_path / 'sandbox' / 'storage' / 'cloud'
+    assert sorted(os.listdir(kept)) == sorted(before)
+    after = {item['Key']: item['ETag'] for item in client.list_objects_v2(Bucket=s3_bucket).get('Contents', [])}
+    assert after == before
+    assert _s3.SECRET_KEY not in drilled.stdout + drilled.stderr
+    removed = run_module('cairn_drill_sandbox', path=str(tmp_path / 'sandbox'), state='absent',
+                         repository=variables['cairn_repository'], instance='cms')
+    assert removed['changed'] and not (tmp_path / 'sandbox').exists()
