@@ -46,7 +46,8 @@ def find_tool(names, what, package_hint):
                      % (what, ', '.join(names), package_hint))
 
 
-def _mask(text, secrets):
+def mask(text, secrets):
+    """``text`` with every one of ``secrets`` replaced by asterisks."""
     for secret in secrets or ():
         if secret:
             text = text.replace(secret, '********')
@@ -78,7 +79,7 @@ def run(args, env=None, secrets=(), stdin=None, what=None):
     except OSError as exc:
         raise CairnError('cannot run %s: %s' % (args[0], exc.strerror))
     if proc.returncode != 0:
-        message = _mask(proc.stderr.decode('utf-8', 'replace'), secrets).strip()
+        message = mask(proc.stderr.decode('utf-8', 'replace'), secrets).strip()
         raise CairnError('%s failed (exit %d): %s' % (what or os.path.basename(args[0]), proc.returncode, message))
     return proc.stdout.decode('utf-8', 'replace')
 
@@ -152,7 +153,7 @@ class Streaming:
         self.finish()
 
     def stderr_tail(self):
-        return _mask(self._stderr.data.decode('utf-8', 'replace'), self.secrets).strip()
+        return mask(self._stderr.data.decode('utf-8', 'replace'), self.secrets).strip()
 
     def finish(self):
         if self.proc.stdin and not self.proc.stdin.closed:

@@ -19,6 +19,7 @@ import time
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, read_json, write_json
 from ansible_collections.cairncms.ops.plugins.module_utils._env import parse_dotenv
 from ansible_collections.cairncms.ops.plugins.module_utils._http import health
+from ansible_collections.cairncms.ops.plugins.module_utils._process import mask
 from ansible_collections.cairncms.ops.plugins.module_utils._secrets import is_secret
 
 PID_FILE = '.cairn-cms.pid'  # in the directory the CMS runs in, unless told otherwise
@@ -79,9 +80,7 @@ def _masked_tail(log_file, env_file):
             values = parse_dotenv(handle.read())
     except OSError:
         values = {}
-    for name, value in values.items():
-        if is_secret(name) and len(str(value)) >= 4:
-            text = text.replace(str(value), '********')
+    text = mask(text, [str(value) for name, value in values.items() if is_secret(name) and len(str(value)) >= 4])
     return '\n'.join(text.splitlines()[-LOG_TAIL:])
 
 
