@@ -45,10 +45,10 @@ def cloning(tmp_path, source):
                          'cairn_clone_env_overrides': {'PUBLIC_URL': 'https://staging.example.com', 'PORT': 8066}}}
     inventory = tmp_path / 'inventory.json'
 
-    def play(name, limit, **extra):
+    def play(name, limit, check=False, **extra):
         inventory.write_text(json.dumps({'all': {'vars': common, 'hosts': {
             host: dict(values, **(extra if host == limit else {})) for host, values in hosts.items()}}}))
-        return run_playbook(name, str(inventory), limit=limit)
+        return run_playbook(name, str(inventory), limit=limit, check=check)
     return play, staging
 
 
@@ -56,6 +56,9 @@ def test_clone_has_the_data_and_its_own_everything_and_reruns_change_nothing(clo
     play, staging = cloning
     run = play('backup.yml', 'blog')
     assert run.returncode == 0, run.stdout + run.stderr
+    planned = play('clone.yml', 'staging', check=True)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert not staging.exists()
     run = play('clone.yml', 'staging')
     assert run.returncode == 0, run.stdout + run.stderr
     assert '1 flows and 0' in run.stdout, run.stdout
