@@ -41,23 +41,23 @@ def _marker(sandbox):
     return os.path.join(sandbox, MARKER)
 
 
-def _owned(sandbox):
-    """Whether ``sandbox`` may be emptied: it does not exist, is empty, or carries the drill marker."""
+def _require_owned(sandbox):
+    """Refuse a ``sandbox`` the drill may not empty: one that exists, holds files and has no drill marker."""
     if not os.path.exists(sandbox):
-        return True
+        return
     if not os.path.isdir(sandbox):
         raise CairnError('the drill sandbox %s exists and is not a directory; choose another cairn_drill_dir'
                          % sandbox)
-    return not os.listdir(sandbox) or os.path.isfile(_marker(sandbox))
+    if os.listdir(sandbox) and not os.path.isfile(_marker(sandbox)):
+        raise CairnError('%s holds files but no %s: it is not a drill sandbox, so it is left alone; choose an '
+                         'empty or new directory for cairn_drill_dir' % (sandbox, MARKER))
 
 
 def remove(sandbox, check_mode=False):
     """Delete a drill sandbox; True when there was one. Refuses a directory the drill does not own."""
     if not os.path.exists(sandbox):
         return False
-    if not _owned(sandbox):
-        raise CairnError('%s holds files but no %s: it is not a drill sandbox, so it is left alone; choose an '
-                         'empty or new directory for cairn_drill_dir' % (sandbox, MARKER))
+    _require_owned(sandbox)
     if not check_mode:
         _service.stop(os.path.join(sandbox, PID_FILE))
         shutil.rmtree(sandbox)
@@ -100,9 +100,7 @@ def prepare(repository, instance, manifest, sandbox, host='127.0.0.1', port=0, o
     if named:
         raise CairnError('%s look(s) like secrets; pass them in cairn_drill_env_secret_overrides, which is never '
                          'logged' % ', '.join(named))
-    if not _owned(sandbox):
-        raise CairnError('%s holds files but no %s: it is not a drill sandbox, so it is left alone; choose an '
-                         'empty or new directory for cairn_drill_dir' % (sandbox, MARKER))
+    _require_owned(sandbox)
     bundle = _secrets.open_bundle(repository, instance, manifest)
     captured_text = bundle[1]['env/.env'].decode('utf-8')
     port = port or free_port(host)

@@ -274,6 +274,14 @@ class InstanceConfig:
         self.env_file = env_file
 
     @classmethod
+    def from_dotenv(cls, values, base_dir, env_file=None):
+        """The configuration of parsed .env ``values`` (over CairnCMS's defaults, no overrides), relative paths
+        resolved against ``base_dir``."""
+        raw = dict(DEFAULTS)
+        raw.update(values)
+        return cls(process_values(raw, base_dir), base_dir, env_file)
+
+    @classmethod
     def load(cls, env_file=None, overrides=None, instance_dir=None, secret_overrides=None):
         secret_names = sorted(name for name in (overrides or {}) if looks_secret(str(name)))
         if secret_names:

@@ -16,8 +16,7 @@ import os
 import socket
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
-from ansible_collections.cairncms.ops.plugins.module_utils._env import (
-    DEFAULTS, InstanceConfig, parse_dotenv, process_values)
+from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig, parse_dotenv
 
 # Relative paths of a captured configuration resolve below this directory, which exists nowhere: where the source
 # kept them is not known here (the live .env, where it is at hand, says).
@@ -46,10 +45,8 @@ def source_as_captured(manifest, text):
 def captured_config(text, instance_dir=None):
     """The configuration of a captured .env as CairnCMS reads it, without ``*_FILE`` indirections (their files
     belong to the source host); relative paths resolve against ``instance_dir`` when known."""
-    base = instance_dir or SOURCE_DIR
-    raw = dict(DEFAULTS)
-    raw.update((name, value) for name, value in parse_dotenv(text).items() if not name.endswith('_FILE'))
-    return InstanceConfig(process_values(raw, base), base)
+    return InstanceConfig.from_dotenv({name: value for name, value in parse_dotenv(text).items()
+                                       if not name.endswith('_FILE')}, instance_dir or SOURCE_DIR)
 
 
 def database_identity(config):

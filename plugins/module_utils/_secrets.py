@@ -24,8 +24,7 @@ import uuid
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _guard
 from ansible_collections.cairncms.ops.plugins.module_utils._common import AtomicFile, CairnError, HashingWriter, utc_now
-from ansible_collections.cairncms.ops.plugins.module_utils._env import (
-    DEFAULTS, InstanceConfig, looks_secret, parse_dotenv, process_values)
+from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig, looks_secret, parse_dotenv
 
 BUNDLE = 'secrets.tar'
 FINGERPRINT_CONTEXT = b'cairncms.ops/fingerprint/v1'
@@ -206,11 +205,9 @@ def restore(repository, instance, manifest, env_file, overrides, rotate=(), repl
     captured = members['env/.env'].decode('utf-8')
     text = render_env(captured, values)
     if refuse_shared:
-        base = os.path.dirname(os.path.abspath(env_file))
-        raw = dict(DEFAULTS)
-        raw.update(parse_dotenv(text))
-        _guard.refuse_shared(InstanceConfig(process_values(raw, base), base, env_file), 'the configuration for %s'
-                             % env_file, 'cairn_clone_env_overrides', [_guard.source_as_captured(manifest, captured)])
+        copy = InstanceConfig.from_dotenv(parse_dotenv(text), os.path.dirname(os.path.abspath(env_file)), env_file)
+        _guard.refuse_shared(copy, 'the configuration for %s' % env_file, 'cairn_clone_env_overrides',
+                             [_guard.source_as_captured(manifest, captured)])
     result = {'changed': False, 'path': env_file, 'rotated': sorted(fresh), 'overridden': sorted(overrides),
               'files': []}
     if current is not None and not fresh and current == text:
