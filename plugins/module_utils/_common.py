@@ -17,6 +17,7 @@ import os
 import re
 import tempfile
 import time
+import traceback
 
 CHUNK = 1024 * 1024
 SAFE_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$')
@@ -135,22 +136,40 @@ def makedirs(path, mode=0o700):
     os.makedirs(path, mode=mode, exist_ok=True)
 
 
+def owner_of(path):
+    """(uid, gid) of ``path``, or of its nearest existing directory when it does not exist yet."""
+    while True:
+        try:
+            info = os.stat(path)
+            return info.st_uid, info.st_gid
+        except FileNotFoundError:
+            parent = os.path.dirname(path)
+            if parent == path:
+                raise
+            path = parent
+
+
 class AtomicFile:
     """Write ``path`` through a 0600 temp file in the same directory; on success
     it is fsynced and renamed into place, on error removed. Nothing half-written
-    ever stands at ``path``."""
+    ever stands at ``path``. With ``keep_owner`` (as root), the file gets the owner
+    and group of the file it replaces, or of its directory when it is new."""
 
-    def __init__(self, path, mode=0o600, mtime_ns=None):
+    def __init__(self, path, mode=0o600, mtime_ns=None, keep_owner=False):
         self.path = path
         self.mode = mode
         self.mtime_ns = mtime_ns
+        self.keep_owner = keep_owner
         self._tmp = None
         self.handle = None
 
     def __enter__(self):
         directory = os.path.dirname(self.path) or '.'
         makedirs(directory)
+        owner = owner_of(self.path) if self.keep_owner and os.geteuid() == 0 else None
         fd, self._tmp = tempfile.mkstemp(prefix='.cairn-', suffix='.part', dir=directory)
+        if owner is not None:
+            os.fchown(fd, *owner)
         os.fchmod(fd, self.mode)
         self.handle = os.fdopen(fd, 'wb')
         return self.handle
@@ -178,6 +197,16 @@ def write_json(path, data):
         handle.write(json.dumps(data, indent=2, sort_keys=True).encode('utf-8') + b'\n')
 
 
+def read_file(path, what, fix):
+    """The bytes of a small file the operator named (a key, say); one line naming it, the reason and ``fix``
+    when it cannot be read."""
+    try:
+        with open(path, 'rb') as handle:
+            return handle.read()
+    except OSError as exc:
+        raise CairnError('cannot read the %s %s (%s); %s' % (what, path, exc.strerror or exc, fix))
+
+
 def read_json(path, what):
     try:
         with open(path, 'rb') as handle:
@@ -186,6 +215,19 @@ def read_json(path, what):
         raise CairnError('%s not found at %s' % (what, path))
     except ValueError as exc:
         raise CairnError('%s at %s is not valid JSON (%s)' % (what, path, exc))
+
+
+def process_start_time(pid):
+    """The kernel start time of ``pid`` (clock ticks since boot), or None when there is no such process (or
+    only its zombie): with the pid, it names one process, never another that reused the pid."""
+    try:
+        with open('/proc/%d/stat' % pid, 'rb') as handle:
+            fields = handle.read().rsplit(b')', 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] == b'Z':
+        return None
+    return int(fields[19])
 
 
 class Timer:
@@ -197,20 +239,42 @@ class Timer:
         return round(time.monotonic() - self.start, 3)
 
 
+# Result keys Ansible reads itself: a module result must never use them for data (``failed: [...]`` fails
+# the task, ``skipped: true`` skips it, ``rc`` other than 0 fails it, ``results`` is read as loop items,
+# ``ansible_facts`` become facts). ``changed`` and ``msg`` are ours only in their Ansible meaning.
+RESERVED_KEYS = frozenset(('failed', 'skipped', 'rc', 'results', 'invocation', 'exception', 'warnings',
+                           'deprecations', 'stdout', 'stderr', 'stdout_lines', 'stderr_lines'))
+
+
+def reserved(key):
+    """Whether ``key`` may not carry a module's data (see ``RESERVED_KEYS``)."""
+    return key in RESERVED_KEYS or key.startswith(('ansible_', '_ansible'))
+
+
 def run(module, action):
     """The one place where errors become ``fail_json``.
 
-    ``action`` gets the module and returns the result dict (with ``changed``).
+    ``action`` gets the module and returns the result dict (with ``changed``). A result key Ansible reserves
+    is a defect of the module, reported as one; so is any error that is not a ``CairnError`` or ``OSError``:
+    it fails the task with its type and text (and the traceback at -vvv), never as "Unknown error".
     """
     try:
         result = action(module)
         for warning in result.pop('warnings', None) or ():
             module.warn(warning)
+        misused = sorted(key for key in result if reserved(key))
+        if misused:
+            raise CairnError('internal error: %s returned the key(s) %s, which Ansible reserves; please report '
+                             'this' % (module._name, ', '.join(misused)))
     except CairnError as exc:
-        module.fail_json(msg=exc.message, **exc.details)
+        details = {key: value for key, value in exc.details.items() if key == 'exception' or not reserved(key)}
+        module.fail_json(msg=exc.message, **details)
     except OSError as exc:
         module.fail_json(msg='%s: %s' % (exc.strerror or exc.__class__.__name__,
                                          exc.filename or exc))
+    except Exception as exc:  # a defect: say what it was, in one line
+        module.fail_json(msg='internal error in %s: %s: %s' % (module._name, exc.__class__.__name__, exc),
+                         exception=traceback.format_exc())
     module.exit_json(**result)
 
 

@@ -16,7 +16,8 @@ import signal
 import subprocess
 import time
 
-from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, read_json, write_json
+from ansible_collections.cairncms.ops.plugins.module_utils._common import (
+    CairnError, process_start_time, read_json, write_json)
 from ansible_collections.cairncms.ops.plugins.module_utils._env import parse_dotenv
 from ansible_collections.cairncms.ops.plugins.module_utils._http import health
 from ansible_collections.cairncms.ops.plugins.module_utils._process import mask
@@ -25,18 +26,6 @@ from ansible_collections.cairncms.ops.plugins.module_utils._secrets import is_se
 PID_FILE = '.cairn-cms.pid'  # in the directory the CMS runs in, unless told otherwise
 PASSTHROUGH = ('PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'USER', 'LOGNAME')
 LOG_TAIL = 30
-
-
-def _start_time(pid):
-    """The kernel start time of ``pid`` (clock ticks since boot), or None when there is no such process."""
-    try:
-        with open('/proc/%d/stat' % pid, 'rb') as handle:
-            fields = handle.read().rsplit(b')', 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    if fields[0] == b'Z':
-        return None
-    return int(fields[19])
 
 
 def _group(pgid):
@@ -61,7 +50,7 @@ def running(pid_file):
         return None
     recorded = read_json(pid_file, 'CMS pid file')
     pid = recorded.get('pid')
-    if isinstance(pid, int) and pid > 0 and _start_time(pid) == recorded.get('start_time'):
+    if isinstance(pid, int) and pid > 0 and process_start_time(pid) == recorded.get('start_time'):
         return pid
     return None
 
@@ -76,8 +65,8 @@ def _masked_tail(log_file, env_file):
     except OSError:
         return ''
     try:
-        with open(env_file, 'r', encoding='utf-8') as handle:
-            values = parse_dotenv(handle.read())
+        with open(env_file, 'rb') as handle:  # for masking, odd bytes must not hide the secrets around them
+            values = parse_dotenv(handle.read().decode('utf-8', 'replace'))
     except OSError:
         values = {}
     text = mask(text, [str(value) for name, value in values.items() if is_secret(name) and len(str(value)) >= 4])
@@ -129,7 +118,7 @@ def start(command, chdir, url, env_file, pid_file, log_file, environment=None, t
             raise CairnError('cannot start the CMS with %s: %s; set cairn_drill_cms_command to the command that '
                              'starts CairnCMS (for example [node, /opt/cairncms/cli.js, start])'
                              % (command[0], exc.strerror))
-    write_json(pid_file, {'pid': process.pid, 'start_time': _start_time(process.pid), 'command': list(command)})
+    write_json(pid_file, {'pid': process.pid, 'start_time': process_start_time(process.pid), 'command': list(command)})
     last = None
     while True:
         code = process.poll()

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _drill, _guard, _service
-from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, process_start_time
 from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import marker_matches, restore_marker
 from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig
@@ -118,7 +118,7 @@ def test_remove_only_what_the_drill_owns(tmp_path):
     left = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], cwd=str(owned),
                             start_new_session=True)
     try:
-        (owned / _drill.PID_FILE).write_text(json.dumps({'pid': left.pid, 'start_time': _service._start_time(left.pid)}))
+        (owned / _drill.PID_FILE).write_text(json.dumps({'pid': left.pid, 'start_time': process_start_time(left.pid)}))
         assert _drill.remove(str(owned), check_mode=True) and owned.exists() and left.poll() is None
         assert _drill.remove(str(owned)) and not owned.exists()
         assert left.wait(timeout=5) is not None
@@ -135,11 +135,11 @@ def test_process_is_stopped_as_a_group_and_a_reused_pid_is_never_signalled(tmp_p
                                '"-c", "import time; time.sleep(60)"]); time.sleep(60)'], start_new_session=True)
     try:
         with open(pid_file, 'w') as handle:
-            json.dump({'pid': leader.pid, 'start_time': _service._start_time(leader.pid) + 1}, handle)
+            json.dump({'pid': leader.pid, 'start_time': process_start_time(leader.pid) + 1}, handle)
         assert _service.running(pid_file) is None  # same pid, other start time: not ours
         assert not _service.stop(pid_file) and leader.poll() is None and not os.path.exists(pid_file)
         with open(pid_file, 'w') as handle:
-            json.dump({'pid': leader.pid, 'start_time': _service._start_time(leader.pid)}, handle)
+            json.dump({'pid': leader.pid, 'start_time': process_start_time(leader.pid)}, handle)
         assert _service.running(pid_file) == leader.pid
         assert _service.stop(pid_file, timeout=5)
         assert leader.wait(timeout=5) is not None
@@ -161,7 +161,7 @@ def test_a_child_that_ignores_sigterm_is_killed_with_its_group(tmp_path):
             time.sleep(0.05)
         assert len(_service._group(leader.pid)) == 2
         with open(pid_file, 'w') as handle:
-            json.dump({'pid': leader.pid, 'start_time': _service._start_time(leader.pid)}, handle)
+            json.dump({'pid': leader.pid, 'start_time': process_start_time(leader.pid)}, handle)
         assert _service.stop(pid_file, timeout=1)
         leader.wait(timeout=5)
         assert _service._group(leader.pid) == []
