@@ -20,6 +20,9 @@ description:
     --triggers --events --hex-blob); see the collection docs for how row counts are kept consistent.
   - Passwords reach the tools in their environment or a 0600 options file, never on a command line.
     A dump tool that fails or dies fails the task and leaves no artifact.
+  - Temporary files (the SQLite copy, the MySQL option files, a PostgreSQL directory dump) are written to a
+    private directory of the run (C(<TMPDIR>/cairncms-ops-<uid>/...), mode 0700), never into the repository, and
+    removed when the module ends.
   - Records row counts per table and the CMS migration level for the manifest.
 author:
   - cairncms.ops maintainers (!UNKNOWN)

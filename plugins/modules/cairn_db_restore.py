@@ -24,6 +24,14 @@ description:
   - PostgreSQL is restored with C(pg_restore --clean --if-exists --no-owner --exit-on-error), in one
     transaction for custom-format dumps, creating the database when it does not exist (given the right),
     then C(ANALYZE). MySQL and MariaDB through the client, stopping at the first error.
+  - A restore point is untrusted input (whoever can write the repository can forge one); restoring it only puts
+    data into the target database. A content move's plain SQL reaches C(psql) in restricted mode (C(\restrict),
+    psql 13.22, 14.19, 15.14, 16.10, 17.6 or newer, else refused); the MySQL/MariaDB client runs with C(--sandbox)
+    (MariaDB 10.5.25, 10.6.18, 10.11.8, 11.0.6 or newer), or for Oracle MySQL C(--commands=OFF) or
+    C(--system-command=OFF --binary-mode) (8.0.40 or newer), and C(--local-infile=0), else the restore is refused;
+    SQLite SQL and our own updates of a restored file run under an authorizer that refuses C(ATTACH), extension
+    loading, file functions, PRAGMAs that write and, in a content move, anything but inserting rows into the named
+    tables. Each refusal changes nothing and names the restore point and what was refused.
   - With O(location_map), the restored C(directus_files) rows of a restore point location go to another
     storage location of the target (its bytes are put there by M(cairncms.ops.cairn_storage_sync) with the same
     map), and C(directus_files.storage) is rewritten old to new for every pair in one C(UPDATE) (so swaps work),
@@ -36,6 +44,7 @@ author:
 extends_documentation_fragment:
   - cairncms.ops.instance
   - cairncms.ops.instance.REPOSITORY
+  - cairncms.ops.instance.CLAIM
 options:
   restore_point:
     description:
@@ -49,8 +58,9 @@ options:
     default: false
   keep_safety_copy:
     description:
-      - Keep the safety copy of the replaced database after a successful restore (beside it for SQLite, in
-        O(work_dir) for servers).
+      - Keep the safety copy of the replaced database after a successful restore - beside it for SQLite
+        (C(<DB_FILENAME>.cairn-safety-*)), for servers as a private (0600) file in O(work_dir), or in the system's
+        temporary directory when O(work_dir) is not set. RV(safety_copy) says where.
     type: bool
     default: false
   jobs:
@@ -60,8 +70,9 @@ options:
     default: 1
   work_dir:
     description:
-      - Directory for temporary files of a server restore (the safety dump, an unpacked directory dump);
-        the system's temporary directory by default.
+      - Directory for temporary files of a server restore (the safety dump, an unpacked directory dump).
+      - By default a private directory of the run (C(<TMPDIR>/cairncms-ops-<uid>/...), mode 0700), removed when
+        the module ends; a directory left by a killed run is removed by the next.
     type: path
   on_version_mismatch:
     description:
@@ -137,9 +148,19 @@ replaced:
   returned: changed
   type: bool
 safety_copy:
-  description: Where the replaced database was kept, when O(keep_safety_copy=true).
+  description:
+    - Where the replaced database was kept, when O(keep_safety_copy=true) (V(null) otherwise, or when the target
+      held nothing) - a directory beside the database for SQLite, a dump file in O(work_dir) or the system's
+      temporary directory for servers.
   returned: changed
   type: str
+leftovers_removed:
+  description:
+    - SQLite - the staged files (C(.cairn-restore-*.sqlite3)) that interrupted restores had left beside the
+      database, removed by this restore. A safety copy left there is never removed; it is named in a warning.
+  returned: changed and the target is SQLite
+  type: list
+  elements: str
 dangling_file_references:
   description: For a content move, per C(collection.field), rows that point at a missing file.
   returned: changed and the restore point is a content move

@@ -15,7 +15,7 @@ import pytest
 import zstandard
 
 import _servers
-from conftest import module_command, recap, run_module, run_playbook, write_inventory, _env
+from conftest import module_command, process_argvs, recap, run_module, run_playbook, write_inventory, _env
 
 VENDORS = ['pg_database', 'mariadb_database']
 
@@ -132,14 +132,7 @@ def test_password_never_on_a_command_line(request, tmp_path, repo, fixture):
     proc.stdin.close()
     seen = set()
     while proc.poll() is None:
-        for pid in os.listdir('/proc'):
-            if not pid.isdigit():
-                continue
-            try:
-                with open('/proc/%s/cmdline' % pid, 'rb') as handle:
-                    argv = handle.read().split(b'\0')
-            except OSError:
-                continue
+        for argv in process_argvs():
             tool = os.path.basename(argv[0]).decode(errors='replace')
             if tool in ('pg_dump', 'psql', 'mariadb-dump', 'mysqldump', 'mariadb', 'mysql'):
                 seen.add(tool)

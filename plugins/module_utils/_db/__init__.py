@@ -10,7 +10,7 @@ part and the safety rules, once for every vendor.
 
 from __future__ import annotations
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _compress, _relocate
+from ansible_collections.cairncms.ops.plugins.module_utils import _compress, _relocate, _scratch
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CHUNK, CairnError, HashingReader, HashingWriter, Timer)
 from ansible_collections.cairncms.ops.plugins.module_utils._db import mysql, postgres, sqlite
@@ -75,7 +75,9 @@ def dump(config, repository, instance, point_id, compression='zstd', level=3, th
         stored = HashingWriter(handle)
         compressor = _compress.writer(stored, compression, level=level, threads=threads)
         raw = HashingWriter(compressor, digest=backend.digest_raw)
-        facts = backend.dump(raw, repository.scratch_dir(instance, point_id))
+        # Temporary files (a copy of the database, option files with the password) go to this process's private
+        # scratch directory, never into the repository.
+        facts = backend.dump(raw, _scratch.directory())
         compressor.close()
     part = {
         'vendor': backend.vendor,
@@ -208,7 +210,11 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
         relocation_warnings.append('quiesce was not applied: a content move loads only the named tables')
         quiesce = ()
     quiesce = sorted(set(quiesce))
+    # The restore point is untrusted input: refuse now, before anything changes, if the tool that would load it
+    # could be made to act on this host.
+    backend.check_loader(content=bool(scope))
     probe = backend.probe()
+    leftovers = backend.leftovers()
     state = (_content_state(backend, scope['tables']) if scope
              else backend.compare(db_manifest, manifest['id'], location_pairs=pairs, quiesce=quiesce))
     result = {'changed': False, 'vendor': backend.vendor, 'restore_point': manifest['id'],
@@ -219,13 +225,15 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
     if state == IDENTICAL:
         result['msg'] = 'the database already holds restore point %s' % manifest['id'] + (
             ' with its files in %s' % ', '.join('%s->%s' % pair for pair in pairs) if pairs else '')
+        if leftovers:
+            result['warnings'] = leftovers
         return result
     if state == DIFFERENT and not replace:
         raise CairnError('the target database %s is not empty and differs from restore point %s; nothing was '
                          'changed. Set replace (cairn_restore_replace: true) to overwrite it'
                          % (result['target'], manifest['id']), target_state=state)
     warnings = _mismatches(backend, probe, db_manifest, state, on_version_mismatch, on_migration_mismatch)
-    warnings += relocation_warnings
+    warnings += relocation_warnings + leftovers
     if warnings:
         result['warnings'] = warnings
     result['changed'] = True
@@ -249,13 +257,12 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
         stored = HashingReader(handle)
         source = _compress.reader(stored, db_manifest['compression'])
         if scope:
-            facts = backend.restore_content(source, scope['tables'], location_pairs=pairs)
+            facts = backend.restore_content(source, scope['tables'], location_pairs=pairs, point_id=manifest['id'])
             dangling = dangling_file_references(backend, scope['tables'])
             facts['dangling_file_references'] = dangling
-            if dangling:
-                facts['warnings'] = ['%d row(s) of %s point at files this database does not have; move those '
-                                     'directus_files rows (and their bytes) too' % (count, field)
-                                     for field, count in sorted(dangling.items())]
+            facts['warnings'] = facts.get('warnings', []) + [
+                '%d row(s) of %s point at files this database does not have; move those directus_files rows (and '
+                'their bytes) too' % (count, field) for field, count in sorted(dangling.items())]
         else:
             facts = backend.restore(source, db_manifest, keep_safety_copy=keep_safety_copy,
                                     scratch_dir=scratch_dir, point_id=manifest['id'], location_pairs=pairs,

@@ -11,12 +11,13 @@ repository are handled once, around it, in ``_db/__init__.py``.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
 import threading
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _relocate
+from ansible_collections.cairncms.ops.plugins.module_utils import _relocate, _scratch
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
 
 # What ``compare`` may answer about a restore target.
@@ -159,9 +160,11 @@ class DatabaseBackend:
     def replace_under_safety_copy(self, load, keep_safety_copy, scratch_dir, point_id, location_pairs=(),
                                   quiesce=()):
         """Take a safety copy of the target, ``load(work)``, relocate the file rows and turn off ``quiesce``,
-        put the copy back if that fails; the safety copy is removed afterwards unless ``keep_safety_copy``
-        (then it is moved to ``scratch_dir``)."""
-        work = tempfile.mkdtemp(prefix='.cairn-restore-', dir=scratch_dir)
+        put the copy back if that fails. ``work`` is a private directory in ``scratch_dir`` (the module's
+        ``work_dir``) or, by default, in this process's scratch directory. The safety copy is removed afterwards
+        unless ``keep_safety_copy``: then it is moved, private (0600), to ``scratch_dir`` or the system's
+        temporary directory, which outlive the run."""
+        work = tempfile.mkdtemp(prefix='.cairn-restore-', dir=scratch_dir or _scratch.directory())
         try:
             safety = self.take_safety_copy(work)
             try:
@@ -176,9 +179,8 @@ class DatabaseBackend:
             warnings = self.after_restore(point_id, location_pairs, quiesce)
             kept = None
             if safety and keep_safety_copy:
-                kept = os.path.join(scratch_dir or tempfile.gettempdir(), '%s.cairn-safety-%s%s' % (
-                    self.database.options.get('database'), point_id, os.path.splitext(safety)[1]))
-                shutil.move(safety, kept)
+                kept = keep_file(safety, scratch_dir or tempfile.gettempdir(), '%s.cairn-safety-%s-' % (
+                    self.database.options.get('database'), point_id))
             return {'safety_copy': kept, 'warnings': warnings, 'relocations': moved, 'disabled': turned}
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -200,10 +202,20 @@ class DatabaseBackend:
         """Run statements that change the database, in one transaction."""
         self.query('BEGIN;\n%s\nCOMMIT;\n' % sql)
 
-    def restore_content(self, source, tables, location_pairs=()):
-        """Replace the rows of ``tables`` by those of a data-only dump and relocate the file rows
-        (``relocation_sql``), in one transaction; returns facts with ``relocations``."""
+    def restore_content(self, source, tables, location_pairs=(), point_id=None):
+        """Replace the rows of ``tables`` by those of a data-only dump of restore point ``point_id`` and relocate
+        the file rows (``relocation_sql``), in one transaction; returns facts with ``relocations``. The dump is
+        untrusted: it must not reach anything but the target database (see ``check_loader``)."""
         raise NotImplementedError
+
+    # a restore point is untrusted input --------------------------------------
+    def check_loader(self, content):
+        """Refuse, before anything changes, when the tool that would load a restore point (``content``: a content
+        move) cannot be kept from acting on this host (running commands, reading or writing files)."""
+
+    def leftovers(self):
+        """Warnings about what interrupted restores left beside the target that is never removed here."""
+        return []
 
     @property
     def tables(self):
@@ -225,6 +237,24 @@ class DatabaseBackend:
         (``safety_copy``, ``relocations``, ``disabled``, optional ``warnings``).
         """
         raise NotImplementedError
+
+
+def keep_file(path, directory, prefix):
+    """Move the file ``path`` to a new private (0600) file named ``<prefix><random><extension>`` in ``directory``
+    (never over an existing name or through a symlink); its new path."""
+    fd, kept = tempfile.mkstemp(prefix=prefix, suffix=os.path.splitext(path)[1], dir=directory)
+    os.close(fd)
+    os.chmod(path, 0o600)
+    try:
+        os.replace(path, kept)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        # another file system: copy into the file made for it
+        with open(path, 'rb') as source, open(kept, 'wb') as target:
+            shutil.copyfileobj(source, target, CHUNK)
+        os.unlink(path)
+    return kept
 
 
 def limit_facts(facts, tables):

@@ -10,6 +10,11 @@ counting session and the dump have opened their consistent snapshots (writes
 wait for a moment, as with ``--master-data``); without the RELOAD privilege
 the counts come from a snapshot opened just before the dump and the manifest
 says so (``row_counts_consistent: false``).
+
+A restore point is untrusted input, and the client executes its own commands
+found in the SQL it reads (``system``/``\\!`` runs a shell, ``tee`` writes a
+file, ``source`` reads one): every restore feeds it with the strongest guard
+the installed client has (``guard_options``), and without one it is refused.
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _process
+from ansible_collections.cairncms.ops.plugins.module_utils import _process, _scratch
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
     ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, feed_collecting, limit_facts, marker_matches,
@@ -34,6 +40,13 @@ CONTENT_OPTIONS = ['--no-create-info', '--skip-triggers', '--single-transaction'
                    '--skip-add-locks', '--skip-disable-keys', '--no-tablespaces', '--skip-dump-date',
                    '--default-character-set=utf8mb4']
 STARTED = (b'CREATE TABLE', b'INSERT INTO', b'-- Dumping data for table', b'-- Dump completed')
+# The clients that can be kept from running their own commands on the SQL they read, and how.
+GUARDED_CLIENTS = ('the MariaDB client 10.5.25, 10.6.18, 10.11.8, 11.0.6, 11.1.5, 11.2.4, 11.4.2 or newer (--sandbox), '
+                   'or the MySQL client 8.0.40, 8.4.3, 9.1.0 or newer (--system-command=OFF, or --commands=OFF where '
+                   'it has it)')
+# What the guarded client says when the SQL holds a command it refuses.
+REFUSALS = ('Not allowed in the sandbox mode', 'disabled the local infile capability', 'Unknown command')
+_LOADER_OPTIONS = {}  # client path -> its guard options, detected once per run
 
 
 def _ident(name):
@@ -46,6 +59,28 @@ def _literal(text):
 
 def _option_value(value):
     return '"%s"' % str(value).replace('\\', '\\\\').replace('"', '\\"')
+
+
+def loader_options(help_text):
+    """The options that keep the client whose ``--help`` is ``help_text`` from running its own commands (shell,
+    files) found in the SQL it reads, the strongest it has; None when it has none.
+
+    * MariaDB (10.5.25, 10.6.18, 10.11.8, 11.0.6 and newer): ``--sandbox`` refuses system, tee, source and pager
+      with an argument, and ends the load with an error.
+    * Oracle MySQL with ``--commands`` (9.4, and the 8.0/8.4 updates it was backported to): ``--commands=OFF``
+      turns client commands off in batch mode.
+    * Oracle MySQL 8.0.40, 8.4.3, 9.1.0 and newer: ``--system-command=OFF`` refuses system; ``--binary-mode`` (which
+      such clients have too) turns off the other client commands but delimiter and charset in batch mode.
+    """
+    def has(option):
+        return re.search(r'^\s*(?:-\w, )?%s(?=[\s=\[]|$)' % re.escape(option), help_text, re.MULTILINE) is not None
+    if has('--sandbox'):
+        return ['--sandbox']
+    if has('--commands'):
+        return ['--commands=OFF']
+    if has('--system-command'):
+        return ['--system-command=OFF'] + (['--binary-mode'] if has('--binary-mode') else [])
+    return None
 
 
 class MysqlBackend(DatabaseBackend):
@@ -95,7 +130,7 @@ class MysqlBackend(DatabaseBackend):
 
     def _run(self, kind, args, database=True, **kwargs):
         """Run a tool with a temporary defaults file; ``args`` after the connection options."""
-        directory = tempfile.mkdtemp(prefix='.cairn-my-')
+        directory = tempfile.mkdtemp(prefix='.cairn-my-', dir=_scratch.directory())
         try:
             cnf = self._defaults_file(directory)
             command = [self.tool(kind), '--defaults-extra-file=' + cnf] + args
@@ -179,7 +214,7 @@ class MysqlBackend(DatabaseBackend):
             raise CairnError('the database %s does not exist' % self.name)
         server = self.server_version()
         tool_version = self.tool_version()
-        directory = tempfile.mkdtemp(prefix='.cairn-my-', dir=scratch_dir)
+        directory = tempfile.mkdtemp(prefix='.cairn-my-', dir=scratch_dir or _scratch.directory())
         lock = counter = dump = gate = None
         try:
             lock = self._session(directory, 'mariadb (lock session)')
@@ -254,14 +289,32 @@ class MysqlBackend(DatabaseBackend):
         return self.sql('SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() '
                         'AND table_name = %s' % _literal(name)) == [['1']]
 
-    def restore_content(self, source, tables, location_pairs=()):
-        directory = tempfile.mkdtemp(prefix='.cairn-my-')
+    def check_loader(self, content):
+        self.guard_options()
+
+    def guard_options(self):
+        """The options that keep the client from acting on this host while it loads a restore point (see
+        ``loader_options``), read once per run from its ``--help``; refuses a client that has none."""
+        client = self.tool('client')
+        if client not in _LOADER_OPTIONS:
+            _LOADER_OPTIONS[client] = loader_options(_process.run([client, '--no-defaults', '--help'],
+                                                                  what=os.path.basename(client)))
+        if _LOADER_OPTIONS[client] is None:
+            version = _process.run([client, '--no-defaults', '--version'], what=os.path.basename(client)).strip()
+            raise CairnError('the client %s (%s) cannot be kept from running the shell commands or reading and '
+                             'writing the files a restore point\'s SQL may ask for (system, tee, source), so the '
+                             'restore is refused; nothing was changed. Install %s'
+                             % (client, version, GUARDED_CLIENTS))
+        return list(_LOADER_OPTIONS[client])
+
+    def restore_content(self, source, tables, location_pairs=(), point_id=None):
+        directory = tempfile.mkdtemp(prefix='.cairn-my-', dir=_scratch.directory())
         try:
             prefix = ('SET autocommit = 0;\nSET FOREIGN_KEY_CHECKS = 0;\n%s\n'
                       % ''.join('DELETE FROM %s;' % _ident(table) for table in tables)).encode()
             suffix = '\n%sCOMMIT;\n' % (self.relocation_sql(location_pairs) if location_pairs else '')
             rows = self._feed(_process.Prefixed(prefix, source, suffix.encode('utf-8')), directory,
-                              collect=bool(location_pairs))
+                              collect=bool(location_pairs), point_id=point_id)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
         return {'relocations': tagged_relocations(location_pairs, rows or [])}
@@ -287,8 +340,8 @@ class MysqlBackend(DatabaseBackend):
             except CairnError as exc:
                 raise CairnError('the database %s does not exist and could not be created (%s); create it first'
                                  % (self.name, exc.message))
-        return self.replace_under_safety_copy(lambda work: self._feed(source, work), keep_safety_copy,
-                                              scratch_dir, point_id, location_pairs, quiesce)
+        return self.replace_under_safety_copy(lambda work: self._feed(source, work, point_id=point_id),
+                                              keep_safety_copy, scratch_dir, point_id, location_pairs, quiesce)
 
     def take_safety_copy(self, work):
         if not self._tables():
@@ -304,16 +357,25 @@ class MysqlBackend(DatabaseBackend):
     def after_restore(self, point_id, location_pairs=(), quiesce=()):
         return self._mark(point_id, location_pairs, quiesce)
 
-    def _feed(self, source, directory, collect=False):
-        """Feed SQL to the client; with ``collect``, return its ``RELOCATED_TAG`` output rows."""
+    def _feed(self, source, directory, collect=False, point_id=None):
+        """Feed SQL to the client, guarded (``guard_options``, no ``LOAD DATA LOCAL``); with ``collect``, return its
+        ``RELOCATED_TAG`` output rows."""
         cnf = self._defaults_file(directory)
-        command = [self.tool('client'), '--defaults-extra-file=' + cnf, '--batch', '--database=' + self.name]
-        if not collect:
-            _process.Streaming(command, secrets=self.secrets, mode='w',
-                               what=os.path.basename(self.tool('client'))).pump_in(source)
-            return None
-        return feed_collecting(_process.Streaming(command + ['--skip-column-names', '--raw'], secrets=self.secrets,
-                                                  mode='rw', what=os.path.basename(self.tool('client'))), source)
+        command = ([self.tool('client'), '--defaults-extra-file=' + cnf] + self.guard_options()
+                   + ['--local-infile=0', '--batch', '--database=' + self.name])
+        what = os.path.basename(self.tool('client'))
+        try:
+            if not collect:
+                _process.Streaming(command, secrets=self.secrets, mode='w', what=what).pump_in(source)
+                return None
+            return feed_collecting(_process.Streaming(command + ['--skip-column-names', '--raw'], secrets=self.secrets,
+                                                      mode='rw', what=what), source)
+        except CairnError as exc:
+            if point_id and any(text in exc.message for text in REFUSALS):
+                raise CairnError('restore point %s was refused: its SQL holds a client command that would act on '
+                                 'this host (a shell command, a file read or written), which %s refused (a forged or '
+                                 'damaged repository?): %s' % (point_id, what, exc.message))
+            raise
 
     def _mark(self, point_id, location_pairs=(), quiesce=()):
         if self._flavor != 'mariadb':

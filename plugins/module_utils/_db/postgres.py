@@ -6,6 +6,12 @@
 The dump runs in a snapshot exported by a helper session, so the row counts
 recorded in the manifest are those of the dump exactly, however busy the
 server is. The password goes to the tools in PGPASSWORD, never in argv.
+
+A restore point is untrusted input. A full restore goes through pg_restore,
+which runs no client commands. A content move is plain SQL, which psql would
+also read for its backslash commands (``\\!`` runs a shell): psql gets it in
+restricted mode (``\\restrict`` with a key of our own, ``PsqlScript``), and a
+psql too old for that mode is refused before anything changes.
 """
 
 from __future__ import annotations
@@ -13,13 +19,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import tarfile
 import tempfile
 import threading
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _process
-from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
+from ansible_collections.cairncms.ops.plugins.module_utils import _process, _scratch
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
     ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, feed_collecting, limit_facts, marker_matches,
     restore_marker, tagged_relocations)
@@ -30,6 +37,13 @@ TABLES_SQL = ("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n O
               "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
               "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' ORDER BY 1, 2")
 CHANGES_SQL = 'SELECT COALESCE(SUM(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables'
+# psql understands \restrict from these minor releases on (and in every major release after 17).
+RESTRICT_SINCE = {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
+RESTRICT_VERSIONS = '13.22, 14.19, 15.14, 16.10, 17.6'
+# What pg_dump writes at statement level of a plain dump: its own \restrict and \unrestrict lines, and the start
+# of a COPY data block, which ends with a line \. (inside it every line is data).
+_META_LINE = re.compile(rb'^\\(?:un)?restrict(?:[ \t\r\n]|$)')
+_COPY_START = re.compile(rb'^COPY .* FROM stdin;[ \t\r]*\n?$', re.IGNORECASE)
 
 
 def _ident(name):
@@ -38,6 +52,79 @@ def _ident(name):
 
 def _literal(text):
     return "'%s'" % text.replace("'", "''")
+
+
+def supports_restrict(version):
+    """Whether psql ``version`` (``15.14``, ``18beta3``, ``19devel``) has the restricted mode (``\\restrict``)."""
+    match = re.match(r'(\d+)(?:\.(\d+))?', version or '')
+    if not match:
+        return False
+    major, minor = int(match.group(1)), int(match.group(2) or 0)
+    return major > max(RESTRICT_SINCE) or minor >= RESTRICT_SINCE.get(major, float('inf'))
+
+
+class PsqlScript:
+    """A plain SQL dump of a restore point as psql input in restricted mode: first ``\\restrict <key>`` (every
+    backslash command of the input is then refused, and only our random key would lift it), then ``prefix``, the
+    dump and ``suffix``. The ``\\restrict``/``\\unrestrict`` lines pg_dump (13.22, 14.19, 15.14, 16.10, 17.6 and
+    newer) writes into plain dumps are dropped at statement level; inside COPY data nothing is changed."""
+
+    def __init__(self, source, prefix=b'', suffix=b''):
+        self.key = secrets.token_hex(24)
+        self._source = source
+        self._out = [b'\\restrict ' + self.key.encode() + b'\n' + prefix]
+        self._suffix = suffix
+        self._pending = []
+        self._copy = False
+        self._done = False
+
+    def read(self, size=CHUNK):
+        while True:
+            while self._out:
+                chunk = self._out.pop(0)
+                if chunk:
+                    return chunk
+            if self._done:
+                return b''
+            data = self._source.read(size)
+            if data:
+                cut = data.rfind(b'\n') + 1
+                if not cut:  # no line ends yet: keep it (a list, so that a long line costs no quadratic copying)
+                    self._pending.append(data)
+                    continue
+                block = b''.join(self._pending) + data[:cut]
+                self._pending = [data[cut:]]
+            else:
+                block, self._pending, self._done = b''.join(self._pending), [], True
+            self._out.append(self._filter(block))
+            if self._done:
+                self._out.append(self._suffix)
+
+    def _filter(self, block):
+        """``block`` (whole lines, or the rest of the input) without pg_dump's meta-command lines."""
+        kept = []
+        pos = 0
+        while pos < len(block):
+            if self._copy:  # COPY data up to its end line \.
+                if block.startswith(b'\\.\n', pos):
+                    end = pos + 3
+                else:
+                    end = block.find(b'\n\\.\n', pos)
+                    if end < 0:
+                        kept.append(block[pos:])
+                        break
+                    end += 4
+                kept.append(block[pos:end])
+                pos, self._copy = end, False
+                continue
+            newline = block.find(b'\n', pos)
+            end = len(block) if newline < 0 else newline + 1
+            line = block[pos:end]
+            if not _META_LINE.match(line):
+                kept.append(line)
+            self._copy = bool(_COPY_START.match(line))
+            pos = end
+        return b''.join(kept)
 
 
 def _major(version):
@@ -105,9 +192,11 @@ class PostgresBackend(DatabaseBackend):
         return [line.split('\t') for line in out.splitlines() if line]
 
     def tool_version(self, name):
-        out = _process.run([self.tool(name), '--version'], what=name)
-        match = re.search(r'\(PostgreSQL\) (\S+)', out)
-        return match.group(1) if match else out.strip()
+        if ('version', name) not in self._tools:
+            out = _process.run([self.tool(name), '--version'], what=name)
+            match = re.search(r'\(PostgreSQL\) (\S+)', out)
+            self._tools[('version', name)] = match.group(1) if match else out.strip()
+        return self._tools[('version', name)]
 
     # facts ----------------------------------------------------------------
     def _exists(self):
@@ -238,20 +327,39 @@ class PostgresBackend(DatabaseBackend):
     def has_table(self, name):
         return self.psql('SELECT to_regclass(%s) IS NOT NULL' % _literal(_ident(name))) == [['t']]
 
-    def restore_content(self, source, tables, location_pairs=()):
+    def check_loader(self, content):
+        if not content:
+            return  # a full restore goes through pg_restore, which runs no client commands
+        version = self.tool_version('psql')
+        if not supports_restrict(version):
+            raise CairnError('psql %s has no restricted mode (\\restrict), so a content move, whose plain SQL could '
+                             'make psql run shell commands or write files on this host, is refused; nothing was '
+                             'changed. Install psql %s or newer (Debian: postgresql-client)'
+                             % (version, RESTRICT_VERSIONS))
+
+    def restore_content(self, source, tables, location_pairs=(), point_id=None):
+        self.check_loader(content=True)
         qualified = ', '.join(self._qualified(table) for table in tables)
         # A plain dump empties search_path; the file rows are relocated where the CMS finds them.
         suffix = ('\nRESET search_path;\n' + self.relocation_sql(location_pairs)) if location_pairs else ''
         load = _process.Streaming([self.tool('psql'), '-X', '-q', '-A', '-t', '-F', '\t', '-v', 'ON_ERROR_STOP=1',
                                    '--single-transaction', '--no-password'], env=self.env(), secrets=self.secrets,
                                   mode='rw', what='psql')
-        rows = feed_collecting(load, _process.Prefixed(('TRUNCATE %s;\n' % qualified).encode(), source,
-                                                       suffix.encode('utf-8')))
+        script = PsqlScript(source, ('TRUNCATE %s;\n' % qualified).encode(), suffix.encode('utf-8'))
+        try:
+            rows = feed_collecting(load, script)
+        except CairnError as exc:
+            if 'backslash commands are restricted' in exc.message:
+                raise CairnError('restore point %s was refused, nothing was changed: its content SQL holds a psql '
+                                 'backslash command, which would run on this host (a shell command, a file read or '
+                                 'written); psql refused it in restricted mode (a forged or damaged repository?): %s'
+                                 % (point_id, exc.message))
+            raise
         self.psql('ANALYZE ' + qualified)
         return {'relocations': tagged_relocations(location_pairs, rows)}
 
     def _dump_directory(self, sink, snapshot, scratch_dir):
-        work = tempfile.mkdtemp(prefix='.cairn-pgdir-', dir=scratch_dir)
+        work = tempfile.mkdtemp(prefix='.cairn-pgdir-', dir=scratch_dir or _scratch.directory())
         try:
             target = os.path.join(work, 'dump')
             level = str(min(9, max(0, int(self.options.get('level') or 6))))

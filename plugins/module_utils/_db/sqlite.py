@@ -6,6 +6,12 @@
 The dump uses SQLite's online backup API in a single step, so the copy is one
 consistent snapshot even while CairnCMS keeps writing; it is never a plain
 file copy. The artifact is that database file, compressed.
+
+A restore point's data is untrusted (whoever can write the repository can forge
+it): every connection that runs SQL from it, or writes to it, is made by
+``harden`` with a ``Guard`` authorizer, so that it cannot attach other files,
+load extensions or call file functions, change settings with a PRAGMA, or (in a
+content move) do anything but insert rows into the named tables.
 """
 
 from __future__ import annotations
@@ -13,22 +19,136 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import sqlite3
+import stat
 import tempfile
 import urllib.parse
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _relocate
+from ansible_collections.cairncms.ops.plugins.module_utils import _relocate, _scratch
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
-    CHUNK, AtomicFile, CairnError, HashingWriter, fsync_dir, sha256_file)
+    CHUNK, AtomicFile, CairnError, HashingWriter, fsync_dir, process_start_time, sha256_file)
 from ansible_collections.cairncms.ops.plugins.module_utils._env import Database
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
-    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, limit_facts, marker_matches, restore_marker)
+    ABSENT, DIFFERENT, EMPTY, IDENTICAL, OUTWARD, DatabaseBackend, limit_facts, marker_matches, restore_marker)
 
 SIDE_FILES = ('-wal', '-shm', '-journal')
 # A restore that relocated file rows leaves the restored file's sha256 here (the file is no longer the
 # raw dump, whose hash otherwise tells that a target already holds a restore point).
 MARKER_SUFFIX = '.cairn-restore.json'
+# A restore stages the new file beside the database as ``.cairn-restore-<pid>-<start time>-<random>.sqlite3``;
+# one left by a killed run (its process gone, or a name without a pid) is removed by the next restore.
+STAGED_PREFIX = '.cairn-restore-'
+STAGED = re.compile(r'^\.cairn-restore-(?:(\d+)-(\d+)-)?[A-Za-z0-9_]+\.sqlite3(?:-wal|-shm|-journal)?$')
+SAFETY_INFIX = '.cairn-safety-'
+
+# What SQL may never do on a restore point's data: functions that reach files or memory outside the database
+# (most exist only in the sqlite3 shell or its extensions, which a hardened connection cannot load) and the
+# PRAGMAs that only read (all others change settings or the file's structure).
+FILE_FUNCTIONS = frozenset(('load_extension', 'fts3_tokenizer', 'readfile', 'writefile', 'edit', 'fsdir',
+                            'lsmode', 'zipfile', 'sqlar_compress', 'sqlar_uncompress'))
+READ_PRAGMAS = frozenset(('integrity_check', 'quick_check', 'table_info', 'table_xinfo'))
+ANY = None  # a rule that allows an action on any table of the main database
+_READING = (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, getattr(sqlite3, 'SQLITE_RECURSIVE', 33))
+_WRITING = (sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE)
+_SCHEMA_TABLES = ('sqlite_master', 'sqlite_temp_master', 'sqlite_schema', 'sqlite_temp_schema')
+_ACTIONS = {getattr(sqlite3, name): name[7:].lower().replace('_', ' ') for name in (
+    'SQLITE_ALTER_TABLE', 'SQLITE_ANALYZE', 'SQLITE_CREATE_INDEX', 'SQLITE_CREATE_TABLE', 'SQLITE_CREATE_TEMP_INDEX',
+    'SQLITE_CREATE_TEMP_TABLE', 'SQLITE_CREATE_TEMP_TRIGGER', 'SQLITE_CREATE_TEMP_VIEW', 'SQLITE_CREATE_TRIGGER',
+    'SQLITE_CREATE_VIEW', 'SQLITE_CREATE_VTABLE', 'SQLITE_DELETE', 'SQLITE_DROP_INDEX', 'SQLITE_DROP_TABLE',
+    'SQLITE_DROP_TEMP_INDEX', 'SQLITE_DROP_TEMP_TABLE', 'SQLITE_DROP_TEMP_TRIGGER', 'SQLITE_DROP_TEMP_VIEW',
+    'SQLITE_DROP_TRIGGER', 'SQLITE_DROP_VIEW', 'SQLITE_DROP_VTABLE', 'SQLITE_INSERT', 'SQLITE_REINDEX',
+    'SQLITE_SAVEPOINT', 'SQLITE_TRANSACTION', 'SQLITE_UPDATE') if hasattr(sqlite3, name)}
+
+
+class Guard:
+    """The authorizer of a connection to a restore point's data (see ``harden``).
+
+    Reading is always allowed, and so are the writes of the database's own triggers (inside it). Never allowed:
+    ATTACH, DETACH, virtual table modules, ``FILE_FUNCTIONS``, PRAGMAs other than ``READ_PRAGMAS``. A statement
+    may do more only when ``rules`` (``{action: table names or ANY}``, set with ``phase``) allow it. The first
+    refusal is kept for ``error``."""
+
+    def __init__(self, point_id=None, source='its database file', rules=None):
+        self.point_id = point_id
+        self.source = source
+        self.rules = dict(rules or {})
+        self.refused = None
+
+    def phase(self, conn, rules):
+        """Allow ``rules`` from now on. Setting the authorizer again expires the statements prepared under the
+        rules before, so none of them runs again unchecked."""
+        self.rules = dict(rules)
+        conn.set_authorizer(self)
+
+    def __call__(self, action, arg1, arg2, database, inner):
+        if action in _READING:
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_FUNCTION:
+            allowed = (arg2 or '').lower() not in FILE_FUNCTIONS
+        elif action == sqlite3.SQLITE_PRAGMA:
+            allowed = (arg1 or '').lower() in READ_PRAGMAS
+        elif database not in (None, 'main'):
+            allowed = False
+        elif inner is not None and action in _WRITING:
+            allowed = True  # a trigger of the database writing inside it
+        else:
+            tables = self.rules.get(action, ())
+            allowed = tables is ANY or (arg1 or '').lower() in tables
+        return sqlite3.SQLITE_OK if allowed else self._deny(action, arg1, arg2, inner)
+
+    def _deny(self, action, arg1, arg2, inner):
+        if self.refused is None:
+            self.refused = describe_action(action, arg1, arg2, inner)
+        return sqlite3.SQLITE_DENY
+
+    @property
+    def point(self):
+        return 'restore point %s' % self.point_id if self.point_id else 'the restore point'
+
+    def error(self, exc, doing, unchanged):
+        """The ``CairnError`` for ``exc`` (an SQLite error raised while ``doing``): the refusal when the guard
+        refused something, the error itself otherwise; ``unchanged`` says what was left alone."""
+        if self.refused:
+            return CairnError('%s was refused, %s: %s tries to %s while %s; a restore never lets a restore point '
+                              'reach files, extensions or settings outside its data (a forged or damaged repository?)'
+                              % (self.point, unchanged, self.source, self.refused, doing))
+        return CairnError('%s failed while %s, %s: %s' % (self.point, doing, unchanged, exc))
+
+
+def describe_action(action, arg1, arg2, inner):
+    """What an SQLite authorizer call asks for, in words."""
+    if action == sqlite3.SQLITE_ATTACH:
+        text = 'ATTACH the file %r' % arg1
+    elif action == sqlite3.SQLITE_DETACH:
+        text = 'DETACH %r' % arg1
+    elif action == sqlite3.SQLITE_FUNCTION:
+        text = 'call %s()' % arg2
+    elif action == sqlite3.SQLITE_PRAGMA:
+        text = 'run PRAGMA %s%s' % (arg1, '' if arg2 is None else ' = %s' % arg2)
+    elif action == sqlite3.SQLITE_TRANSACTION:
+        text = 'run %s (transaction control)' % arg1
+    elif action in _WRITING and (arg1 or '').lower() in _SCHEMA_TABLES:
+        text = 'change the schema (%s %s)' % (_ACTIONS[action], arg1)
+    elif action in _ACTIONS:
+        text = '%s %s' % (_ACTIONS[action], arg1)
+    else:
+        text = 'run SQL action %d on %s' % (action, arg1)
+    return text + (' (in trigger or view %s)' % inner if inner else '')
+
+
+def harden(conn, guard):
+    """Make ``conn`` safe for a restore point's data: no extension loading, no functions of the schema that are
+    not innocuous (``trusted_schema``), foreign keys and recursive triggers off as SQLite has them by default,
+    and ``guard`` as its authorizer."""
+    if hasattr(conn, 'enable_load_extension'):  # absent when Python's sqlite3 cannot load extensions at all
+        conn.enable_load_extension(False)
+    conn.execute('PRAGMA trusted_schema = OFF')
+    conn.execute('PRAGMA foreign_keys = OFF')
+    conn.execute('PRAGMA recursive_triggers = OFF')
+    conn.set_authorizer(guard)
+    return conn
 
 
 def _uri(path, **params):
@@ -36,10 +156,27 @@ def _uri(path, **params):
     return 'file:%s?%s' % (urllib.parse.quote(os.path.abspath(path)), query)
 
 
-def connect_ro(path, immutable=False):
+def connect_ro(path, immutable=False, guard=None):
+    """A read-only connection, hardened with ``guard`` (reading only, by default)."""
     if immutable:
-        return sqlite3.connect(_uri(path, mode='ro', immutable=1), uri=True)
-    return sqlite3.connect(_uri(path, mode='ro'), uri=True, timeout=30)
+        conn = sqlite3.connect(_uri(path, mode='ro', immutable=1), uri=True)
+    else:
+        conn = sqlite3.connect(_uri(path, mode='ro'), uri=True, timeout=30)
+    try:
+        return harden(conn, guard or Guard())
+    except BaseException:
+        conn.close()
+        raise
+
+
+def connect_rw(path, guard):
+    """A hardened connection that writes, in autocommit mode (the caller opens its transaction)."""
+    conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+    try:
+        return harden(conn, guard)
+    except BaseException:
+        conn.close()
+        raise
 
 
 def tables(conn):
@@ -79,6 +216,7 @@ class SqliteBackend(DatabaseBackend):
     artifact_format = 'sqlite3'
     artifact_ext = 'sqlite3'
     digest_raw = True  # the restored file is the raw dump: its hash says whether a target already holds it
+    point_id = None    # the restore point whose staged file this backend writes (``execute``, ``relocate``)
 
     @property
     def path(self):
@@ -97,7 +235,7 @@ class SqliteBackend(DatabaseBackend):
 
     def dump(self, sink, scratch_dir):
         self._require_source()
-        fd, tmp = tempfile.mkstemp(prefix='.cairn-dump-', suffix='.sqlite3', dir=scratch_dir)
+        fd, tmp = tempfile.mkstemp(prefix='.cairn-dump-', suffix='.sqlite3', dir=scratch_dir or _scratch.directory())
         os.close(fd)
         try:
             source = sqlite3.connect(_uri(self.path, mode='ro'), uri=True, timeout=60)
@@ -111,7 +249,8 @@ class SqliteBackend(DatabaseBackend):
             finally:
                 target.close()
                 source.close()
-            conn = connect_ro(tmp, immutable=True)
+            # The instance's own data, read as it is (a restore point's data is read through ``connect_ro``).
+            conn = sqlite3.connect(_uri(tmp, mode='ro', immutable=1), uri=True)
             try:
                 check = integrity(conn)
                 if check != 'ok':
@@ -172,46 +311,62 @@ class SqliteBackend(DatabaseBackend):
                                % name.replace("'", "''"))[0][0])
 
     def execute(self, sql):
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        """Our own UPDATEs of ``turn_off``, on the staged file of a restore (``point_id`` names its restore point):
+        the file's triggers fire, under a guard that lets nothing reach outside the file."""
+        guard = Guard(self.point_id, rules={sqlite3.SQLITE_TRANSACTION: ANY,
+                                            sqlite3.SQLITE_UPDATE: frozenset(OUTWARD.values())})
+        conn = connect_rw(self.path, guard)
         try:
             conn.executescript('BEGIN IMMEDIATE;\n%s\nCOMMIT;\n' % sql)
+        except sqlite3.Error as exc:
+            raise guard.error(exc, 'turning off %s' % ' and '.join(sorted(OUTWARD)), 'the target was not touched')
         finally:
             conn.close()
 
-    def restore_content(self, source, tables, location_pairs=()):
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+    def restore_content(self, source, tables, location_pairs=(), point_id=None):
+        removed = self.clear_leftovers()
+        names = frozenset(table.lower() for table in tables)
+        guard = Guard(point_id, 'its content SQL')
+        # Our own statements: the transaction, emptying the tables, relocating the file rows. The restore point's:
+        # INSERT into the named tables, nothing else (no ATTACH, PRAGMA, transaction control, other tables).
+        ours = {sqlite3.SQLITE_TRANSACTION: ANY, sqlite3.SQLITE_DELETE: names,
+                sqlite3.SQLITE_UPDATE: frozenset(('directus_files',))}
+        theirs = {sqlite3.SQLITE_INSERT: names}
+        conn = connect_rw(self.path, guard)
         moved = []
         try:
+            guard.phase(conn, ours)
             conn.execute('BEGIN IMMEDIATE')
             for table in tables:
                 conn.execute('DELETE FROM %s' % self.quote(table))
+            guard.phase(conn, theirs)
             statement = ''
             for line in io.TextIOWrapper(source, encoding='utf-8', newline='\n'):
                 statement += line
                 if sqlite3.complete_statement(statement):
                     conn.execute(statement)
                     statement = ''
+                    if not conn.in_transaction:
+                        raise CairnError('%s was refused, nothing was changed: its content SQL ended the '
+                                         'transaction of the content move' % guard.point)
             if statement.strip():
                 raise CairnError('the content dump ends in the middle of a statement')
+            guard.phase(conn, ours)
             moved = _relocate_rows(conn, location_pairs)
             conn.execute('COMMIT')
-        except sqlite3.Error as exc:
-            conn.execute('ROLLBACK')
-            raise CairnError('loading the content into %s failed, nothing was changed: %s' % (self.path, exc))
+        except (sqlite3.Error, sqlite3.Warning) as exc:
+            _rollback(conn, guard, ours)
+            raise guard.error(exc, 'loading the rows of %s into %s' % (', '.join(tables), self.path),
+                              'nothing was changed')
         except BaseException:
-            if conn.in_transaction:
-                conn.execute('ROLLBACK')
+            _rollback(conn, guard, ours)
             raise
         finally:
             conn.close()
-        return {'relocations': moved}
+        return {'relocations': moved, 'leftovers_removed': removed}
 
     def relocate(self, location_pairs):
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        try:
-            return _relocate_file(conn, self.path, location_pairs)
-        finally:
-            conn.close()
+        return _relocate_file(self.path, location_pairs, self.point_id)
 
     @property
     def marker_path(self):
@@ -251,12 +406,47 @@ class SqliteBackend(DatabaseBackend):
         return any(os.path.exists(self.path + side) and os.path.getsize(self.path + side) > 0
                    for side in ('-wal', '-journal'))
 
+    def leftovers(self):
+        """Warnings about safety copies beside the database: a restore that was killed before it finished leaves the
+        database it replaced in ``<DB_FILENAME>.cairn-safety-*`` (as ``keep_safety_copy`` does on purpose); it is
+        never removed here."""
+        directory = os.path.dirname(self.path) or '.'
+        prefix = os.path.basename(self.path) + SAFETY_INFIX
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            return []
+        return ['%s holds the database as it was before an earlier restore (kept with keep_safety_copy, or left by '
+                'a restore that was interrupted); it is never removed by cairncms.ops: move it back or delete it '
+                'yourself' % os.path.join(directory, name) for name in names
+                if name.startswith(prefix) and _is(stat.S_ISDIR, os.path.join(directory, name))]
+
+    def clear_leftovers(self):
+        """Remove the staged files that killed restores left beside the database (regular files with our exact
+        name whose process is gone; never a symlink); the paths removed."""
+        directory = os.path.dirname(self.path) or '.'
+        removed = []
+        for name in sorted(os.listdir(directory)):
+            match = STAGED.match(name)
+            if not match:
+                continue
+            if match.group(1) and process_start_time(int(match.group(1))) == int(match.group(2)):
+                continue  # another restore that is still running
+            path = os.path.join(directory, name)
+            if _is(stat.S_ISREG, path):
+                os.unlink(path)
+                removed.append(path)
+        return removed
+
     def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None,
                 location_pairs=(), quiesce=()):
         directory = os.path.dirname(self.path)
         if not os.path.isdir(directory):
             raise CairnError('the directory %s for DB_FILENAME does not exist; create it first' % directory)
-        fd, staged = tempfile.mkstemp(prefix='.cairn-restore-', suffix='.sqlite3', dir=directory)
+        removed = self.clear_leftovers()
+        pid = os.getpid()
+        fd, staged = tempfile.mkstemp(prefix='%s%d-%d-' % (STAGED_PREFIX, pid, process_start_time(pid) or 0),
+                                      suffix='.sqlite3', dir=directory)
         safety = None
         try:
             with os.fdopen(fd, 'wb') as handle:
@@ -268,29 +458,31 @@ class SqliteBackend(DatabaseBackend):
                 raise CairnError('the restored database stream does not match the manifest (sha256 %s, '
                                  'expected %s); the target was not touched'
                                  % (hashed.sha256, db_manifest.get('raw_sha256')))
-            conn = connect_ro(staged, immutable=True)
+            guard = Guard(point_id)
             try:
-                check = integrity(conn)
-            finally:
-                conn.close()
+                conn = connect_ro(staged, immutable=True, guard=guard)
+                try:
+                    check = integrity(conn)
+                finally:
+                    conn.close()
+            except sqlite3.Error as exc:
+                raise guard.error(exc, 'checking its integrity', 'the target was not touched')
             if check != 'ok':
                 raise CairnError('the database in the restore point fails PRAGMA integrity_check (%s); '
                                  'the target was not touched' % check)
             # The file rows move, and flows and webhooks are turned off, before the file is put in place: the
-            # target never holds them unmoved or active.
-            conn = sqlite3.connect(staged, isolation_level=None)
-            try:
-                moved = _relocate_file(conn, staged, location_pairs)
-            finally:
-                conn.close()
-            turned = type(self)(Database(self.vendor, self.database.client, {'filename': staged})).turn_off(quiesce)
+            # target never holds them unmoved or active. Both run under a guard: the file's own triggers fire.
+            moved = _relocate_file(staged, location_pairs, point_id, 'the target was not touched')
+            stage = type(self)(Database(self.vendor, self.database.client, {'filename': staged}))
+            stage.point_id = point_id
+            turned = stage.turn_off(quiesce)
             _take_ownership(staged, self.path if os.path.exists(self.path) else directory,
                             None if os.path.exists(self.path) else 0o600)
             safety = self._set_aside()
             os.replace(staged, self.path)
             fsync_dir(directory)
             try:
-                conn = connect_ro(self.path)
+                conn = connect_ro(self.path, guard=Guard(point_id))
                 try:
                     check = integrity(conn, quick=True)
                 finally:
@@ -302,8 +494,9 @@ class SqliteBackend(DatabaseBackend):
                 safety = None
                 raise
         finally:
-            if os.path.exists(staged):
-                os.unlink(staged)
+            for suffix in ('',) + SIDE_FILES:
+                if os.path.lexists(staged + suffix):
+                    os.unlink(staged + suffix)
         self._record(point_id, location_pairs, quiesce)
         kept = None
         if safety:
@@ -311,7 +504,7 @@ class SqliteBackend(DatabaseBackend):
                 kept = safety
             else:
                 shutil.rmtree(safety)
-        return {'safety_copy': kept, 'relocations': moved, 'disabled': turned}
+        return {'safety_copy': kept, 'relocations': moved, 'disabled': turned, 'leftovers_removed': removed}
 
     def _record(self, point_id, location_pairs, quiesce=()):
         """Leave the marker of a relocating or quiescing restore beside the database (or remove a stale one)."""
@@ -355,16 +548,36 @@ def _relocate_rows(conn, location_pairs):
     return _relocate.relocations(location_pairs, counted)
 
 
-def _relocate_file(conn, path, location_pairs):
-    """Move the file rows of the database ``path`` (opened as ``conn``, autocommit) in one transaction."""
+def _is(kind, path):
+    """Whether ``path`` itself (never what a symlink points at) is of ``kind`` (``stat.S_ISDIR``...)."""
+    try:
+        return kind(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _rollback(conn, guard, rules):
+    """Roll back an open transaction of a guarded connection (under ``rules``, which allow it)."""
+    if conn.in_transaction:
+        guard.phase(conn, rules)
+        conn.execute('ROLLBACK')
+
+
+def _relocate_file(path, location_pairs, point_id=None, unchanged='nothing was changed'):
+    """Move the file rows of the database ``path`` in one transaction, under a guard (its triggers fire);
+    ``unchanged`` says what a failure leaves alone."""
     if not location_pairs:
         return []
+    rules = {sqlite3.SQLITE_TRANSACTION: ANY, sqlite3.SQLITE_UPDATE: frozenset(('directus_files',))}
+    guard = Guard(point_id, rules=rules)
+    conn = connect_rw(path, guard)
     try:
         conn.execute('BEGIN IMMEDIATE')
         moved = _relocate_rows(conn, location_pairs)
         conn.execute('COMMIT')
     except sqlite3.Error as exc:
-        if conn.in_transaction:
-            conn.execute('ROLLBACK')
-        raise CairnError('relocating the directus_files rows of %s failed, nothing was changed: %s' % (path, exc))
+        _rollback(conn, guard, rules)
+        raise guard.error(exc, 'relocating the directus_files rows', unchanged)
+    finally:
+        conn.close()
     return moved
