@@ -15,7 +15,7 @@ import os
 import threading
 import traceback
 
-from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError, read_file
 
 try:
     import pyrage
@@ -51,12 +51,7 @@ def parse_recipient(text):
 def load_identities(path):
     """The age identities (AGE-SECRET-KEY-1...) of an identity file, or an SSH private key."""
     _require()
-    try:
-        with open(path, 'rb') as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise CairnError('cannot read the encryption identity file %s (%s); set cairn_encryption_identity_file'
-                         % (path, exc.strerror))
+    data = read_file(path, 'encryption identity file', 'set cairn_encryption_identity_file')
     identities = []
     for line in data.decode('utf-8', 'replace').splitlines():
         line = line.strip()
@@ -171,8 +166,9 @@ class Crypto:
 
 
 def _decrypt_error(what, exc):
+    cause = (str(exc) or exc.__class__.__name__).splitlines()[0]
     return CairnError('cannot decrypt %s: %s. Either the identity is not one of its recipients or the data was '
-                      'damaged or tampered with; nothing was restored from it' % (what, exc))
+                      'damaged or tampered with; nothing was restored from it' % (what, cause))
 
 
 class _Worker(threading.Thread):

@@ -108,6 +108,23 @@ def parse_dotenv(text):
     return values
 
 
+def decode_env(data, where):
+    """The text of .env bytes read from ``where``; bytes that are not UTF-8 (as CairnCMS reads it) are one clear
+    error naming the file and the first bad byte, never a traceback."""
+    try:
+        return data.decode('utf-8')
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b'\n') + 1
+        raise CairnError('%s is not UTF-8 text: byte 0x%02x at offset %d (line %d) is not valid UTF-8; CairnCMS reads '
+                         'its .env as UTF-8, so save the file as UTF-8' % (where, data[exc.start], exc.start, line))
+
+
+def read_env_text(path):
+    """The text of the .env file ``path`` (see ``decode_env``)."""
+    with open(path, 'rb') as handle:
+        return decode_env(handle.read(), path)
+
+
 def _closing_quote(text, start, quote):
     cursor = start + 1
     while True:
@@ -192,8 +209,7 @@ def process_values(raw, base_dir):
                                  % (name, key))
             path = value if os.path.isabs(value) else os.path.join(base_dir, value)
             try:
-                with open(path, 'r', encoding='utf-8') as handle:
-                    value = handle.read()  # as CairnCMS: not trimmed
+                value = read_env_text(path)  # as CairnCMS: not trimmed
             except OSError as exc:
                 raise CairnError('%s names %s, which cannot be read (%s); fix the path or set %s directly'
                                  % (key, path, exc.strerror, name))
@@ -294,8 +310,7 @@ class InstanceConfig:
             pass  # a new home: its .env is written at restore, the overrides say where things go meanwhile
         elif env_file:
             try:
-                with open(env_file, 'r', encoding='utf-8') as handle:
-                    raw.update(parse_dotenv(handle.read()))
+                raw.update(parse_dotenv(read_env_text(env_file)))
             except OSError as exc:
                 raise CairnError('cannot read the instance .env file %s (%s); set cairn_env_file to '
                                  'the .env of the CairnCMS instance' % (env_file, exc.strerror))

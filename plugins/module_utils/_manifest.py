@@ -6,13 +6,18 @@
 from __future__ import annotations
 
 import platform
+import re
 import socket
 
-from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, iso, utc_now
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, iso, parse_time, utc_now
 
 FORMAT = 'cairncms.ops/restore-point'
 FORMAT_VERSION = 1
 COLLECTION_VERSION = '0.1.0'
+
+
+class DamagedManifest(CairnError):
+    """A manifest that cannot be used: unreadable, not JSON, the wrong shape, or signed wrongly."""
 
 
 def build(run, parts, instance_facts, artifact_stats):
@@ -63,7 +68,8 @@ def build(run, parts, instance_facts, artifact_stats):
             'format', 'compression', 'artifact', 'raw_size_bytes', 'raw_sha256', 'row_counts',
             'row_counts_consistent', 'scope', 'migration_level', 'duration_s') if key in database},
         'storage': {key: storage[key] for key in (
-            'inventory', 'locations', 'files', 'bytes', 'include_regenerable', 'encrypted', 'duration_s')
+            'inventory', 'locations', 'files', 'bytes', 'include_regenerable', 'encrypted', 'duration_s',
+            'irregular_files', 'swapped_files', 'missing_files')
             if key in storage},
         'secrets': secrets,
         'encryption': database.get('encryption') or secrets.get('encryption'),
@@ -73,11 +79,86 @@ def build(run, parts, instance_facts, artifact_stats):
 
 def check(manifest):
     """Refuse a manifest this version cannot read."""
-    if manifest.get('format') != FORMAT:
-        raise CairnError('not a cairncms.ops restore point manifest (format %r)' % manifest.get('format'))
+    if not isinstance(manifest, dict) or manifest.get('format') != FORMAT:
+        raise CairnError('not a cairncms.ops restore point manifest (format %r)'
+                         % (manifest.get('format') if isinstance(manifest, dict) else type(manifest).__name__))
     if manifest.get('format_version') != FORMAT_VERSION:
         raise CairnError('restore point %s has format version %s; this version of cairncms.ops reads version %d'
                          % (manifest.get('id'), manifest.get('format_version'), FORMAT_VERSION))
+    return manifest
+
+
+_SHA256 = re.compile(r'^[0-9a-f]{64}$')
+
+
+def _problem(manifest, point_id):
+    """What is wrong with a parsed manifest (its shape, not its checksums), or None. Everything a reader of
+    this version uses is checked here, so that a damaged or forged manifest is one clear error, never a
+    traceback further on."""
+    if not isinstance(manifest, dict):
+        return 'it is a JSON %s, not an object' % type(manifest).__name__
+    try:
+        check(manifest)
+    except CairnError as exc:
+        return exc.message
+    if point_id is not None and manifest.get('id') != point_id:
+        return 'its id is %r, but it is stored as restore point %s' % (manifest.get('id'), point_id)
+    for key, kind in (('id', str), ('instance', str), ('started_at', str), ('artifacts', list),
+                      ('database', dict), ('storage', dict)):
+        if key not in manifest:
+            return 'its %s is missing' % key
+        if not isinstance(manifest[key], kind):
+            return 'its %s is %s, not %s' % (key, repr(manifest[key])[:40],
+                                             {list: 'a list', dict: 'an object', str: 'a string'}[kind])
+    for key in ('secrets', 'cms', 'encryption'):
+        if manifest.get(key) is not None and not isinstance(manifest[key], dict):
+            return 'its %s is not an object' % key
+    try:
+        parse_time(manifest['started_at'])
+    except ValueError:
+        return 'its started_at %r is not a time' % manifest['started_at'][:40]
+    paths = set()
+    for artifact in manifest['artifacts']:
+        if not isinstance(artifact, dict):
+            return 'an artifact entry is not an object'
+        path, size, sha = artifact.get('path'), artifact.get('size_bytes'), artifact.get('sha256')
+        if not isinstance(path, str) or not path or path.startswith('/') or \
+                any(part in ('', '.', '..') for part in path.split('/')):
+            return 'artifact path %r is not a relative path' % (path,)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            return 'artifact %s has no valid size_bytes' % path
+        if not isinstance(sha, str) or not _SHA256.match(sha):
+            return 'artifact %s has no valid sha256' % path
+        if not isinstance(artifact.get('encrypted', False), bool):
+            return 'artifact %s has a non-boolean encrypted flag' % path
+        paths.add(path)
+    database, storage = manifest['database'], manifest['storage']
+    for key in ('vendor', 'artifact', 'compression'):
+        if not isinstance(database.get(key), str):
+            return 'its database part has no %s' % key
+    if database['artifact'] not in paths:
+        return 'its database artifact %s is not among its artifacts' % database['artifact']
+    if not isinstance(database.get('row_counts', {}), dict):
+        return 'its database row_counts is not an object'
+    if storage.get('inventory') is not None and storage['inventory'] not in paths:
+        return 'its file inventory %s is not among its artifacts' % storage['inventory']
+    secrets = manifest.get('secrets') or {}
+    if secrets.get('captured') and secrets.get('artifact') not in paths:
+        return 'its secrets bundle %s is not among its artifacts' % secrets.get('artifact')
+    scope = database.get('scope')
+    if scope is not None and not (isinstance(scope, dict) and isinstance(scope.get('tables'), list)
+                                  and all(isinstance(table, str) for table in scope['tables'])):
+        return 'its database scope is not a list of tables'
+    return None
+
+
+def validate(manifest, where, point_id=None):
+    """``manifest`` when a reader of this version can use it, else a CairnError naming ``where`` it is stored
+    and what is wrong."""
+    problem = _problem(manifest, point_id)
+    if problem:
+        raise DamagedManifest('the manifest %s is damaged or not a restore point of this format: %s'
+                              % (where, problem))
     return manifest
 
 

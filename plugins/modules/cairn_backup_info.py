@@ -12,7 +12,11 @@ version_added: 0.1.0
 description:
   - Lists the complete restore points of an instance in a repository, oldest first, and the failed runs
     whose error logs are kept.
-  - With O(restore_point), also resolves it (an id or V(latest)) and returns its manifest.
+  - A restore point whose manifest cannot be used (damaged, of the wrong shape, or - with O(trusted_signers) -
+    not signed by a trusted key) is listed in RV(unreadable_points) with the reason, and reported as a problem;
+    the others are listed as usual.
+  - With O(restore_point), also resolves it (an id or V(latest)) and returns its manifest; V(latest) is the newest
+    usable restore point (newer unreadable ones are passed over with a warning).
 author:
   - cairncms.ops maintainers (!UNKNOWN)
 extends_documentation_fragment:
@@ -68,11 +72,22 @@ lock:
   description: The run holding the instance (C(run), C(host), C(pid), C(since), C(idle_s)), or null.
   returned: success
   type: dict
-failed:
-  description: Ids of failed runs whose error log is kept in the repository.
+failed_runs:
+  description: Ids of failed runs whose error log is kept in the repository, oldest first.
   returned: success
   type: list
   elements: str
+last_failed_run:
+  description: The error log of the newest failed run (C(id), C(failed_at), C(error) with C(task) and C(msg)), or null.
+  returned: success
+  type: dict
+  sample: {id: 20261122T020000.042Z-1a2b3c, failed_at: '2026-11-22T02:00:09.000000Z',
+           error: {task: Dump the database, msg: the database blog does not exist}}
+unreadable_points:
+  description: Restore points whose manifest cannot be used, each with C(id) and C(problem).
+  returned: success
+  type: list
+  elements: dict
 last_drill:
   description:
     - The record of the newest restore drill (see M(cairncms.ops.cairn_drill_record)), or null; C(ok), C(rto_s),
@@ -84,14 +99,16 @@ status:
   description:
     - What watching a fleet needs of the instance - C(restore_points), C(newest_point), C(newest_point_age_s),
       C(newest_point_verified_ok), C(secrets_captured), C(last_drill), C(last_drill_ok), C(last_drill_age_s),
-      C(last_drill_rto_s), C(last_drill_rpo_s), C(failed_runs), C(locked).
+      C(last_drill_rto_s), C(last_drill_rpo_s), C(failed_runs) (a count), C(last_backup_failed) (the newest run
+      failed after the newest restore point), C(unreadable_points) (a count), C(locked).
   returned: success
   type: dict
   sample: {restore_points: 14, newest_point: 20261122T020000.042Z-1a2b3c, newest_point_age_s: 3600.2,
            newest_point_verified_ok: true, last_drill_ok: true, last_drill_age_s: 86400.0, failed_runs: 0, locked: false}
 problems:
   description:
-    - What is wrong, in words - no restore point, the newest older than O(max_point_age), its last check failed,
+    - What is wrong, in words - no restore point, the newest older than O(max_point_age), the latest backup failed
+      after the newest restore point, restore points that cannot be read, the newest one's last check failed,
       the last drill failed, no drill within O(max_drill_age). Reported, never a failure of the task.
   returned: success
   type: list
@@ -106,28 +123,47 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _lifecycle
 from ansible_collections.cairncms.ops.plugins.module_utils._args import load_repository, repository_spec
-from ansible_collections.cairncms.ops.plugins.module_utils._common import run
-from ansible_collections.cairncms.ops.plugins.module_utils._manifest import check, summary
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, run
+from ansible_collections.cairncms.ops.plugins.module_utils._manifest import summary
+
+
+def _tolerant(what, read, problems):
+    """``read()``, or None with a problem when the record it reads is damaged: one bad record never hides the
+    rest of the report."""
+    try:
+        return read()
+    except CairnError as exc:
+        problems.append('%s: %s' % (what, exc.message))
+        return None
 
 
 def action(module):
     params = module.params
     repository = load_repository(params)
     instance = params['instance']
-    points = []
-    for point in repository.list_points(instance):
-        entry = summary(repository.load_manifest(instance, point))
-        last = repository.last_check(instance, point)
-        entry['verified_at'] = last['checked_at'] if last else None
-        entry['verified_ok'] = last['ok'] if last else None
+    manifests, unreadable = repository.scan(instance)
+    record_problems, points = [], []
+    for manifest in manifests:
+        entry = summary(manifest)
+        last = _tolerant('check record of %s' % manifest['id'],
+                         lambda: repository.last_check(instance, manifest['id']), record_problems)
+        entry['verified_at'] = last.get('checked_at') if last else None
+        entry['verified_ok'] = last.get('ok') if last else None
         points.append(entry)
-    result = {'changed': False, 'restore_points': points, 'failed': repository.list_failed(instance),
-              'lock': repository.read_lock(instance), 'last_drill': repository.last_drill(instance)}
+    failed = repository.list_failed(instance)
+    result = {'changed': False, 'restore_points': points, 'unreadable_points': unreadable, 'failed_runs': failed,
+              'last_failed_run': repository.failed_run(instance, failed[-1]) if failed else None,
+              'lock': repository.read_lock(instance),
+              'last_drill': _tolerant('the newest drill record', lambda: repository.last_drill(instance),
+                                      record_problems)}
     result['status'], result['problems'] = _lifecycle.status(
-        points, result['last_drill'], result['failed'], result['lock'], max_point_age=params['max_point_age'],
-        max_drill_age=params['max_drill_age'])
+        points, result['last_drill'], failed, result['lock'], max_point_age=params['max_point_age'],
+        max_drill_age=params['max_drill_age'], last_failed=result['last_failed_run'], unreadable=unreadable)
+    result['problems'] += record_problems
     if params['restore_point']:
-        result['restore_point'] = check(repository.resolve(instance, params['restore_point']))
+        warnings = []
+        result['restore_point'] = repository.resolve(instance, params['restore_point'], warnings)
+        result['warnings'] = warnings
     return result
 
 

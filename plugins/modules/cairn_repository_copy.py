@@ -69,11 +69,16 @@ copied:
   returned: success
   type: list
   elements: str
-skipped:
+present:
   description: Ids already in the target.
   returned: success
   type: list
   elements: str
+unreadable:
+  description: Restore points of the source whose manifest cannot be used (C(id), C(problem)); they are not copied.
+  returned: success
+  type: list
+  elements: dict
 blobs_copied:
   description: File blobs copied.
   returned: success

@@ -16,6 +16,12 @@ description:
     newest restore point is always kept.
   - Removes the others, then the file bytes no remaining restore point references, holding the instance lock
     so that no backup runs meanwhile.
+  - Never removes a restore point that a restore, clone, drill, check or copy is reading (a live reader claim,
+    see M(cairncms.ops.cairn_repository_claim)). It waits up to O(lock_wait) seconds for the readers, then keeps
+    the point for a later prune and says so (RV(held), a warning). Claims silent for O(lock_stale_after) seconds
+    count as left by dead runs.
+  - A restore point whose manifest cannot be read is kept (its age is unknown) and reported in RV(unreadable);
+    then no file bytes are removed at all, since those it references are unknown.
   - Refuses, changing nothing, when the latest backup of the instance failed after its newest restore point,
     unless O(force=true).
   - In check mode, returns the decisions without removing anything.
@@ -43,7 +49,8 @@ options:
     default: false
   lock_wait:
     description:
-      - Seconds to wait for a run of the same instance to finish.
+      - Seconds to wait for a run of the same instance to finish, and then for the readers of restore points to
+        be removed.
     type: int
     default: 0
   lock_stale_after:
@@ -86,6 +93,20 @@ kept:
   returned: success
   type: list
   elements: str
+held:
+  description: Ids of restore points the policy would remove but that a live reader holds; kept for a later prune.
+  returned: success
+  type: list
+  elements: str
+unreadable:
+  description: Restore points whose manifest cannot be read (C(id), C(problem)); kept.
+  returned: success
+  type: list
+  elements: dict
+garbage_collection:
+  description: V(done), or why no file bytes were removed (C(skipped...)).
+  returned: changed
+  type: str
 blobs_removed:
   description: File blobs no remaining restore point referenced, removed.
   returned: changed

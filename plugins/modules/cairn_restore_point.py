@@ -19,9 +19,15 @@ description:
     and V(complete) or V(failed) releases it; a lock left by a run silent for O(lock_stale_after) seconds is
     taken over.
   - V(absent) deletes a restore point (and the file bytes no other restore point uses); it refuses the
-    last one unless O(force=true).
+    last one unless O(force=true), and one that a restore, clone or drill is reading (see
+    M(cairncms.ops.cairn_repository_claim)).
+  - With O(signing_key), V(complete) also signs the manifest (ed25519) and writes the signature beside it
+    (C(manifest.sig)) before the restore point becomes visible; restores that list the key in C(trusted_signers)
+    accept only restore points it signed.
 author:
   - cairncms.ops maintainers (!UNKNOWN)
+requirements:
+  - cryptography >= 3.1 (only to sign, with O(signing_key))
 extends_documentation_fragment:
   - cairncms.ops.instance
   - cairncms.ops.instance.REPOSITORY
@@ -55,6 +61,11 @@ options:
       - Runs keep their lock fresh while they work, so this can be much shorter than the longest backup.
     type: int
     default: 900
+  signing_key:
+    description:
+      - With O(state=complete), an ed25519 private key file (OpenSSH or PEM, unencrypted; C(ssh-keygen -t ed25519))
+        to sign the manifest with.
+    type: path
   error:
     description:
       - What failed, for O(state=failed), for example the failed task's name and message.
@@ -103,6 +114,10 @@ manifest:
   description: The manifest written, for O(state=complete).
   returned: when O(state=complete)
   type: dict
+signed_by:
+  description: The public key that signed the manifest (C(ssh-ed25519 AAAA...)), for O(state=complete) with O(signing_key).
+  returned: when O(state=complete) and O(signing_key) is given
+  type: str
 error_log:
   description: Where the error log of a failed run was kept, for O(state=failed).
   returned: when O(state=failed)
@@ -122,7 +137,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cairncms.ops.plugins.module_utils._args import (
     instance_spec, load_config, load_repository, repository_spec)
-from ansible_collections.cairncms.ops.plugins.module_utils import _lifecycle
+from ansible_collections.cairncms.ops.plugins.module_utils import _lifecycle, _signing
 from ansible_collections.cairncms.ops.plugins.module_utils._common import check_name, run, utc_now
 from ansible_collections.cairncms.ops.plugins.module_utils._manifest import build
 from ansible_collections.cairncms.ops.plugins.module_utils._repository._base import new_point_id
@@ -150,6 +165,7 @@ def action(module):
             return {'changed': True, 'restore_point': point}
         return {'changed': True, 'restore_point': point,
                 'error_log': repository.fail(instance, point, params['error'])}
+    key = _signing.load_signing_key(params['signing_key']) if params['signing_key'] else None
     if module.check_mode:
         return {'changed': True, 'restore_point': point}
     parts = repository.read_parts(instance, point)
@@ -157,8 +173,13 @@ def action(module):
     manifest = build(parts['run'], parts, {'key': facts.key, 'public_url': facts.public_url,
                                            'instance_dir': facts.base_dir},
                      lambda name: repository.staged_artifact_stat(instance, point, name))
-    repository.finalize(instance, point, manifest)
-    return {'changed': True, 'restore_point': point, 'manifest': manifest}
+    result = {'changed': True, 'restore_point': point, 'manifest': manifest}
+    signature = None
+    if key is not None:
+        record = _signing.sign(manifest, key)
+        signature, result['signed_by'] = _signing.encode(record), record['public_key']
+    repository.finalize(instance, point, manifest, signature)
+    return result
 
 
 def main():
@@ -167,6 +188,7 @@ def main():
         'state': {'type': 'str', 'choices': ['staged', 'complete', 'failed', 'absent'], 'default': 'staged'},
         'restore_point': {'type': 'str'},
         'error': {'type': 'dict', 'default': {}},
+        'signing_key': {'type': 'path'},
         'force': {'type': 'bool', 'default': False},
         'lock_wait': {'type': 'int', 'default': 0},
         'lock_stale_after': {'type': 'int', 'default': 900},

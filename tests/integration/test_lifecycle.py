@@ -172,7 +172,7 @@ def test_offsite_copy_round_trip(source, target, repo, tmp_path):
     copied = run_module('cairn_repository_copy', repository=repo, target=offsite, instance='blog')
     assert copied['changed'] and len(copied['copied']) == 2 and copied['blobs_copied'] == 6, copied
     again = run_module('cairn_repository_copy', repository=repo, target=offsite, instance='blog')
-    assert not again['changed'] and again['skipped'] == copied['copied']
+    assert not again['changed'] and again['present'] == copied['copied']
     for point in copied['copied']:
         assert open(os.path.join(offsite['path'], 'blog', 'points', point, 'manifest.json')).read() == \
             open(os.path.join(repo['path'], 'blog', 'points', point, 'manifest.json')).read()
@@ -189,7 +189,7 @@ def test_offsite_copy_round_trip(source, target, repo, tmp_path):
     broken = run_module('cairn_repository_copy', repository=repo, target=offsite, instance='blog')
     assert broken.failed and 'the source copy is damaged' in broken['msg'], broken
     assert third['id'] not in os.listdir(os.path.join(offsite['path'], 'blog', 'points'))
-    assert run_module('cairn_backup_info', repository=offsite, instance='blog')['failed'] == [third['id']]
+    assert run_module('cairn_backup_info', repository=offsite, instance='blog')['failed_runs'] == [third['id']]
 
 
 def test_one_run_at_a_time(source, repo):

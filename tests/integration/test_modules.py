@@ -242,7 +242,7 @@ def test_failed_run_keeps_its_error_log(source, repo):
                         error={'task': 'Dump the database', 'msg': 'boom'})
     assert failed['changed'] and os.path.isfile(failed['error_log'])
     info = run_module('cairn_backup_info', repository=repo, instance='blog')
-    assert info['restore_points'] == [] and info['failed'] == [point]
+    assert info['restore_points'] == [] and info['failed_runs'] == [point]
     assert json.load(open(failed['error_log']))['error']['msg'] == 'boom'
     assert not os.path.exists(os.path.join(repo['path'], 'blog', 'staging', point))
 

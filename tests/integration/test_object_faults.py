@@ -232,8 +232,8 @@ def test_persistent_failure_mid_backup_is_no_restore_point(tmp_path, cloud, prox
     assert os.listdir(os.path.join(home, 'staging')) == []
     info = run_module('cairn_backup_info', repository=repo, instance='blog')
     assert [point['id'] for point in info['restore_points']] == [good['id']], info
-    assert info['lock'] is None and len(info['failed']) == 1, info
-    with open(os.path.join(home, 'failed', info['failed'][0], 'error.json'), encoding='utf-8') as handle:
+    assert info['lock'] is None and len(info['failed_runs']) == 1, info
+    with open(os.path.join(home, 'failed', info['failed_runs'][0], 'error.json'), encoding='utf-8') as handle:
         log = json.load(handle)
     assert log['error']['task'] == 'Copy the file bytes', log
     assert log['error']['msg'].startswith('Failed to read ' + url), log

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -22,6 +23,13 @@ import threading
 import time
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, check_name, iso, utc_now
+from ansible_collections.cairncms.ops.plugins.module_utils._manifest import DamagedManifest, validate
+from ansible_collections.cairncms.ops.plugins.module_utils._signing import SIGNATURE
+
+MANIFEST = 'manifest.json'
+CLAIMS = 'readers'         # <instance>/readers/<claim>.json: a restore, clone, drill or copy reading points
+INTENT = 'pruning.json'    # <instance>/pruning.json: the points a prune is about to remove
+BEAT = 30                  # seconds between heartbeats of a lock or claim
 
 
 def new_point_id(started):
@@ -55,13 +63,73 @@ class BlobWriter:
         return self._handle.write(data)
 
 
+def _json(data):
+    """Parsed JSON of ``data``, or None when it is not UTF-8 JSON (a torn write, NUL bytes)."""
+    try:
+        return json.loads(data.decode('utf-8'))
+    except ValueError:  # UnicodeDecodeError is one
+        return None
+
+
+def holder_text(holder):
+    """Who holds a lock or claim, in words."""
+    if holder.get('damaged'):
+        return 'an unreadable record (%s) last written %ss ago' % (holder['damaged'], int(holder['idle_s']))
+    return 'run %s on %s (pid %s) since %s, last active %ss ago' % (
+        holder.get('run'), holder.get('host'), holder.get('pid'), holder.get('since'), int(holder['idle_s']))
+
+
 class Repository:
-    """Interface; see ``local.LocalRepository`` for the reference implementation."""
+    """Interface; see ``local.LocalRepository`` for the reference implementation.
+
+    An implementation provides a few primitives over small files named by a path relative to the instance
+    (``_get``, ``_put``, ``_drop``, ``_files``, ``_age``, ``where``) and the bulk operations (points, blobs,
+    staging); manifests, claims, check and drill records are built here on the primitives, once.
+    """
 
     kind = None
+    trust = None  # a ``_signing.Trust``: manifests must carry a signature by one of its keys
 
     def describe(self):
         raise NotImplementedError
+
+    # primitives: small files below the instance ------------------------------------------------------
+    def _get(self, instance, path):
+        """The bytes of ``path`` (``/``-separated, relative to the instance), or None when there is none."""
+        raise NotImplementedError
+
+    def _put(self, instance, path, data):
+        """Write ``path`` whole, atomically (readers see the old bytes or the new ones, never a part)."""
+        raise NotImplementedError
+
+    def _drop(self, instance, path):
+        """Remove ``path``; no error when it is gone already."""
+        raise NotImplementedError
+
+    def _files(self, instance, directory):
+        """Names of the files directly in ``directory``, sorted."""
+        raise NotImplementedError
+
+    def _age(self, instance, path):
+        """Seconds since ``path`` was last written, or None when it is gone."""
+        raise NotImplementedError
+
+    def where(self, instance, path=''):
+        """Where ``path`` of ``instance`` is, for messages (a file path or a URL)."""
+        raise NotImplementedError
+
+    def _record(self, instance, path, what):
+        """A JSON record, None when absent; a damaged one is an error naming it."""
+        data = self._get(instance, path)
+        if data is None:
+            return None
+        record = _json(data)
+        if not isinstance(record, dict):
+            raise CairnError('the %s %s is damaged (not a JSON object); remove it' % (what, self.where(instance, path)))
+        return record
+
+    def _write_record(self, instance, path, record):
+        self._put(instance, path, json.dumps(record, indent=1, sort_keys=True).encode('utf-8') + b'\n')
 
     # the instance lock: one run (backup, prune, copy, delete) at a time
     def read_lock(self, instance):
@@ -97,11 +165,9 @@ class Repository:
                 continue
             if time.monotonic() >= deadline:
                 raise CairnError(
-                    'instance %s is locked in %s by run %s on %s (pid %s) since %s, last active %ss ago; '
-                    'wait for it (cairn_lock_wait), or, if that run is dead, its lock is taken over after '
-                    '%ss of silence (cairn_lock_stale_after)' % (
-                        instance, self.describe(), holder.get('run'), holder.get('host'), holder.get('pid'),
-                        holder.get('since'), int(holder['idle_s']), stale_after),
+                    'instance %s is locked in %s by %s; wait for it (cairn_lock_wait), or, if that run is dead, its '
+                    'lock is taken over after %ss of silence (cairn_lock_stale_after)' % (
+                        instance, self.describe(), holder_text(holder), stale_after),
                     lock=holder)
             time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
 
@@ -111,33 +177,9 @@ class Repository:
     def release_lock(self, instance, run):
         raise NotImplementedError
 
-    @contextlib.contextmanager
-    def heartbeat(self, instance, run, every=30):
-        """Keep ``run``'s lock fresh while a long step works. When the step fails, its error is the one
-        raised, not a failure to refresh the lock afterwards (the repository may be what failed)."""
-        stop = threading.Event()
-
-        def beat():
-            while not stop.wait(every):
-                try:
-                    self.touch_lock(instance, run)
-                except (CairnError, OSError):
-                    return
-        thread = threading.Thread(target=beat, daemon=True)
-        self.touch_lock(instance, run)
-        thread.start()
-        failed = True
-        try:
-            yield
-            failed = False
-        finally:
-            stop.set()
-            thread.join()
-            try:
-                self.touch_lock(instance, run)
-            except (CairnError, OSError):
-                if not failed:
-                    raise
+    def heartbeat(self, instance, run, every=BEAT):
+        """Keep ``run``'s lock fresh while a long step works (see ``_beating``)."""
+        return _beating(lambda: self.touch_lock(instance, run), every)
 
     # runs
     def begin(self, instance, started, point_id=None, stale_after=3600, wait=0):
@@ -176,10 +218,6 @@ class Repository:
         repository's recipients when ``encrypted``)."""
         raise NotImplementedError
 
-    def scratch_dir(self, instance, point_id):
-        """A local directory for temporary files of a run."""
-        raise NotImplementedError
-
     def write_part(self, instance, point_id, part, data):
         raise NotImplementedError
 
@@ -189,7 +227,9 @@ class Repository:
     def staged_artifact_stat(self, instance, point_id, name):
         raise NotImplementedError
 
-    def finalize(self, instance, point_id, manifest):
+    def finalize(self, instance, point_id, manifest, signature=None):
+        """Make the staged point a restore point with ``manifest`` (and ``signature``, the bytes of its
+        ``manifest.sig``, written before the manifest), in one step that readers see whole or not at all."""
         raise NotImplementedError
 
     def fail(self, instance, point_id, error):
@@ -217,22 +257,66 @@ class Repository:
     def point_files(self, instance, point_id):
         raise NotImplementedError
 
+    # records kept beside the restore points ---------------------------------------------------------
     def record_check(self, instance, point_id, record):
-        raise NotImplementedError
+        self._write_record(instance, 'checks/%s.json' % check_name('restore point id', point_id), record)
 
     def last_check(self, instance, point_id):
-        raise NotImplementedError
+        return self._record(instance, 'checks/%s.json' % check_name('restore point id', point_id), 'check record')
 
     def record_drill(self, instance, drill):
         """Keep the record of a restore drill (``drills/<id>.json``); retention never removes it."""
-        raise NotImplementedError
+        self._write_record(instance, 'drills/%s.json' % check_name('drill id', drill['id']), drill)
 
     def last_drill(self, instance):
         """The newest drill record of the instance, or None."""
-        raise NotImplementedError
+        names = [name for name in self._files(instance, 'drills') if name.endswith('.json')]
+        return self._record(instance, 'drills/' + names[-1], 'drill record') if names else None
 
+    def failed_run(self, instance, run_id):
+        """The error log of a failed run: ``{id, failed_at, error: {task, msg}}`` (a damaged log says so)."""
+        path = 'failed/%s/error.json' % check_name('run id', run_id)
+        record = _json(self._get(instance, path) or b'')
+        if not isinstance(record, dict):
+            return {'id': run_id, 'failed_at': None,
+                    'error': {'msg': 'the error log %s is missing or damaged' % self.where(instance, path)}}
+        error = record.get('error') if isinstance(record.get('error'), dict) else {'msg': str(record.get('error'))}
+        return {'id': run_id, 'failed_at': record.get('failed_at'),
+                'error': {'task': str(error.get('task') or ''), 'msg': str(error.get('msg') or '')}}
+
+    # manifests ---------------------------------------------------------------------------------------
     def load_manifest(self, instance, point_id):
-        raise NotImplementedError
+        """The manifest of a restore point, checked: valid JSON of the right shape, stored under its own id,
+        and (with ``trust``) signed by a trusted key. A damaged one raises ``DamagedManifest``."""
+        path = 'points/%s/%s' % (check_name('restore point id', point_id), MANIFEST)
+        where = self.where(instance, path)
+        data = self._get(instance, path)
+        if data is None:
+            raise CairnError('restore point %s of %s is not in %s' % (point_id, instance, self.describe()))
+        manifest = _json(data)
+        if manifest is None:
+            raise DamagedManifest('the manifest %s is damaged: it is not UTF-8 JSON (%d bytes)' % (where, len(data)))
+        validate(manifest, where, point_id)
+        if self.trust:
+            try:
+                self.trust.check(manifest, self._get(instance, 'points/%s/%s' % (point_id, SIGNATURE)), where)
+            except CairnError as exc:
+                raise DamagedManifest(exc.message)
+        return manifest
+
+    def signature(self, instance, point_id):
+        """The bytes of a restore point's ``manifest.sig``, or None."""
+        return self._get(instance, 'points/%s/%s' % (check_name('restore point id', point_id), SIGNATURE))
+
+    def scan(self, instance):
+        """Every restore point, oldest first: (manifests of the usable ones, ``[{id, problem}]`` of the others)."""
+        manifests, damaged = [], []
+        for point in self.list_points(instance):
+            try:
+                manifests.append(self.load_manifest(instance, point))
+            except DamagedManifest as exc:
+                damaged.append({'id': point, 'problem': exc.message})
+        return manifests, damaged
 
     def _read(self, instance, kind, where):
         """A binary reader of an artifact (``kind`` 'artifact', ``where`` (point id, name)) or a blob
@@ -246,7 +330,8 @@ class Repository:
             raise CairnError('artifact %s of restore point %s of %s is missing from %s'
                              % (name, point_id, instance, self.describe()))
         if encrypted and not raw:
-            return self.crypto.reader(handle, 'artifact %s of restore point %s' % (name, point_id))
+            return self.crypto.reader(handle, 'artifact %s of restore point %s (%s)' % (
+                name, point_id, self.where(instance, 'points/%s/%s' % (point_id, name))))
         return handle
 
     # blobs
@@ -270,22 +355,195 @@ class Repository:
             raise CairnError('blob %s of instance %s is missing from %s; the repository is damaged'
                              % (sha256, instance, self.describe()))
         if encrypted and not raw:
-            return self.crypto.reader(handle, 'blob %s' % sha256)
+            return self.crypto.reader(handle, 'blob %s (%s)' % (sha256, self.where(
+                instance, '%s/%s/%s' % ('blobs-age', sha256[:2], sha256))))
         return handle
 
-    def resolve(self, instance, wanted):
-        """Resolve ``latest`` or a point id to a loaded manifest."""
+    def resolve(self, instance, wanted, warnings=None):
+        """Resolve ``latest`` or a point id to a loaded manifest. ``latest`` is the newest usable restore point:
+        damaged newer ones are passed over, each with a line in ``warnings`` (a list) when given."""
         check_name('instance', instance)
         points = self.list_points(instance)
         if not points:
             raise CairnError('the repository %s holds no restore point of instance %r; run the backup '
                              'first or set cairn_restore_from to the instance that has them'
                              % (self.describe(), instance))
-        if wanted in (None, '', 'latest'):
-            point_id = points[-1]
-        elif wanted in points:
-            point_id = wanted
+        if wanted not in (None, '', 'latest'):
+            if wanted not in points:
+                raise CairnError('restore point %r of instance %r is not in %s; the newest are: %s'
+                                 % (wanted, instance, self.describe(), ', '.join(points[-5:])))
+            return self.load_manifest(instance, wanted)
+        passed = []
+        for point in reversed(points):
+            try:
+                manifest = self.load_manifest(instance, point)
+            except DamagedManifest as exc:
+                passed.append(exc.message)
+                continue
+            if warnings is not None:
+                warnings.extend('restore point %s was passed over for latest: %s' % (bad_id, problem)
+                                for bad_id, problem in zip(reversed(points), passed))
+            return manifest
+        raise CairnError('no restore point of %s in %s can be used: %s' % (instance, self.describe(), '; '.join(passed[:3])))
+
+    # reader claims -----------------------------------------------------------------------------------
+    # A restore, clone, drill, check or copy claims the points it reads; a prune (which holds the instance
+    # lock) first writes its intent (the points it will remove), then reads the claims and leaves every
+    # claimed point in place. A reader writes its claim first, then reads the intent, and backs off while a
+    # prune names one of its points. Each side writes before it reads what the other wrote, so at least one
+    # of them sees the other: a point is never removed under a live reader. Claims and intents are kept
+    # fresh by a heartbeat and count as dead after the stale limit, like the lock.
+
+    def _holder(self, instance, path, stale_after):
+        """A claim or intent record with ``idle_s``; None when absent or stale (a stale one is removed)."""
+        data = self._get(instance, path)
+        if data is None:
+            return None
+        record = _json(data)
+        if isinstance(record, dict) and isinstance(record.get('beat'), (int, float)):
+            record['idle_s'] = round(max(0.0, time.time() - record['beat']), 1)
         else:
-            raise CairnError('restore point %r of instance %r is not in %s; the newest are: %s'
-                             % (wanted, instance, self.describe(), ', '.join(points[-5:])))
-        return self.load_manifest(instance, point_id)
+            record = {'damaged': 'not a JSON record', 'idle_s': round(self._age(instance, path) or 0.0, 1)}
+        if record['idle_s'] > stale_after:
+            self._drop(instance, path)
+            return None
+        return record
+
+    def claims(self, instance, stale_after=3600):
+        """The live reader claims of the instance (stale ones are removed)."""
+        found = []
+        for name in self._files(instance, CLAIMS):
+            if name.endswith('.json'):
+                record = self._holder(instance, '%s/%s' % (CLAIMS, name), stale_after)
+                if record is not None:
+                    record['claim'] = name[:-5]
+                    found.append(record)
+        return found
+
+    def _claim_record(self, claim, points, what):
+        return {'claim': claim, 'run': what, 'points': sorted(points), 'host': socket.gethostname(),
+                'pid': os.getpid(), 'since': iso(utc_now()), 'beat': time.time()}
+
+    def claim(self, instance, points, what, wait=0, stale_after=3600):
+        """Claim ``points`` for reading (see above); returns the claim id. Waits up to ``wait`` s while a prune
+        is removing one of them; fails when one is gone."""
+        check_name('instance', instance)
+        claim = '%s-%s' % (utc_now().strftime('%Y%m%dT%H%M%S'), secrets.token_hex(4))
+        path = '%s/%s.json' % (CLAIMS, claim)
+        deadline = time.monotonic() + max(0, wait)
+        while True:
+            self._write_record(instance, path, self._claim_record(claim, points, what))
+            intent = self._holder(instance, INTENT, stale_after)
+            busy = intent is not None and (intent.get('damaged') or set(intent.get('points') or ()) & set(points))
+            if not busy:
+                break
+            self._drop(instance, path)
+            if time.monotonic() >= deadline:
+                raise CairnError('restore point(s) %s of %s are being removed by a prune (%s); wait for it '
+                                 '(cairn_lock_wait) or read another restore point'
+                                 % (', '.join(sorted(set(intent.get('points') or points) & set(points))), instance,
+                                    holder_text(intent)))
+            time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+        gone = [point for point in points if self._get(instance, 'points/%s/%s' % (point, MANIFEST)) is None]
+        if gone:
+            self._drop(instance, path)
+            raise CairnError('restore point(s) %s of %s are no longer in %s (removed by a prune?); choose another'
+                             % (', '.join(gone), instance, self.describe()))
+        return claim
+
+    def touch_claim(self, instance, claim):
+        """Refresh a claim; an error when it is gone (a prune judged it stale)."""
+        path = '%s/%s.json' % (CLAIMS, check_name('claim', claim))
+        record = self._record(instance, path, 'reader claim')
+        if record is None:
+            raise CairnError('the claim %s on restore points of %s is gone from %s: it went stale (no heartbeat for '
+                             'longer than the prune\'s cairn_lock_stale_after) and a prune may have removed what it '
+                             'held; start the restore again' % (claim, instance, self.describe()))
+        record['beat'] = time.time()
+        self._write_record(instance, path, record)
+        return record
+
+    def keep_claim(self, instance, claim, every=BEAT):
+        """Check that ``claim`` is held and keep it fresh while this process works (a daemon thread)."""
+        self.touch_claim(instance, claim)
+
+        def beat():
+            while True:
+                time.sleep(every)
+                try:
+                    self.touch_claim(instance, claim)
+                except (CairnError, OSError):
+                    return
+        threading.Thread(target=beat, daemon=True).start()
+
+    def release_claim(self, instance, claim):
+        self._drop(instance, '%s/%s.json' % (CLAIMS, check_name('claim', claim)))
+
+    @contextlib.contextmanager
+    def claiming(self, instance, points, what, wait=0, stale_after=3600):
+        """Hold a claim on ``points`` for the block (kept fresh)."""
+        claim = self.claim(instance, points, what, wait=wait, stale_after=stale_after)
+        try:
+            with _beating(lambda: self.touch_claim(instance, claim), BEAT):
+                yield claim
+        finally:
+            self.release_claim(instance, claim)
+
+    @contextlib.contextmanager
+    def removal(self, instance, points, run, stale_after=3600, wait=0):
+        """For a prune holding the lock as ``run``, around its removals: publish the intent to remove ``points``,
+        then yield ``{point: [claims]}`` of those a live reader holds (after waiting up to ``wait`` s for them to
+        go); the block removes only the others. The intent, kept fresh, goes when the block ends."""
+        record = {'run': run, 'points': sorted(points), 'host': socket.gethostname(), 'pid': os.getpid(),
+                  'since': iso(utc_now()), 'beat': time.time()}
+
+        def publish():
+            record['beat'] = time.time()
+            self._write_record(instance, INTENT, record)
+        publish()
+        try:
+            deadline = time.monotonic() + max(0, wait)
+            while True:
+                held = {}
+                for claim in self.claims(instance, stale_after):
+                    for point in (points if claim.get('damaged') else claim.get('points') or ()):
+                        if point in points:
+                            held.setdefault(point, []).append(claim)
+                if not held or time.monotonic() >= deadline:
+                    break
+                time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+                publish()
+            record['points'] = sorted(set(points) - set(held))
+            with _beating(publish, BEAT):
+                yield held
+        finally:
+            self._drop(instance, INTENT)
+
+
+@contextlib.contextmanager
+def _beating(touch, every):
+    """Call ``touch`` now, every ``every`` s while the block runs, and at its end. When the block fails, its
+    error is the one raised, not a failure to refresh afterwards (the repository may be what failed)."""
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(every):
+            try:
+                touch()
+            except (CairnError, OSError):
+                return
+    thread = threading.Thread(target=beat, daemon=True)
+    touch()
+    thread.start()
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        stop.set()
+        thread.join()
+        try:
+            touch()
+        except (CairnError, OSError):
+            if not failed:
+                raise

@@ -12,12 +12,16 @@ Layout under ``<path>/<instance>/`` (documented in docs/restore-point-format.md)
     blobs/<aa>/<sha256>         file bytes, content-addressed, shared by the points
     blobs-age/<aa>/<sha256>     the same, age-encrypted (named by the sha256 of the plaintext)
     checks/<id>.json            result of the last integrity check of a restore point
+    drills/<id>.json            records of restore drills
+    readers/<claim>.json        claims of runs reading restore points (restores, drills, copies)
+    pruning.json                the points a prune is removing
     lock.json                   the run that holds the instance (kept fresh while it works)
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -30,9 +34,9 @@ from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     AtomicFile, CairnError, check_name, fsync_dir, iso, makedirs, read_json, safe_join, utc_now, write_json)
 from ansible_collections.cairncms.ops.plugins.module_utils._crypto import Crypto, unwrap_identity, wrap_identity
 from ansible_collections.cairncms.ops.plugins.module_utils._repository._base import (
-    BlobWriter, Repository, check_sha256)
+    MANIFEST, BlobWriter, Repository, _json, check_sha256)
+from ansible_collections.cairncms.ops.plugins.module_utils._signing import SIGNATURE
 
-MANIFEST = 'manifest.json'
 PARTS = '.parts'
 BLOBS = {False: 'blobs', True: 'blobs-age'}
 
@@ -69,24 +73,70 @@ class LocalRepository(Repository):
     def _point(self, instance, point_id):
         return self._instance(instance, 'points', check_name('restore point id', point_id))
 
+    # primitives ---------------------------------------------------------
+    def _file(self, instance, path):
+        return self._instance(instance, *path.split('/'))
+
+    def where(self, instance, path=''):
+        return self._file(instance, path) if path else self._instance(instance)
+
+    def _get(self, instance, path):
+        try:
+            with open(self._file(instance, path), 'rb') as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+        except IsADirectoryError:
+            raise CairnError('%s is a directory where the repository keeps a file; the repository is damaged'
+                             % self._file(instance, path))
+
+    def _put(self, instance, path, data):
+        with AtomicFile(self._file(instance, path)) as handle:
+            handle.write(data)
+
+    def _drop(self, instance, path):
+        try:
+            os.unlink(self._file(instance, path))
+        except FileNotFoundError:
+            pass
+
+    def _files(self, instance, directory):
+        path = self._file(instance, directory)
+        if not os.path.isdir(path):
+            return []
+        return sorted(name for name in os.listdir(path) if not name.startswith('.')
+                      and os.path.isfile(os.path.join(path, name)))
+
+    def _age(self, instance, path):
+        try:
+            return max(0.0, time.time() - os.lstat(self._file(instance, path)).st_mtime)
+        except FileNotFoundError:
+            return None
+
     # the instance lock --------------------------------------------------
     def _lock_path(self, instance):
         return self._instance(instance, 'lock.json')
 
     def read_lock(self, instance):
+        """The holder of the lock, with ``idle_s`` by the file's age; a lock file that is not a JSON record (torn
+        by a crash, NUL bytes) is a holder marked ``damaged``, taken over like any other once stale."""
         path = self._lock_path(instance)
         try:
             with open(path, 'rb') as handle:
-                holder = json.loads(handle.read().decode('utf-8') or '{}')
-            holder['idle_s'] = round(time.time() - os.stat(path).st_mtime, 1)
-            return holder
-        except (FileNotFoundError, ValueError):
+                data = handle.read()
+            age = time.time() - os.stat(path).st_mtime
+        except FileNotFoundError:
             return None
+        holder = _json(data)
+        if not isinstance(holder, dict):
+            holder = {'damaged': 'not a JSON record', 'token': 'damaged-%s' % hashlib.sha256(data).hexdigest()[:16]}
+        holder['idle_s'] = round(max(0.0, age), 1)
+        return holder
 
     def _create_lock(self, instance, owner):
         makedirs(self._instance(instance))
         try:
-            fd = os.open(self._lock_path(instance), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            fd = os.open(self._lock_path(instance), os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
         except FileExistsError:
             return False
         with os.fdopen(fd, 'w') as handle:
@@ -103,8 +153,11 @@ class LocalRepository(Repository):
             return False
         try:
             with open(aside, 'rb') as handle:
-                moved = json.loads(handle.read().decode('utf-8') or '{}')
-            if moved.get('token') != holder.get('token'):
+                data = handle.read()
+            moved = _json(data)
+            token = moved.get('token') if isinstance(moved, dict) else \
+                'damaged-%s' % hashlib.sha256(data).hexdigest()[:16]
+            if token != holder.get('token'):
                 os.rename(aside, path)  # not the stale one: a fresh lock, put it back
                 return False
             return True
@@ -154,9 +207,6 @@ class LocalRepository(Repository):
             with self.crypto.sink(handle, encrypted) as sink:
                 yield sink
 
-    def scratch_dir(self, instance, point_id):
-        return self._require_staging(instance, point_id)
-
     def write_part(self, instance, point_id, part, data):
         staging = self._require_staging(instance, point_id)
         write_json(os.path.join(staging, PARTS, check_name('part', part) + '.json'), data)
@@ -173,8 +223,11 @@ class LocalRepository(Repository):
         path = safe_join(self._require_staging(instance, point_id), name)
         return os.stat(path) if os.path.isfile(path) else None
 
-    def finalize(self, instance, point_id, manifest):
+    def finalize(self, instance, point_id, manifest, signature=None):
         staging = self._require_staging(instance, point_id)
+        if signature is not None:
+            with AtomicFile(os.path.join(staging, SIGNATURE)) as handle:
+                handle.write(signature)
         write_json(os.path.join(staging, MANIFEST), manifest)
         shutil.rmtree(os.path.join(staging, PARTS))
         fsync_dir(staging)
@@ -190,7 +243,10 @@ class LocalRepository(Repository):
         makedirs(failed)
         record = {'id': point_id, 'instance': instance, 'failed_at': iso(utc_now()), 'error': error}
         if os.path.isdir(os.path.join(staging, PARTS)):
-            record['parts'] = self.read_parts(instance, point_id)
+            try:
+                record['parts'] = self.read_parts(instance, point_id)
+            except CairnError as exc:  # a run killed mid-write: keep the log anyway
+                record['parts'] = {'unreadable': exc.message}
         write_json(os.path.join(failed, 'error.json'), record)
         if os.path.isdir(staging):
             shutil.rmtree(staging)
@@ -208,10 +264,6 @@ class LocalRepository(Repository):
     def list_failed(self, instance):
         failed_dir = self._instance(instance, 'failed')
         return sorted(os.listdir(failed_dir)) if os.path.isdir(failed_dir) else []
-
-    def load_manifest(self, instance, point_id):
-        return read_json(os.path.join(self._point(instance, point_id), MANIFEST),
-                         'manifest of restore point %s of %s' % (point_id, instance))
 
     def _read(self, instance, kind, where):
         if kind == 'artifact':
@@ -275,22 +327,6 @@ class LocalRepository(Repository):
         point = self._point(instance, point_id)
         return sorted(os.path.relpath(os.path.join(directory, name), point)
                       for directory, _dirs, names in os.walk(point) for name in names)
-
-    def record_check(self, instance, point_id, record):
-        write_json(self._instance(instance, 'checks', check_name('restore point id', point_id) + '.json'), record)
-
-    def last_check(self, instance, point_id):
-        path = self._instance(instance, 'checks', check_name('restore point id', point_id) + '.json')
-        return read_json(path, 'check record') if os.path.exists(path) else None
-
-    def record_drill(self, instance, drill):
-        write_json(self._instance(instance, 'drills', check_name('drill id', drill['id']) + '.json'), drill)
-
-    def last_drill(self, instance):
-        directory = self._instance(instance, 'drills')
-        names = sorted(name for name in os.listdir(directory) if name.endswith('.json')) \
-            if os.path.isdir(directory) else []
-        return read_json(os.path.join(directory, names[-1]), 'drill record') if names else None
 
     # blobs --------------------------------------------------------------
     def list_blobs(self, instance, encrypted=False):

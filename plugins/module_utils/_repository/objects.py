@@ -11,7 +11,7 @@ The keys under ``<prefix>/<instance>/`` mirror the local layout (docs/restore-po
     failed/<id>/error.json       error log of a failed run (its artifacts deleted)
     blobs/<aa>/<sha256>          file bytes, content-addressed, shared by the points
     blobs-age/<aa>/<sha256>      the same, age-encrypted
-    checks/<id>.json  keys/<name>  lock.json
+    checks/<id>.json  drills/<id>.json  keys/<name>  readers/<claim>.json  pruning.json  lock.json
 
 Object stores have no rename, so a restore point becomes visible by its manifest, written in one
 request after every artifact it lists; a point without a manifest is never listed, and the next run
@@ -29,20 +29,20 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import threading
 import time
 
+from ansible_collections.cairncms.ops.plugins.module_utils import _scratch
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, check_name, iso, utc_now
 from ansible_collections.cairncms.ops.plugins.module_utils._crypto import Crypto, unwrap_identity, wrap_identity
 from ansible_collections.cairncms.ops.plugins.module_utils._env import Location
 from ansible_collections.cairncms.ops.plugins.module_utils._repository._base import (
-    BlobWriter, Repository, check_sha256)
+    MANIFEST, BlobWriter, Repository, _json, check_sha256)
+from ansible_collections.cairncms.ops.plugins.module_utils._signing import SIGNATURE
 from ansible_collections.cairncms.ops.plugins.module_utils._storage import select_backend
 from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import ObjectMissing
 
-MANIFEST = 'manifest.json'
 BLOBS = {False: 'blobs', True: 'blobs-age'}
 SPOOL = 8 * 1024 * 1024   # a blob up to this size is hashed in memory before it is uploaded
 
@@ -147,16 +147,44 @@ class ObjectRepository(Repository):
         """The distinct first path segments below ``under`` (``points/`` -> point ids)."""
         return sorted({name.split('/', 1)[0] for name in self._names(under) if name})
 
-    def _get_json(self, key, what):
+    def _read_key(self, key):
         try:
             with self.store.open_read(key) as handle:
-                data = handle.read()
+                return handle.read()
         except ObjectMissing:
             return None
-        try:
-            return json.loads(data.decode('utf-8'))
-        except ValueError as exc:
-            raise CairnError('%s (%s) is not valid JSON: %s' % (what, self.store._url(key), exc))
+
+    def _get_json(self, key, what):
+        data = self._read_key(key)
+        if data is None:
+            return None
+        parsed = _json(data)
+        if parsed is None:
+            raise CairnError('%s (%s) is damaged: it is not UTF-8 JSON' % (what, self.store._url(key)))
+        return parsed
+
+    # primitives -----------------------------------------------------------------------------------
+    def where(self, instance, path=''):
+        return self.store._url(self._key(instance, *path.split('/')) if path else self._key(instance) + '/')
+
+    def _get(self, instance, path):
+        return self._read_key(self._key(instance, *path.split('/')))
+
+    def _put(self, instance, path, data):
+        self.store.put_bytes(self._key(instance, *path.split('/')), data)
+
+    def _drop(self, instance, path):
+        key = self._key(instance, *path.split('/'))
+        if self.store.stat(key) is not None:
+            self.store.delete(key)
+
+    def _files(self, instance, directory):
+        return sorted(name for name in self._names(self._key(instance, *directory.split('/')) + '/')
+                      if name and '/' not in name)
+
+    def _age(self, instance, path):
+        entry = self.store.stat(self._key(instance, *path.split('/')))
+        return None if entry is None else max(0.0, time.time() - entry.mtime_ns / 1e9)
 
     def _put_json(self, key, data, if_absent=False):
         return self.store.put_bytes(key, json.dumps(data, indent=1, sort_keys=True).encode('utf-8'), if_absent)
@@ -168,12 +196,17 @@ class ObjectRepository(Repository):
     # the instance lock --------------------------------------------------------------------------
     def read_lock(self, instance):
         key = self._key(instance, 'lock.json')
-        holder = self._get_json(key, 'the lock of %s' % instance)
-        if holder is None:
+        data = self._read_key(key)
+        if data is None:
             return None
-        # the holder's last heartbeat by its own clock (hosts sharing a repository keep NTP time)
-        holder['idle_s'] = round(max(0.0, time.time() - float(holder.get('beat') or 0)), 1)
-        return holder
+        holder = _json(data)
+        if isinstance(holder, dict) and isinstance(holder.get('beat'), (int, float)):
+            # the holder's last heartbeat by its own clock (hosts sharing a repository keep NTP time)
+            holder['idle_s'] = round(max(0.0, time.time() - holder['beat']), 1)
+            return holder
+        # torn or foreign: its age is the object's, and it is taken over like any other stale lock
+        return {'damaged': 'not a JSON record', 'token': 'damaged-%s' % hashlib.sha256(data).hexdigest()[:16],
+                'idle_s': round(self._age(instance, 'lock.json') or 0.0, 1)}
 
     def _create_lock(self, instance, owner):
         return self._put_json(self._key(instance, 'lock.json'), owner, if_absent=True)
@@ -214,11 +247,11 @@ class ObjectRepository(Repository):
 
     @contextlib.contextmanager
     def artifact_writer(self, instance, point_id, name, encrypted=False):
-        """The artifact is written to a local temporary file, then uploaded (multipart when large)."""
+        """The artifact is written to a file in the private scratch directory, then uploaded (multipart when
+        large)."""
         self._require_staging(instance, point_id)
         key = self._point(instance, point_id, _artifact_name(name))
-        scratch = self.scratch_dir(instance, point_id)
-        fd, tmp = tempfile.mkstemp(prefix='.artifact-', dir=scratch)
+        fd, tmp = tempfile.mkstemp(prefix='.artifact-', dir=_scratch.directory())
         try:
             with os.fdopen(fd, 'wb') as handle:
                 with self.crypto.sink(handle, encrypted) as sink:
@@ -226,17 +259,6 @@ class ObjectRepository(Repository):
             self.store.upload(key, tmp)
         finally:
             os.unlink(tmp)
-
-    def scratch_dir(self, instance, point_id):
-        """A local directory for the run's temporary files, the same for every module of the run."""
-        tag = hashlib.sha256(self.describe().encode('utf-8')).hexdigest()[:12]
-        path = os.path.join(tempfile.gettempdir(), 'cairn-%s' % tag, check_name('instance', instance),
-                            check_name('restore point id', point_id))
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        return path
-
-    def _drop_scratch(self, instance, point_id):
-        shutil.rmtree(self.scratch_dir(instance, point_id), ignore_errors=True)
 
     def write_part(self, instance, point_id, part, data):
         self._require_staging(instance, point_id)
@@ -259,17 +281,21 @@ class ObjectRepository(Repository):
         entry = self.store.stat(self._point(instance, point_id, _artifact_name(name)))
         return _Stat(entry.size) if entry is not None else None
 
-    def finalize(self, instance, point_id, manifest):
+    def finalize(self, instance, point_id, manifest, signature=None):
         self._require_staging(instance, point_id)
+        if signature is not None:
+            self.store.put_bytes(self._point(instance, point_id, SIGNATURE), signature)
         self._put_json(self._point(instance, point_id, MANIFEST), manifest)  # now it exists
         self._delete_under(self._staging(instance, point_id))
-        self._drop_scratch(instance, point_id)
         self.release_lock(instance, point_id)
         return self.store._url(self._point(instance, point_id))
 
     def fail(self, instance, point_id, error):
         record = {'id': point_id, 'instance': instance, 'failed_at': iso(utc_now()), 'error': error}
-        parts = self._parts(instance, point_id)
+        try:
+            parts = self._parts(instance, point_id)
+        except CairnError as exc:  # a run killed mid-write: keep the log anyway
+            parts = {'unreadable': exc.message}
         if parts:
             record['parts'] = parts
         key = self._key(instance, 'failed', check_name('restore point id', point_id), 'error.json')
@@ -277,7 +303,6 @@ class ObjectRepository(Repository):
         if self.store.stat(self._point(instance, point_id, MANIFEST)) is None:
             self._delete_under(self._point(instance, point_id))
         self._delete_under(self._staging(instance, point_id))
-        self._drop_scratch(instance, point_id)
         self.release_lock(instance, point_id)
         return self.store._url(key)
 
@@ -289,13 +314,6 @@ class ObjectRepository(Repository):
 
     def list_failed(self, instance):
         return self._children(self._key(instance, 'failed') + '/')
-
-    def load_manifest(self, instance, point_id):
-        manifest = self._get_json(self._point(instance, point_id, MANIFEST),
-                                  'manifest of restore point %s of %s' % (point_id, instance))
-        if manifest is None:
-            raise CairnError('restore point %s of %s is not in %s' % (point_id, instance, self.describe()))
-        return manifest
 
     def _read(self, instance, kind, where):
         if kind == 'artifact':
@@ -348,21 +366,6 @@ class ObjectRepository(Repository):
     def point_files(self, instance, point_id):
         return sorted(self._names(self._point(instance, point_id)))
 
-    def record_check(self, instance, point_id, record):
-        self._put_json(self._key(instance, 'checks', check_name('restore point id', point_id) + '.json'), record)
-
-    def last_check(self, instance, point_id):
-        return self._get_json(self._key(instance, 'checks', check_name('restore point id', point_id) + '.json'),
-                              'check record')
-
-    def record_drill(self, instance, drill):
-        self._put_json(self._key(instance, 'drills', check_name('drill id', drill['id']) + '.json'), drill)
-
-    def last_drill(self, instance):
-        under = self._key(instance, 'drills') + '/'
-        names = sorted(name for name in self._names(under) if name.endswith('.json') and '/' not in name)
-        return self._get_json(under + names[-1], 'drill record') if names else None
-
     # blobs --------------------------------------------------------------------------------------
     def _blob(self, instance, sha256, encrypted=False):
         check_sha256(sha256)
@@ -403,7 +406,7 @@ class ObjectRepository(Repository):
         """Bytes are spooled (in memory up to ``SPOOL``, then a local temporary file) while they are
         hashed; the blob is uploaded under its sha256 unless the repository has it already."""
         known = self._known(instance, encrypted)
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL, prefix='.cairn-blob-') as spool:
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL, prefix='.cairn-blob-', dir=_scratch.directory()) as spool:
             sink = self.crypto.writer(spool) if encrypted and sha256 is None else spool
             writer = BlobWriter(sink)
             yield writer
