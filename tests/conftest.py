@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -75,6 +77,55 @@ def run_playbook(name, inventory, limit=None, extra=(), check=False):
     if check:
         command.append('--check')
     return subprocess.run(command, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=900, check=False)
+
+
+class Gate:
+    """A playbook run held at the start of one task (tests/integration/callbacks/cairn_gate.py): ``wait()`` until
+    it is there, do something beside it, then ``release()`` it (or ``kill()`` it there) and ``finish()``."""
+
+    def __init__(self, name, inventory, task, directory, limit=None, extra=()):
+        self.directory = str(directory)
+        os.makedirs(self.directory, exist_ok=True)
+        command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', inventory,
+                   os.path.join(ROOT, 'playbooks', name)] + list(extra)
+        if limit:
+            command += ['--limit', limit]
+        env = _env({'ANSIBLE_CALLBACK_PLUGINS': os.path.join(ROOT, 'tests', 'integration', 'callbacks'),
+                    'ANSIBLE_CALLBACKS_ENABLED': 'cairn_gate', 'CAIRN_GATE_TASK': task,
+                    'CAIRN_GATE_DIR': self.directory})
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                     cwd=ROOT, start_new_session=True)
+
+    def wait(self, timeout=300):
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(os.path.join(self.directory, 'reached')):
+            if self.proc.poll() is not None:
+                raise AssertionError('the playbook ended before the gate:\n%s' % self.proc.stdout.read())
+            if time.monotonic() > deadline:
+                raise AssertionError('the playbook did not reach the gate in %ss' % timeout)
+            time.sleep(0.1)
+
+    def release(self):
+        open(os.path.join(self.directory, 'go'), 'w').close()
+
+    def kill(self):
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def finish(self, timeout=900):
+        output = self.proc.communicate(timeout=timeout)[0]
+        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, output, '')
+
+
+def process_argvs():
+    """The argv (a list of bytes) of every process running now."""
+    for pid in os.listdir('/proc'):
+        if pid.isdigit():
+            try:
+                with open('/proc/%s/cmdline' % pid, 'rb') as handle:
+                    yield handle.read().split(b'\0')
+            except OSError:
+                continue
 
 
 def recap(output, host):

@@ -90,4 +90,24 @@ options:
       - Fail instead of writing an unencrypted restore point when no recipient is configured.
     type: bool
     default: false
+  trusted_signers:
+    description:
+      - ed25519 public keys (C(ssh-ed25519 AAAA...), the line of the signing key's C(.pub) file) whose signatures
+        are trusted. When given, every restore point read must carry a signature (C(manifest.sig), made at backup
+        with C(signing_key) of M(cairncms.ops.cairn_restore_point)) by one of them; an unsigned or wrongly signed
+        restore point is refused before anything is changed.
+      - Needs the Python library C(cryptography) on the host where the module runs.
+    type: list
+    elements: str
+    default: []
+'''
+
+    CLAIM = r'''
+options:
+  claim:
+    description:
+      - A reader claim on the restore point, from M(cairncms.ops.cairn_repository_claim). The module checks that it
+        is still held (a prune removes a claim only once it went stale) and keeps it fresh while it works, so that
+        no prune removes the restore point meanwhile.
+    type: str
 '''

@@ -9,6 +9,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils._common import check_
 from ansible_collections.cairncms.ops.plugins.module_utils._crypto import Crypto
 from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig
 from ansible_collections.cairncms.ops.plugins.module_utils._repository import select_repository
+from ansible_collections.cairncms.ops.plugins.module_utils._signing import Trust
 
 
 def instance_spec():
@@ -31,9 +32,11 @@ def repository_spec(point=True):
         'encryption_identity_file': {'type': 'path'},
         'encryption_passphrase': {'type': 'str', 'no_log': True},
         'encryption_required': {'type': 'bool', 'default': False},
+        'trusted_signers': {'type': 'list', 'elements': 'str', 'default': []},
     }
     if point:
         spec['restore_point'] = {'type': 'str', 'default': 'latest'}
+        spec['claim'] = {'type': 'str'}
     return spec
 
 
@@ -50,9 +53,15 @@ def load_crypto(params):
 
 def load_repository(params, writes=False):
     """The repository of ``params``; with a passphrase, its wrapped key is unwrapped (and made, by a run
-    that ``writes`` restore points, when the instance has none yet)."""
+    that ``writes`` restore points, when the instance has none yet). With ``trusted_signers``, every manifest
+    read must be signed by one of them; with ``claim``, the reader claim is checked and kept fresh while the
+    module works."""
     check_name('instance', params['instance'])
     repository = select_repository(params['repository'], load_crypto(params), params.get('repository_credentials'))
+    if params.get('trusted_signers'):
+        repository.trust = Trust(params['trusted_signers'])
     if repository.crypto.passphrase:
         repository.crypto.add_identity(repository.passphrase_identity(params['instance'], create=writes))
+    if params.get('claim'):
+        repository.keep_claim(params['instance'], params['claim'])
     return repository

@@ -34,6 +34,7 @@ author:
   - cairncms.ops maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - cairncms.ops.instance.REPOSITORY
+  - cairncms.ops.instance.CLAIM
 options:
   path:
     description:

@@ -28,6 +28,7 @@ author:
 extends_documentation_fragment:
   - cairncms.ops.instance
   - cairncms.ops.instance.REPOSITORY
+  - cairncms.ops.instance.CLAIM
 options:
   restore_point:
     description:

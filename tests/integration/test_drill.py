@@ -217,6 +217,26 @@ def test_sandbox_plan_check_mode_and_idempotent_removal(backed_up):
     assert not run_module('cairn_drill_sandbox', path=sandbox, state='absent', **args)['changed']
 
 
+def test_a_failed_backup_in_the_history_does_not_stop_a_drill(backed_up):
+    """After a backup of the instance failed (its log kept in the repository), the drill still restores the
+    newest restore point, passes, and says that a later backup failed; no reader claim is left behind."""
+    repository = backed_up['repository']
+    begun = run_module('cairn_restore_point', repository=repository, instance='cms')
+    failed = run_module('cairn_restore_point', repository=repository, instance='cms', state='failed',
+                        restore_point=begun['restore_point'],
+                        error={'task': 'Dump the database', 'msg': 'the database is locked'})
+    assert failed['changed'] and not failed.failed, failed
+    run, report, sandbox = _drill(backed_up, 'after-failure')
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert report['ok'] is True, report
+    assert "failed (run %s, in 'Dump the database'): the database is locked" % begun['restore_point'] in run.stderr
+    assert os.listdir(os.path.join(repository['path'], 'cms', 'readers')) == []
+    assert not os.path.exists(sandbox)
+    info = run_module('cairn_backup_info', repository=repository, instance='cms')
+    assert not info.failed and info['failed_runs'][-1] == begun['restore_point'], info
+    assert info['status']['last_backup_failed'] is True
+
+
 def test_drill_of_a_postgresql_instance_into_a_scratch_database(tmp_path, postgres_server):
     live = 'cms_live_%s' % tmp_path.name[-8:].replace('-', '_')
     scratch = live + '_drill'
