@@ -22,9 +22,10 @@ import secrets
 import tarfile
 import uuid
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _guard
+from ansible_collections.cairncms.ops.plugins.module_utils import _fs, _guard
 from ansible_collections.cairncms.ops.plugins.module_utils._common import AtomicFile, CairnError, HashingWriter, utc_now
-from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig, looks_secret, parse_dotenv
+from ansible_collections.cairncms.ops.plugins.module_utils._env import (
+    InstanceConfig, decode_env, looks_secret, parse_dotenv, read_env_text)
 
 BUNDLE = 'secrets.tar'
 FINGERPRINT_CONTEXT = b'cairncms.ops/fingerprint/v1'
@@ -47,7 +48,7 @@ def fingerprint(key, name, value):
 
 
 def _resolve(path, base_dir):
-    return path if os.path.isabs(path) else os.path.join(base_dir, path)
+    return os.path.normpath(path if os.path.isabs(path) else os.path.join(base_dir, path))
 
 
 def build_bundle(config, extra_files=(), secret_patterns=()):
@@ -56,7 +57,7 @@ def build_bundle(config, extra_files=(), secret_patterns=()):
         raise CairnError('capturing secrets needs the instance .env (cairn_env_file)')
     with open(config.env_file, 'rb') as handle:
         env_bytes = handle.read()
-    raw = parse_dotenv(env_bytes.decode('utf-8'))
+    raw = parse_dotenv(decode_env(env_bytes, config.env_file))
     key, key_source = fingerprint_key(config.values)
     files = []
     for name, value in sorted(raw.items()):
@@ -138,10 +139,29 @@ def open_bundle(repository, instance, manifest):
     if hashlib.sha256(data).hexdigest() != section['sha256']:
         raise CairnError('the secrets bundle of restore point %s does not match its manifest' % manifest['id'])
     members = {}
-    with tarfile.open(fileobj=io.BytesIO(data), mode='r') as archive:
-        for member in archive.getmembers():
-            members[member.name] = archive.extractfile(member).read()
-    return json.loads(members['index.json'].decode('utf-8')), members
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode='r') as archive:
+            for member in archive.getmembers():
+                if member.isfile():
+                    members[member.name] = archive.extractfile(member).read()
+        index = json.loads(members['index.json'].decode('utf-8'))
+        decode_env(members['env/.env'], 'the .env captured in restore point %s' % manifest['id'])
+        _check_index(index, members)
+    except (tarfile.TarError, KeyError, ValueError, TypeError) as exc:
+        raise CairnError('the secrets bundle of restore point %s is not a bundle this version can read (%s: %s)'
+                         % (manifest['id'], exc.__class__.__name__, exc))
+    return index, members
+
+
+def _check_index(index, members):
+    """The bundle's index lists files with an absolute path, an octal mode and a member that is there."""
+    if not isinstance(index, dict) or not isinstance(index.get('files', []), list):
+        raise ValueError('index.json is not an object with a list of files')
+    for entry in index.get('files', []):
+        if not (isinstance(entry, dict) and isinstance(entry.get('path'), str) and os.path.isabs(entry['path'])
+                and entry.get('member') in members and isinstance(entry.get('mode'), str)):
+            raise ValueError('a file entry of index.json is malformed: %r' % (entry,)[:80])
+        int(entry['mode'], 8)
 
 
 _BARE = re.compile(r'^[A-Za-z0-9_./:@,+%=-]*$')
@@ -182,15 +202,14 @@ def render_env(text, overrides):
 
 
 def restore(repository, instance, manifest, env_file, overrides, rotate=(), replace=False, restore_files=False,
-            check_mode=False, rotate_once=False, refuse_shared=False):
+            check_mode=False, rotate_once=False, refuse_shared=False, instance_dir=None, allowed=()):
     """Write ``env_file`` from the restore point's captured .env with ``overrides``. ``rotate``: new KEY and/or
     SECRET (with ``rotate_once``, only where ``env_file`` has none yet: a copy keeps its own). ``refuse_shared``:
-    refuse, writing nothing, a configuration that shares the database or storage of the source as captured."""
+    refuse, writing nothing, a configuration that shares the database or storage of the source as captured.
+    ``restore_files``: also write the captured files back, confined to ``instance_dir`` (default: the directory
+    of ``env_file``) and the ``allowed`` paths (see ``_restore_files``)."""
     index, members = open_bundle(repository, instance, manifest)
-    current = None
-    if os.path.exists(env_file):
-        with open(env_file, 'r', encoding='utf-8') as handle:
-            current = handle.read()
+    current = read_env_text(env_file) if os.path.exists(env_file) else None
     own = parse_dotenv(current) if current is not None and rotate_once else {}
     values = dict(overrides)
     fresh = []
@@ -202,38 +221,83 @@ def restore(repository, instance, manifest, env_file, overrides, rotate=(), repl
             continue
         values[name] = secrets.token_urlsafe(32) if name == 'SECRET' else str(uuid.uuid4())
         fresh.append(name)
-    captured = members['env/.env'].decode('utf-8')
+    captured = decode_env(members['env/.env'], 'the .env captured in restore point %s' % manifest['id'])
     text = render_env(captured, values)
     if refuse_shared:
         copy = InstanceConfig.from_dotenv(parse_dotenv(text), os.path.dirname(os.path.abspath(env_file)), env_file)
         _guard.refuse_shared(copy, 'the configuration for %s' % env_file, 'cairn_clone_env_overrides',
                              [_guard.source_as_captured(manifest, captured)])
     result = {'changed': False, 'path': env_file, 'rotated': sorted(fresh), 'overridden': sorted(overrides),
-              'files': []}
+              'files': [], 'kept': False}
     if current is not None and not fresh and current == text:
         result['msg'] = 'the .env already holds the configuration of restore point %s' % manifest['id']
     elif current is not None and not replace:
-        result['skipped'] = True
+        result['kept'] = True
         result['warnings'] = ['%s exists and differs from the configuration in restore point %s; it was not '
                               'overwritten (set cairn_restore_replace to replace it)' % (env_file, manifest['id'])]
     else:
         result['changed'] = True
         if not check_mode:
-            with AtomicFile(env_file, mode=0o600) as handle:
+            # the CMS's user keeps reading it: owner and group of the file replaced (or of its directory)
+            with AtomicFile(env_file, mode=0o600, keep_owner=True) as handle:
                 handle.write(text.encode('utf-8'))
     if restore_files:
-        for entry in index['files']:
-            data = members[entry['member']]
-            if os.path.exists(entry['path']):
-                with open(entry['path'], 'rb') as handle:
-                    if handle.read() == data:
-                        continue
-                if not replace:
-                    raise CairnError('%s exists and differs from the copy in restore point %s; set '
-                                     'cairn_restore_replace to overwrite it' % (entry['path'], manifest['id']))
-            result['changed'] = True
-            result['files'].append(entry['path'])
-            if not check_mode:
-                with AtomicFile(entry['path'], mode=int(entry['mode'], 8)) as handle:
-                    handle.write(data)
+        result['files'] = _restore_files(index, members, manifest, instance_dir or os.path.dirname(
+            os.path.abspath(env_file)), allowed, replace, check_mode)
+        result['changed'] = result['changed'] or bool(result['files'])
     return result
+
+
+def _confine(path, roots):
+    """(root, name below it) for an absolute ``path`` inside one of ``roots`` (directories, or files allowed
+    one by one), or None."""
+    path = os.path.normpath(path)
+    for root in roots:
+        root = os.path.normpath(root)
+        if path == root:
+            return os.path.dirname(root), os.path.basename(root)
+        if path.startswith(root.rstrip(os.sep) + os.sep):
+            return root, os.path.relpath(path, root)
+    return None
+
+
+def _restore_files(index, members, manifest, instance_dir, allowed, replace, check_mode):
+    """Write the bundle's files back, confined: only below the target's instance directory or paths the operator
+    listed (``allowed``), reached without following a symlink, never with setuid, setgid or sticky bits, owned
+    like the file they replace (or like the directory they are confined to). Everything is checked before
+    anything is written; returns the paths written (or that would be)."""
+    roots = [instance_dir] + [path for path in allowed or () if path]
+    plan, outside = [], []
+    for entry in index['files']:
+        place = _confine(entry['path'], roots)
+        if place is None:
+            outside.append(os.path.normpath(entry['path']))
+            continue
+        plan.append((entry, place))
+    if outside:
+        raise CairnError('restore point %s holds secret file(s) for %s, outside the instance directory %s and the '
+                         'paths allowed in cairn_restore_secret_paths; nothing was written. A restore point only '
+                         'writes where you allow it: list those paths (or their directories) in '
+                         'cairn_restore_secret_paths' % (manifest['id'], ', '.join(sorted(outside)[:5]), instance_dir))
+    writes = []
+    for entry, (root, name) in plan:
+        data = members[entry['member']]
+        try:
+            current = _fs.read_bytes(root, name)
+        except _fs.Missing:
+            current = None
+        except (_fs.NotRegular, _fs.BadName) as exc:
+            raise CairnError('cannot restore %s from restore point %s: %s; nothing was written'
+                             % (os.path.normpath(entry['path']), manifest['id'], exc))
+        if current == data:
+            continue
+        if current is not None and not replace:
+            raise CairnError('%s exists and differs from the copy in restore point %s; nothing was written. Set '
+                             'cairn_restore_replace to overwrite it' % (os.path.normpath(entry['path']), manifest['id']))
+        writes.append((entry, root, name, data, current is not None))
+    if not check_mode:
+        for entry, root, name, data, exists in writes:
+            info = _fs.lstat(root, name) if exists else os.stat(root)
+            owner = (info.st_uid, info.st_gid) if os.geteuid() == 0 else None
+            _fs.write_bytes(root, name, data, mode=int(entry['mode'], 8) & 0o777, owner=owner, dir_mode=0o700)
+    return [os.path.normpath(entry['path']) for entry, _root, _name, _data, _exists in writes]

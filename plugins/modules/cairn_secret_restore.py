@@ -16,12 +16,17 @@ description:
   - C(KEY) and C(SECRET) are kept (so existing sessions stay valid) unless named in O(rotate).
   - An existing C(.env) that differs is left alone, with a warning, unless O(replace=true).
   - With O(restore_files=true), the files the bundle holds (C(*_FILE) targets, TLS material) are written back
-    to their original paths.
+    to their original paths, but only inside the target's instance directory (O(instance_dir), or the directory
+    of O(env_file)) and the paths listed in O(restore_file_paths). The restore point is untrusted input, so a
+    path anywhere else refuses the restore of the files before any is written. They are written without
+    following a symlink, with their captured permission bits but never setuid, setgid or sticky, and owned like
+    the file they replace (or like the directory they are confined to).
 author:
   - cairncms.ops maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - cairncms.ops.instance
   - cairncms.ops.instance.REPOSITORY
+  - cairncms.ops.instance.CLAIM
 options:
   env_file:
     description:
@@ -51,6 +56,13 @@ options:
       - Also write the captured files back to their original paths.
     type: bool
     default: false
+  restore_file_paths:
+    description:
+      - With O(restore_files), further absolute paths (files, or directories for everything below them) where the
+        captured files may be written, beside the instance directory; for example C(/etc/ssl/cms).
+    type: list
+    elements: path
+    default: []
   rotate_once:
     description:
       - With O(rotate), give the rotated variables new values only where the existing C(.env) has none; a C(.env)
@@ -112,9 +124,9 @@ files:
   returned: always
   type: list
   elements: str
-skipped:
-  description: True when an existing, different .env was left alone.
-  returned: when skipped
+kept:
+  description: True when an existing, different .env was left alone (without O(replace)).
+  returned: always
   type: bool
 '''
 
@@ -134,7 +146,8 @@ def action(module):
     result = _secrets.restore(repository, params['instance'], manifest, params['env_file'], overrides,
                               rotate=params['rotate'], replace=params['replace'],
                               restore_files=params['restore_files'], check_mode=module.check_mode,
-                              rotate_once=params['rotate_once'], refuse_shared=params['refuse_shared'])
+                              rotate_once=params['rotate_once'], refuse_shared=params['refuse_shared'],
+                              instance_dir=params['instance_dir'], allowed=params['restore_file_paths'])
     result['restore_point'] = manifest['id']
     return result
 
@@ -146,6 +159,7 @@ def main():
         'replace': {'type': 'bool', 'default': False},
         'rotate': {'type': 'list', 'elements': 'str', 'choices': ['KEY', 'SECRET'], 'default': []},
         'restore_files': {'type': 'bool', 'default': False},
+        'restore_file_paths': {'type': 'list', 'elements': 'path', 'default': []},
         'rotate_once': {'type': 'bool', 'default': False},
         'refuse_shared': {'type': 'bool', 'default': False},
     })

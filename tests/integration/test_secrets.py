@@ -151,7 +151,7 @@ def test_secret_restore_writes_the_env_for_the_new_home(source, repo, keys, tmp_
     assert not run_module('cairn_secret_restore', **common)['changed']
     env_file.write_text('KEY=other\n')
     kept = run_module('cairn_secret_restore', **common)
-    assert not kept['changed'] and kept['skipped'] and env_file.read_text() == 'KEY=other\n'
+    assert not kept['changed'] and kept['kept'] and env_file.read_text() == 'KEY=other\n'
     rotated = run_module('cairn_secret_restore', replace=True, rotate=['SECRET'], **common)
     assert rotated['changed'] and rotated['rotated'] == ['SECRET']
     fresh = secret_values(env_file)
