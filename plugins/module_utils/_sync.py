@@ -16,6 +16,13 @@ new file as a verified temp file (beside its final place, or locally for an
 object store) before any file becomes visible; then renames them in (uploads
 them, for an object store: a failure there leaves the files uploaded before it
 in place, and the error names them) and (with ``replace``) removes extras.
+
+Uploads are untrusted input. A local location is walked without following any symlink (``_fs``): the backup
+captures regular files only, reports the symlinks and special files it passed over, leaves out a file that is
+no longer a regular file when it is opened, and reports the ``directus_files`` rows whose bytes it therefore
+lacks. A restore counts a symlink or special file in the target as a file that differs (at a name it writes) or
+an extra (elsewhere), replaces or removes the entry itself, never what it points at, and first removes the
+temporary files that an interrupted restore left.
 """
 
 from __future__ import annotations
@@ -23,17 +30,23 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
+import re
 import threading
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _relocate
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CHUNK, CairnError, HashingReader, HashingWriter, Timer)
+from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend as select_database
+from ansible_collections.cairncms.ops.plugins.module_utils._fs import printable
 from ansible_collections.cairncms.ops.plugins.module_utils._storage import select_backend
-from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import regenerable
+from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import (
+    ObjectMissing, ObjectNotRegular, regenerable)
 
 INVENTORY = 'files.jsonl'
 PARALLEL = 8  # transfers at a time (cairn_storage_parallel)
 EXAMPLES = 5
+# What a backup reports about the uploads it did not capture, in its result and in the manifest.
+UNTRUSTED = ('irregular_files', 'swapped_files', 'missing_files')
 
 
 def _selected(config, names):
@@ -61,23 +74,57 @@ def read_inventory(repository, instance, manifest):
     if expected is None or reader.sha256 != expected['sha256']:
         raise CairnError('the file inventory %s of restore point %s fails its checksum; the repository copy '
                          'is damaged' % (name, manifest['id']))
-    return [json.loads(line) for line in data.decode('utf-8').splitlines() if line.strip()]
+    try:
+        rows = [json.loads(line) for line in data.decode('utf-8').splitlines() if line.strip()]
+        for row in rows:
+            _check_row(row)
+    except ValueError as exc:
+        raise CairnError('the file inventory %s of restore point %s is not an inventory this version can use (%s); '
+                         'the restore point is damaged or forged' % (name, manifest['id'], exc))
+    return rows
+
+
+_HEX = {'sha256': re.compile(r'^[0-9a-f]{64}$'), 'md5': re.compile(r'^[0-9a-f]{32}$')}
+
+
+def _check_row(row):
+    """One inventory row of the right shape: what restores do with it must stay inside the target."""
+    if not isinstance(row, dict):
+        raise ValueError('a row is not an object')
+    name = row.get('filename_disk')
+    if not isinstance(row.get('location'), str) or not isinstance(name, str) or not name or name.startswith('/') \
+            or '\0' in name or '..' in name.split('/'):
+        raise ValueError('row %r does not name a location and a relative file' % (str(row)[:80],))
+    if not isinstance(row.get('size'), int) or isinstance(row['size'], bool) or row['size'] < 0:
+        raise ValueError('row %s has no valid size' % printable(name))
+    if not isinstance(row.get('sha256'), str) or not _HEX['sha256'].match(row['sha256']):
+        raise ValueError('row %s has no valid sha256' % printable(name))
+    if row.get('md5') is not None and not (isinstance(row['md5'], str) and _HEX['md5'].match(row['md5'])):
+        raise ValueError('row %s has a malformed md5' % printable(name))
+    if row.get('mtime_ns') is not None and (not isinstance(row['mtime_ns'], int) or isinstance(row['mtime_ns'], bool)):
+        raise ValueError('row %s has a malformed mtime_ns' % printable(name))
 
 
 def blobs_encrypted(manifest):
     return bool((manifest.get('storage') or {}).get('encrypted'))
 
 
-def _previous(repository, instance):
-    points = repository.list_points(instance)
-    if not points:
-        return {}
-    manifest = repository.load_manifest(instance, points[-1])
-    if blobs_encrypted(manifest) != repository.crypto.encrypts:
-        return {}  # the other store: nothing to take over
+def _previous(repository, instance, warnings):
+    """The inventory of the newest usable restore point, by (location, filename_disk): what a backup may take
+    over unread. Newer points that cannot be used are passed over, each with a line in ``warnings``."""
+    manifests, damaged = repository.scan(instance)
+    base = manifests[-1] if manifests else None
+    for bad in damaged:
+        if base is None or bad['id'] > base['id']:
+            warnings.append('restore point %s cannot be used as the base of this backup (%s); %s' % (
+                bad['id'], bad['problem'], 'restore point %s is' % base['id'] if base else 'every file is read again'))
+    if base is None or blobs_encrypted(base) != repository.crypto.encrypts:
+        return {}  # nothing, or the other store: nothing to take over
     try:
-        rows = read_inventory(repository, instance, manifest)
-    except CairnError:
+        rows = read_inventory(repository, instance, base)
+    except CairnError as exc:
+        warnings.append('restore point %s cannot be used as the base of this backup (%s); every file is read again'
+                        % (base['id'], exc.message))
         return {}
     return {(row['location'], row['filename_disk']): row for row in rows}
 
@@ -96,15 +143,19 @@ def _backup(config, repository, instance, point_id, locations, include_regenerab
             parallel):
     timer = Timer()
     encrypted = repository.crypto.encrypts
-    previous = {} if checksum else _previous(repository, instance)
-    rows, summaries, copies = [], [], []
+    base_warnings = []
+    previous = {} if checksum else _previous(repository, instance, base_warnings)
+    rows, summaries, copies, listed = [], [], [], {}
     for location in _selected(config, locations):
         backend = select_backend(location)
         entries = list(backend.list())
+        irregular = backend.irregular()
+        listed[location.name] = (backend, {backend.address(entry.name) for entry in entries}, dict(irregular))
         skip = set() if include_regenerable else regenerable([entry.name for entry in entries])
         summary = {'name': location.name, 'driver': location.driver, 'files': 0, 'bytes': 0,
                    'transferred_files': 0, 'transferred_bytes': 0, 'reused_files': 0,
-                   'stored_bytes': 0, 'skipped_regenerable': len(skip)}
+                   'stored_bytes': 0, 'skipped_regenerable': len(skip), 'irregular_files': len(irregular),
+                   'swapped_files': 0}
         for entry in entries:
             if entry.name in skip:
                 continue
@@ -123,18 +174,29 @@ def _backup(config, repository, instance, point_id, locations, include_regenerab
             summary['files'] += 1
             rows.append(row)
         summaries.append(summary)
+    swapped = {}  # id(row) -> (row, what it was when opened)
 
     def copy(job):
         backend, row, summary = job
-        row['sha256'], row['md5'], row['size'], stored = _store(repository, instance, backend, row['filename_disk'],
-                                                                encrypted)
+        try:
+            row['sha256'], row['md5'], row['size'], stored = _store(repository, instance, backend,
+                                                                    row['filename_disk'], encrypted)
+        except ObjectNotRegular as exc:  # a regular file when listed, a symlink (or a FIFO...) when opened
+            with counting:
+                swapped[id(row)] = (row, exc.kind)
+                summary['files'] -= 1
+                summary['swapped_files'] += 1
+            return
         with counting:
             summary['stored_bytes'] += stored
 
     counting = threading.Lock()
     if not check_mode:
         each(copy, copies, parallel)
+    rows = [row for row in rows if id(row) not in swapped]
     for _backend, row, summary in copies:  # the size read, which may differ from the listing's
+        if id(row) in swapped:
+            continue
         summary['transferred_files'] += 1
         summary['transferred_bytes'] += row['size']
         summary['bytes'] += row['size']
@@ -143,7 +205,9 @@ def _backup(config, repository, instance, point_id, locations, include_regenerab
               'transferred': sum(s['transferred_files'] for s in summaries),
               'transferred_bytes': sum(s['transferred_bytes'] for s in summaries),
               'reused': sum(s['reused_files'] for s in summaries),
-              'skipped_regenerable': sum(s['skipped_regenerable'] for s in summaries)}
+              'skipped_regenerable': sum(s['skipped_regenerable'] for s in summaries), 'warnings': base_warnings}
+    _report_untrusted(result, listed, swapped.values())
+    _report_missing(result, config, listed, swapped.values(), bool(locations))
     if check_mode:
         return result
     rows.sort(key=lambda row: (row['location'], row['filename_disk']))
@@ -151,12 +215,87 @@ def _backup(config, repository, instance, point_id, locations, include_regenerab
         stored = HashingWriter(handle)
         for row in rows:
             stored.write(json.dumps(row, sort_keys=True).encode('utf-8') + b'\n')
-    repository.write_part(instance, point_id, 'storage', {
-        'inventory': INVENTORY, 'inventory_size_bytes': stored.size, 'inventory_sha256': stored.sha256,
-        'locations': summaries, 'files': result['files'], 'bytes': result['bytes'],
-        'include_regenerable': include_regenerable, 'duration_s': timer.seconds, 'encrypted': encrypted})
+    part = {'inventory': INVENTORY, 'inventory_size_bytes': stored.size, 'inventory_sha256': stored.sha256,
+            'locations': summaries, 'files': result['files'], 'bytes': result['bytes'],
+            'include_regenerable': include_regenerable, 'duration_s': timer.seconds, 'encrypted': encrypted}
+    part.update({key: result[key] for key in UNTRUSTED if key in result})
+    repository.write_part(instance, point_id, 'storage', part)
     result['duration_s'] = timer.seconds
     return result
+
+
+def _found(items):
+    """``{count, examples}`` of ``(location, name, what)`` items, the examples shown as ``location:name (what)``."""
+    items = sorted(items)
+    return {'count': len(items), 'examples': ['%s:%s (%s)' % (location, printable(name), what)
+                                              for location, name, what in items[:EXAMPLES]]}
+
+
+def _report_untrusted(result, listed, swapped):
+    """Symlinks and special files in the uploads (not followed), and files swapped for one while the backup
+    read them (not captured): result keys and warnings."""
+    result['irregular_files'] = _found((location, name, kind) for location, (_b, _r, irregular) in listed.items()
+                                       for name, kind in irregular.items())
+    result['swapped_files'] = _found((row['location'], row['filename_disk'], kind) for row, kind in swapped)
+    if result['irregular_files']['count']:
+        result['warnings'].append(
+            '%d symlink(s) or special file(s) in the storage locations were not followed and are not in the restore '
+            'point: %s. CairnCMS writes only regular files there; find out what made them'
+            % (result['irregular_files']['count'], ', '.join(result['irregular_files']['examples'])))
+    if result['swapped_files']['count']:
+        result['warnings'].append(
+            '%d file(s) were regular files when listed but a symlink or special file when read, and are not in the '
+            'restore point: %s. Something replaced them during the backup; find out what'
+            % (result['swapped_files']['count'], ', '.join(result['swapped_files']['examples'])))
+
+
+def _report_missing(result, config, listed, swapped, some_locations):
+    """``directus_files`` rows of the locations backed up whose bytes are not a regular file there. Advisory: a
+    database that cannot be read is a warning, never a failed backup."""
+    try:
+        records = select_database(config.database()).files()
+    except Exception as exc:  # any failure of this check is reported, never fatal
+        result['warnings'].append('the directus_files rows were not compared with the storage locations: %s'
+                                  % (exc.message if isinstance(exc, CairnError) else
+                                     '%s: %s' % (exc.__class__.__name__, exc)))
+        return
+    replaced = {(row['location'], row['filename_disk']): kind for row, kind in swapped}
+    missing = []
+    for record in records:
+        location, name = record['storage'], record['filename_disk']
+        if location not in listed:
+            if not some_locations:
+                missing.append((location, name or '', 'location not in STORAGE_LOCATIONS'))
+            continue
+        backend, regular, irregular = listed[location]
+        if not name:
+            missing.append((location, '', 'row %s has no filename_disk' % record['id']))
+        elif (location, name) in replaced:
+            missing.append((location, name, 'replaced by a %s during the backup' % replaced[(location, name)]))
+        elif backend.address(name) not in regular:
+            missing.append((location, name, _absent(name, irregular)))
+    result['missing_files'] = _found(missing)
+    if missing:
+        result['warnings'].append(
+            '%d directus_files row(s) have no regular file of their bytes in their storage location, so the restore '
+            'point cannot hold them: %s. The CMS cannot serve these files either; restore them from an older restore '
+            'point, or remove the rows' % (len(missing), ', '.join(result['missing_files']['examples'])))
+
+
+def _parents(name):
+    """The directories of a ``/``-separated name, outermost first: ``a/b/c`` -> ``a``, ``a/b``."""
+    parts = name.split('/')
+    return ['/'.join(parts[:index]) for index in range(1, len(parts))]
+
+
+def _absent(name, irregular):
+    """Why a listing has no regular file ``name``: what stands there or on the way, else ``missing``."""
+    if name in irregular:
+        return 'a %s' % irregular[name]
+    for parent in _parents(name):
+        if parent in irregular:
+            return 'below %s, a %s' % (printable(parent), irregular[parent])
+    return 'missing'
 
 
 def _md5():
@@ -198,23 +337,51 @@ def plan_restore(config, inventory, replace, locations=None, include_regenerable
         location = config.location(target)
         backend = select_backend(location)
         present = {entry.name: entry for entry in backend.list()}
+        irregular = dict(backend.irregular())  # symlinks, special files: never read, never followed
         wanted = {row['filename_disk']: row for name in names_in for row in by_location.get(name, [])}
         plan = {'location': ','.join(names_in), 'target': target, 'backend': backend, 'write': [],
-                'unchanged': [], 'differ': [], 'extra': [], 'read': 0}
+                'unchanged': [], 'differ': [], 'extra': [], 'read': 0, 'irregular': sorted(irregular.items()),
+                'leftovers': backend.leftovers(), 'blockers': []}
         equal, plan['read'] = _equal(backend, present, wanted, parallel)
         for filename, row in sorted(wanted.items()):
-            if filename not in present:
+            if filename in irregular:  # present, and not the restore point's file: an overwrite
+                plan['write'].append(row)
+                plan['differ'].append(filename)
+            elif filename not in present:
                 plan['write'].append(row)
             elif equal[filename]:
                 plan['unchanged'].append(row)
             else:
                 plan['write'].append(row)
                 plan['differ'].append(filename)
-        extras = sorted(set(present) - set(wanted))
-        harmless = set() if (replace or include_regenerable) else regenerable(list(present)) & set(extras)
+        occupied = set(present) | set(irregular)
+        if backend.has_directories:
+            plan['blockers'] = _shape(location.name, wanted, occupied)
+        extras = sorted(occupied - set(wanted))
+        harmless = set() if (replace or include_regenerable) else (
+            regenerable(list(present)) & set(extras)) - set(plan['blockers'])
         plan['extra'] = [filename for filename in extras if filename not in harmless]
         plans.append(plan)
     return plans
+
+
+def _shape(location, wanted, occupied):
+    """For a location of directories: the names in the target that stand where the restore point needs a
+    directory (a symlink, a file), to be removed before staging. A file of the restore point where the target,
+    or the restore point itself, has a directory is refused, since a file cannot replace a directory."""
+    needed = {parent for filename in wanted for parent in _parents(filename)}
+    clash = sorted(set(wanted) & needed)
+    if clash:
+        raise CairnError('the restore point has both a file and a directory of files named %s, which storage location '
+                         '%s, a directory on disk, cannot hold; restore it into an object store location '
+                         '(location_map); nothing was changed' % (printable(clash[0]), location))
+    directories = {parent for filename in occupied for parent in _parents(filename)}
+    clash = sorted(set(wanted) & directories)
+    if clash:
+        raise CairnError('%d file(s) of the restore point, %s for one, stand where storage location %s has a directory '
+                         '(of other files); move the directory away, then run the restore again; nothing was changed'
+                         % (len(clash), printable(clash[0]), location))
+    return sorted(needed & occupied)
 
 
 def _equal(backend, present, wanted, parallel):
@@ -233,7 +400,10 @@ def _equal(backend, present, wanted, parallel):
             compare.append(filename)
 
     def hashed(filename):
-        equal[filename] = backend.sha256(filename) == wanted[filename]['sha256']
+        try:
+            equal[filename] = backend.sha256(filename) == wanted[filename]['sha256']
+        except ObjectNotRegular:  # swapped for a symlink since the listing: never read through it
+            equal[filename] = False
     each(hashed, compare, parallel)
     return equal, len(compare)
 
@@ -242,7 +412,9 @@ def _describe(plans):
     return [{'location': plan['location'], 'target': plan['target'], 'write': len(plan['write']),
              'unchanged': len(plan['unchanged']), 'read_to_compare': plan['read'],
              'overwrite': len(plan['differ']), 'remove': len(plan['extra']),
-             'examples': {'overwrite': plan['differ'][:EXAMPLES], 'remove': plan['extra'][:EXAMPLES]}}
+             'irregular_files': len(plan['irregular']), 'leftovers': len(plan['leftovers']),
+             'examples': {'overwrite': [printable(name) for name in plan['differ'][:EXAMPLES]],
+                          'remove': [printable(name) for name in plan['extra'][:EXAMPLES]]}}
             for plan in plans]
 
 
@@ -277,20 +449,40 @@ def restore(config, repository, source_instance, manifest, replace=False, locati
     inventory = read_inventory(repository, source_instance, manifest)
     plans = plan_restore(config, inventory, replace, locations, include_regenerable, location_map, parallel)
     summary = _describe(plans)
+    irregular = _found((plan['target'], name, kind) for plan in plans for name, kind in plan['irregular'])
     conflicts = sum(len(plan['differ']) + len(plan['extra']) for plan in plans)
     if conflicts and not replace:
         raise CairnError('the target storage is not empty and differs from restore point %s (%d file(s) would be '
-                         'overwritten or removed); nothing was changed. Set replace (cairn_restore_replace: '
-                         'true) to make it match the restore point' % (manifest['id'], conflicts),
-                         locations=summary)
-    changes = sum(len(plan['write']) + len(plan['extra']) for plan in plans)
+                         'overwritten or removed%s); nothing was changed. Set replace (cairn_restore_replace: '
+                         'true) to make it match the restore point' % (
+                             manifest['id'], conflicts, ', among them %d symlink(s) or special file(s), which are '
+                             'never followed: %s' % (irregular['count'], ', '.join(irregular['examples']))
+                             if irregular['count'] else ''), locations=summary, irregular_files=irregular)
+    leftovers = [(plan['backend'], name) for plan in plans for name in plan['leftovers']]
+    changes = sum(len(plan['write']) + len(plan['extra']) for plan in plans) + len(leftovers)
     result = {'changed': bool(changes), 'direction': 'restore', 'restore_point': manifest['id'],
               'locations': summary, 'transferred': sum(len(plan['write']) for plan in plans),
               'transferred_bytes': sum(row['size'] for plan in plans for row in plan['write']),
               'removed': sum(len(plan['extra']) for plan in plans),
-              'unchanged': sum(len(plan['unchanged']) for plan in plans)}
+              'unchanged': sum(len(plan['unchanged']) for plan in plans),
+              'irregular_files': irregular, 'leftovers_removed': len(leftovers), 'warnings': []}
+    if irregular['count']:
+        result['warnings'].append(
+            'the target storage holds %d symlink(s) or special file(s), which are never followed or read: %s. They '
+            'count as files that differ from the restore point or are not in it; they are replaced or removed (the '
+            'link itself, never what it points at)' % (irregular['count'], ', '.join(irregular['examples'])))
     if check_mode or not changes:
         return result
+    # Before staging: our own temporary files that an interrupted restore left, and (with replace, which the
+    # plan needs here) what stands where the restore point needs a directory.
+    for backend, name in leftovers:
+        try:
+            backend.delete(name)
+        except ObjectMissing:
+            pass
+    blockers = [(plan['backend'], name) for plan in plans for name in plan['blockers']]
+    for backend, name in blockers:
+        backend.delete(name)
     encrypted = blobs_encrypted(manifest)
     staged, committed = [], []
     jobs = [(plan['backend'], row) for plan in plans for row in plan['write']]
@@ -310,15 +502,15 @@ def restore(config, repository, source_instance, manifest, replace=False, locati
         if not committed:
             raise
         # An object store has no rename: what was uploaded before the failure stays in place.
+        done = ', '.join(printable(name) for name in sorted(committed)[:EXAMPLES])
         raise CairnError('%s; %d of %d file(s) were already put in place (%s), the others are unchanged; run the '
-                         'restore again to complete it' % (exc.message, len(committed), len(staged),
-                                                           ', '.join(sorted(committed)[:EXAMPLES])))
+                         'restore again to complete it' % (exc.message, len(committed), len(staged), done))
     except BaseException:
         for _name, write in staged:
             write.discard()
         raise
-    each(lambda job: job[0].delete(job[1]), [(plan['backend'], name) for plan in plans for name in plan['extra']],
-         parallel)
+    each(lambda job: job[0].delete(job[1]), [(plan['backend'], name) for plan in plans for name in plan['extra']
+                                             if name not in plan['blockers']], parallel)
     result['duration_s'] = timer.seconds
     return result
 

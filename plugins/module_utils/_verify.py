@@ -13,6 +13,7 @@ import json
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend, verify_artifact
+from ansible_collections.cairncms.ops.plugins.module_utils._fs import printable
 from ansible_collections.cairncms.ops.plugins.module_utils._http import health as http_health, request as _http
 from ansible_collections.cairncms.ops.plugins.module_utils._relocate import target_of
 from ansible_collections.cairncms.ops.plugins.module_utils._storage import select_backend as select_storage
@@ -28,7 +29,8 @@ class Report:
         self.unreferenced = None  # objects no directus_files row references: {count, bytes, examples, locations}
 
     def add(self, name, ok, detail=''):
-        self.checks.append({'name': name, 'ok': bool(ok), 'detail': detail})
+        # file names come from the uploads and the repository: odd bytes are shown escaped, never passed on raw
+        self.checks.append({'name': name, 'ok': bool(ok), 'detail': printable(detail)})
 
     def attempt(self, name, action):
         try:
@@ -67,8 +69,8 @@ def check_repository(report, repository, instance, manifest):
             with repository.open_blob(instance, row['sha256'], blobs_encrypted(manifest)) as handle:
                 for chunk in iter(lambda: handle.read(CHUNK), b''):
                     digest.update(chunk)
-        except CairnError:
-            bad.append('%s (missing)' % row['filename_disk'])
+        except CairnError as exc:
+            bad.append('%s (%s)' % (row['filename_disk'], 'missing' if 'is missing from' in exc.message else exc.message))
             continue
         if digest.hexdigest() != row['sha256']:
             bad.append('%s (corrupt)' % row['filename_disk'])
@@ -179,7 +181,7 @@ def check_cross_store(report, storages, records, inventory_sizes):
             unreferenced['bytes'] += sum(extra.values())
             extra = sorted(extra)
             room = EXAMPLES - len(unreferenced['examples'])
-            unreferenced['examples'] += ['%s:%s' % (name, filename) for filename in extra[:max(room, 0)]]
+            unreferenced['examples'] += [printable('%s:%s' % (name, filename)) for filename in extra[:max(room, 0)]]
     report.unreferenced = unreferenced
 
 

@@ -25,11 +25,26 @@ description:
     C(filename_disk), since CairnCMS names a file C(<id>.<ext>) whatever the driver and the driver applies the
     location's C(ROOT). Give M(cairncms.ops.cairn_db_restore) the same map so that C(directus_files.storage)
     names the new location.
+  - Storage directories are untrusted input. Below a local location's C(ROOT) (which is resolved as configured)
+    no symlink is followed, as a directory or as the file itself, and only regular files are read or written
+    (each path is walked from the root with C(O_NOFOLLOW), so a swap cannot slip in between a check and a use).
+  - On backup, symlinks and special files (FIFOs, sockets, devices) are not captured and are reported in
+    RV(irregular_files) with a warning; a file that is no longer a regular file when it is opened (swapped for a
+    symlink after the listing) is left out and reported in RV(swapped_files); the C(directus_files) rows of the
+    locations backed up whose bytes are missing or not a regular file are reported in RV(missing_files). None of
+    these fails the backup; all three are recorded in the manifest's C(storage) section.
+  - On restore, a symlink or special file in the target counts as a file that differs (where the restore point
+    has a file of that name) or as one that is not in the restore point (elsewhere), so it is refused without
+    O(replace); with O(replace) the entry itself is replaced or removed, never what it points at. A directory
+    where the restore point has a file is refused, changing nothing.
+  - A restore first removes the temporary files (C(.cairn-<random>.part), regular files only) that an
+    interrupted restore left in a local location, and reports them in RV(leftovers_removed); not in check mode.
 author:
   - cairncms.ops maintainers (!UNKNOWN)
 extends_documentation_fragment:
   - cairncms.ops.instance
   - cairncms.ops.instance.REPOSITORY
+  - cairncms.ops.instance.CLAIM
 options:
   direction:
     description:
@@ -145,12 +160,45 @@ removed:
   description: Files removed from the target because they are not in the restore point (restore).
   returned: O(direction=restore)
   type: int
+irregular_files:
+  description:
+    - Symlinks and special files (FIFOs, sockets, devices) found below the storage roots, never followed or read.
+      On backup they are not in the restore point; on restore they count as files that differ or are not in the
+      restore point, and with O(replace) are replaced or removed themselves. A warning names them.
+    - C(count), and up to five C(examples) as C(<location>:<name> (<kind>)).
+  returned: success
+  type: dict
+  sample: {count: 2, examples: ['local:evil.png (symlink)', 'local:pipe (fifo)']}
+swapped_files:
+  description:
+    - Files that were regular files when the location was listed but a symlink or special file when opened for
+      reading; they are not in the restore point. A warning names them. C(count) and C(examples) (backup).
+  returned: O(direction=backup)
+  type: dict
+  sample: {count: 1, examples: ['local:8b3c2f6e-4a1d-4c8e-9f2a-1d2e3f4a5b6c.png (symlink)']}
+missing_files:
+  description:
+    - The C(directus_files) rows of the locations backed up whose bytes are not a regular file in their location
+      (missing, a symlink, replaced during the backup, or in a location not in C(STORAGE_LOCATIONS)), so that the
+      restore point cannot hold them. A warning names them; the backup does not fail. C(count) and C(examples).
+    - Not returned when the database cannot be read; a warning then says why.
+  returned: O(direction=backup)
+  type: dict
+  sample: {count: 1, examples: ['local:8b3c2f6e-4a1d-4c8e-9f2a-1d2e3f4a5b6c.png (missing)']}
+leftovers_removed:
+  description:
+    - Temporary files of an interrupted restore removed from local locations before staging (in check mode, those
+      that would be removed) (restore).
+  returned: O(direction=restore)
+  type: int
 locations:
   description:
     - Per-location figures. On restore, one entry per target location, with C(location) (the restore point
       location, or several joined with commas) and C(target) (the location of this instance written), and
       C(read_to_compare), the objects of the target read to compare them (those of the same size whose listing
       gives no MD5 that matches the restore point's).
+    - On backup also C(irregular_files) and C(swapped_files) per location; on restore C(irregular_files) and
+      C(leftovers).
   returned: success
   type: list
   elements: dict

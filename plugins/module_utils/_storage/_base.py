@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 
+from ansible_collections.cairncms.ops.plugins.module_utils import _scratch
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 
 # CairnCMS writes a transformed image as <original name without extension>__<sha1 of the
@@ -26,6 +27,16 @@ HEALTH = re.compile(r'^health-[0-9A-Za-z_-]{5}$')
 
 class ObjectMissing(CairnError):
     """An object that is not there (raised by ``open_read``)."""
+
+
+class ObjectNotRegular(CairnError):
+    """A name of a local location where a symlink, a special file or a directory stands, or whose way there
+    crosses one (raised by ``open_read``, ``stat``, ``begin_write``, ``delete``): ``kind`` says what it is.
+    Nothing below a location's root is followed."""
+
+    def __init__(self, message, kind):
+        super().__init__(message)
+        self.kind = kind
 
 
 class Entry:
@@ -57,14 +68,15 @@ class StagedWrite:
 
 
 class UploadOnCommit(StagedWrite):
-    """For object stores: bytes go to a local 0600 temporary file, closed once written (a restore
-    stages every file before committing any, so neither memory nor open descriptors grow with the
-    file count); ``commit()`` hands it to ``storage.upload(name, path)`` and removes it."""
+    """For object stores: bytes go to a 0600 temporary file in the private scratch directory, closed once
+    written (a restore stages every file before committing any, so neither memory nor open descriptors grow
+    with the file count); ``commit()`` hands it to ``storage.upload(name, path)`` and removes it."""
 
     def __init__(self, storage, name):
         self._storage = storage
         self._name = name
-        fd, self._path = tempfile.mkstemp(prefix='.cairn-%s-' % storage.driver, suffix='.part')
+        fd, self._path = tempfile.mkstemp(prefix='.cairn-%s-' % storage.driver, suffix='.part',
+                                          dir=_scratch.directory())
         self._handle = os.fdopen(fd, 'wb')
 
     def write(self, data):
@@ -89,6 +101,9 @@ class UploadOnCommit(StagedWrite):
 
 class StorageBackend:
     driver = None
+    # Whether the directories of ``a/b`` names are real (a local disk: a file ``a`` and a file ``a/b`` cannot
+    # both exist); in object stores they are only a part of the name.
+    has_directories = False
 
     def __init__(self, location):
         self.location = location
@@ -99,6 +114,16 @@ class StorageBackend:
     def list(self, under=''):
         """Yield an ``Entry`` for every object (whose name starts with ``under``)."""
         raise NotImplementedError
+
+    def irregular(self):
+        """``(name, kind)`` of what the last ``list()`` passed over because it is no object to copy: symlinks
+        (``kind`` ``symlink``), FIFOs, sockets, devices in a local location. Object stores have none."""
+        return []
+
+    def leftovers(self):
+        """Names of our own temporary files that the last ``list()`` found in the location (left by an
+        interrupted restore; never content). Object stores keep none there."""
+        return []
 
     def stat(self, name):
         """The ``Entry`` for ``name``, or None."""

@@ -1,23 +1,31 @@
 # -*- coding: utf-8 -*-
 # Copyright: cairncms.ops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Local disk storage (STORAGE_<LOC>_DRIVER=local) (private)."""
+"""Local disk storage (STORAGE_<LOC>_DRIVER=local) (private).
+
+The root (``STORAGE_<LOC>_ROOT``) is resolved the ordinary way; below it nothing is followed (see ``_fs``): a
+listing reports only regular files and keeps the symlinks and special files it passed over (``irregular``),
+reads and writes refuse to cross a symlink, and a write replaces a symlink itself, never what it points at.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
 
-from ansible_collections.cairncms.ops.plugins.module_utils._common import fsync_dir, safe_join
+from ansible_collections.cairncms.ops.plugins.module_utils import _fs
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import (
-    Entry, StagedWrite, StorageBackend)
-
-# Our own temporaries, never content.
-_TEMP_PREFIX = '.cairn-'
+    Entry, ObjectNotRegular, StagedWrite, StorageBackend)
 
 
 class LocalStorage(StorageBackend):
     driver = 'local'
+    has_directories = True
+
+    def __init__(self, location):
+        super().__init__(location)
+        self._irregular = []
+        self._leftovers = []
 
     @property
     def root(self):
@@ -30,89 +38,105 @@ class LocalStorage(StorageBackend):
         return os.path.isdir(self.root)
 
     def list(self, under=''):
-        """Regular files below the root (symbolic links and our temporary files aside), by name."""
-        if os.path.isdir(self.root):
-            for entry in self._walk('', self.root):
-                if entry.name.startswith(under):
-                    yield entry
+        """Regular files below the root, by name; symlinks and special files are kept for ``irregular()``, our
+        temporary files for ``leftovers()``."""
+        files, irregular = _fs.walk(self.root) if os.path.isdir(self.root) else ([], [])
+        self._irregular = [item for item in irregular if item[0].startswith(under)]
+        entries, self._leftovers = [], []
+        for name, info in files:
+            if not name.startswith(under):
+                continue
+            if _fs.is_temp(name):
+                self._leftovers.append(name)
+            else:
+                entries.append(Entry(name, info.st_size, info.st_mtime_ns))
+        return iter(entries)
 
-    def _walk(self, prefix, directory):
-        try:
-            found = sorted(os.scandir(directory), key=lambda item: item.name)
-        except FileNotFoundError:  # removed while listed
-            return
-        for item in found:
-            if item.is_dir(follow_symlinks=False):
-                yield from self._walk(prefix + item.name + '/', item.path)
-            elif item.is_file(follow_symlinks=False) and not item.name.startswith(_TEMP_PREFIX):
-                try:
-                    info = item.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                yield Entry(prefix + item.name, info.st_size, info.st_mtime_ns)
+    def irregular(self):
+        return list(self._irregular)
 
-    def _path(self, name):
-        return safe_join(self.root, *name.split('/'))
+    def leftovers(self):
+        return list(self._leftovers)
+
+    def _errors(self, name, error):
+        """The ``CairnError`` of an ``_fs`` error about ``name``."""
+        if isinstance(error, _fs.NotRegular) and error.kind == 'directory' and error.part == name:
+            return ObjectNotRegular('file %s of storage location %s: %s is a directory, which a file can neither '
+                                    'replace nor be removed as; move it away, then run the restore again' % (
+                                        _fs.printable(name), self.location.name,
+                                        _fs.printable(os.path.join(self.root, name))), kind=error.kind)
+        if isinstance(error, _fs.NotRegular):
+            return ObjectNotRegular('file %s of storage location %s cannot be used: %s'
+                                    % (_fs.printable(name), self.location.name, error), kind=error.kind)
+        if isinstance(error, _fs.Missing):
+            return self.missing(name)
+        return CairnError('file name %s in storage location %s: %s' % (_fs.printable(name), self.location.name,
+                                                                       error))
 
     def stat(self, name):
+        """The ``Entry`` of the regular file ``name``, None when there is none; ``ObjectNotRegular`` when a
+        symlink or a special file stands there or on the way."""
         try:
-            info = os.stat(self._path(name))
-        except FileNotFoundError:
+            info = _fs.lstat(self.root, name)
+        except _fs.Missing:
             return None
+        except (_fs.NotRegular, _fs.BadName) as exc:
+            raise self._errors(name, exc)
         return Entry(name, info.st_size, info.st_mtime_ns)
 
     def open_read(self, name):
         try:
-            return open(self._path(name), 'rb')
-        except FileNotFoundError:
-            raise self.missing(name)
+            return _fs.open_read(self.root, name)
+        except (_fs.Missing, _fs.NotRegular, _fs.BadName) as exc:
+            raise self._errors(name, exc)
 
     def begin_write(self, name, mtime_ns=None):
         os.makedirs(self.root, mode=0o755, exist_ok=True)
-        return _LocalStagedWrite(self._path(name), mtime_ns, owner=os.stat(self.root))
+        # Files and directories belong to whoever owns the location (the CMS's user), not to root.
+        owner = None
+        if os.geteuid() == 0:
+            info = os.stat(self.root)
+            owner = (info.st_uid, info.st_gid)
+        try:
+            return _LocalStagedWrite(self, _fs.StagedFile(self.root, name, mode=0o644, owner=owner, mtime_ns=mtime_ns,
+                                                          dir_mode=0o755))
+        except (_fs.Missing, _fs.NotRegular, _fs.BadName) as exc:
+            raise self._errors(name, exc)
 
     def delete(self, name):
-        path = self._path(name)
-        os.unlink(path)
-        directory = os.path.dirname(path)
-        while directory != self.root and not os.listdir(directory):
-            os.rmdir(directory)
-            directory = os.path.dirname(directory)
+        """Remove ``name`` (a symlink itself, never what it points at), then its directories left empty."""
+        try:
+            _fs.unlink(self.root, name, prune=True)
+        except _fs.Missing:
+            raise self.missing(name)
+        except (_fs.NotRegular, _fs.BadName) as exc:
+            raise self._errors(name, exc)
 
 
 class _LocalStagedWrite(StagedWrite):
-    """A temp file beside the final path, renamed over it on commit."""
+    """A temp file beside the final name, renamed over it on commit (``_fs.StagedFile``)."""
 
-    def __init__(self, path, mtime_ns, owner):
-        self.path = path
-        self.mtime_ns = mtime_ns
-        directory = os.path.dirname(path)
-        os.makedirs(directory, mode=0o755, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix='.part', dir=directory)
-        os.fchmod(fd, 0o644)
-        if os.geteuid() == 0:
-            # Files belong to whoever owns the location (the CMS's user), not to root.
-            os.fchown(fd, owner.st_uid, owner.st_gid)
-        self._handle = os.fdopen(fd, 'wb')
+    def __init__(self, storage, staged):
+        self._storage = storage
+        self._staged = staged
 
     def write(self, data):
-        return self._handle.write(data)
+        return self._staged.write(data)
 
     def close(self):
-        if not self._handle.closed:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-            self._handle.close()
+        self._staged.close()
 
     def commit(self):
-        self.close()
-        if self.mtime_ns is not None:
-            os.utime(self.tmp, ns=(self.mtime_ns, self.mtime_ns))
-        os.replace(self.tmp, self.path)
-        fsync_dir(os.path.dirname(self.path))
+        name = self._staged.name
+        try:
+            self._staged.commit()
+        except FileExistsError:
+            self._staged.discard()
+            raise CairnError('file %s appeared in storage location %s after the restore began writing it, and was '
+                             'not replaced; run the restore again' % (_fs.printable(name), self._storage.location.name))
+        except (_fs.Missing, _fs.NotRegular) as exc:
+            self._staged.discard()
+            raise self._storage._errors(name, exc)
 
     def discard(self):
-        if not self._handle.closed:
-            self._handle.close()
-        if os.path.exists(self.tmp):
-            os.unlink(self.tmp)
+        self._staged.discard()
