@@ -168,13 +168,9 @@ def check(repository, instance, percent=100, max_bytes=None, seed=None, record=T
     timer = Timer()
     rng = random.Random(seed)
     manifests, damaged = repository.scan(instance)
-    with repository.claiming(instance, [m['id'] for m in manifests], 'check') if manifests else _nothing():
+    with repository.claiming(instance, [m['id'] for m in manifests], 'check') if manifests else \
+            contextlib.nullcontext():
         return _check(repository, instance, manifests, damaged, percent, max_bytes, rng, record, timer)
-
-
-@contextlib.contextmanager
-def _nothing():
-    yield
 
 
 def _check(repository, instance, manifests, damaged, percent, max_bytes, rng, record, timer):

@@ -15,6 +15,7 @@ import time
 import pyrage
 import pytest
 
+import _s3
 from conftest import recap, run_module, run_playbook, write_inventory
 
 
@@ -163,3 +164,19 @@ def test_a_blob_that_cannot_be_decrypted_is_named(tmp_path, source, target, repo
     line = _one_line(run.stdout, 'cannot decrypt blob')
     assert 'cannot decrypt blob %s (%s)' % (name, path) in line, line
     assert not os.path.exists(target / 'data.db') and os.listdir(target / 'uploads') == []
+
+
+def test_a_torn_lock_in_a_bucket_is_taken_over_once_stale(s3_server, s3_bucket):
+    repo = {'type': 's3', 'bucket': s3_bucket, 'prefix': 'cairn', 'endpoint': s3_server.endpoint,
+            'region': _s3.REGION, 'force_path_style': True}
+    credentials = {'key': _s3.ACCESS_KEY, 'secret': _s3.SECRET_KEY}
+    s3_server.client().put_object(Bucket=s3_bucket, Key='cairn/blog/lock.json', Body=b'{"run": "2026\x00\x00')
+    busy = run_module('cairn_restore_point', repository=repo, repository_credentials=credentials, instance='blog',
+                      lock_stale_after=5)
+    assert busy.failed and 'is locked in s3://%s/cairn by an unreadable record' % s3_bucket in busy['msg'], busy
+    time.sleep(6.5)
+    taken = run_module('cairn_restore_point', repository=repo, repository_credentials=credentials, instance='blog',
+                       lock_stale_after=5)
+    assert not taken.failed and taken['restore_point'], taken
+    holder = json.loads(s3_server.client().get_object(Bucket=s3_bucket, Key='cairn/blog/lock.json')['Body'].read())
+    assert holder['run'] == taken['restore_point']

@@ -71,6 +71,15 @@ def _json(data):
         return None
 
 
+def lock_holder(data):
+    """The holder a lock file's bytes name: its record, or, for bytes that are not one (a torn write, NUL bytes),
+    a holder marked ``damaged`` whose token is their digest, so that a takeover can tell it is still the same."""
+    holder = _json(data)
+    if isinstance(holder, dict):
+        return holder
+    return {'damaged': 'not a JSON record', 'token': 'damaged-%s' % hashlib.sha256(data).hexdigest()[:16]}
+
+
 def holder_text(holder):
     """Who holds a lock or claim, in words."""
     if holder.get('damaged'):

@@ -21,7 +21,6 @@ Layout under ``<path>/<instance>/`` (documented in docs/restore-point-format.md)
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import secrets
@@ -34,7 +33,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     AtomicFile, CairnError, check_name, fsync_dir, iso, makedirs, read_json, safe_join, utc_now, write_json)
 from ansible_collections.cairncms.ops.plugins.module_utils._crypto import Crypto, unwrap_identity, wrap_identity
 from ansible_collections.cairncms.ops.plugins.module_utils._repository._base import (
-    MANIFEST, BlobWriter, Repository, _json, check_sha256)
+    MANIFEST, BlobWriter, Repository, check_sha256, lock_holder)
 from ansible_collections.cairncms.ops.plugins.module_utils._signing import SIGNATURE
 
 PARTS = '.parts'
@@ -127,9 +126,7 @@ class LocalRepository(Repository):
             age = time.time() - os.stat(path).st_mtime
         except FileNotFoundError:
             return None
-        holder = _json(data)
-        if not isinstance(holder, dict):
-            holder = {'damaged': 'not a JSON record', 'token': 'damaged-%s' % hashlib.sha256(data).hexdigest()[:16]}
+        holder = lock_holder(data)
         holder['idle_s'] = round(max(0.0, age), 1)
         return holder
 
@@ -153,11 +150,8 @@ class LocalRepository(Repository):
             return False
         try:
             with open(aside, 'rb') as handle:
-                data = handle.read()
-            moved = _json(data)
-            token = moved.get('token') if isinstance(moved, dict) else \
-                'damaged-%s' % hashlib.sha256(data).hexdigest()[:16]
-            if token != holder.get('token'):
+                moved = lock_holder(handle.read())
+            if moved.get('token') != holder.get('token'):
                 os.rename(aside, path)  # not the stale one: a fresh lock, put it back
                 return False
             return True

@@ -26,7 +26,6 @@ repositories.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
@@ -38,7 +37,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnE
 from ansible_collections.cairncms.ops.plugins.module_utils._crypto import Crypto, unwrap_identity, wrap_identity
 from ansible_collections.cairncms.ops.plugins.module_utils._env import Location
 from ansible_collections.cairncms.ops.plugins.module_utils._repository._base import (
-    MANIFEST, BlobWriter, Repository, _json, check_sha256)
+    MANIFEST, BlobWriter, Repository, _json, check_sha256, lock_holder)
 from ansible_collections.cairncms.ops.plugins.module_utils._signing import SIGNATURE
 from ansible_collections.cairncms.ops.plugins.module_utils._storage import select_backend
 from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import ObjectMissing
@@ -199,14 +198,14 @@ class ObjectRepository(Repository):
         data = self._read_key(key)
         if data is None:
             return None
-        holder = _json(data)
-        if isinstance(holder, dict) and isinstance(holder.get('beat'), (int, float)):
+        holder = lock_holder(data)
+        if isinstance(holder.get('beat'), (int, float)):
             # the holder's last heartbeat by its own clock (hosts sharing a repository keep NTP time)
             holder['idle_s'] = round(max(0.0, time.time() - holder['beat']), 1)
-            return holder
-        # torn or foreign: its age is the object's, and it is taken over like any other stale lock
-        return {'damaged': 'not a JSON record', 'token': 'damaged-%s' % hashlib.sha256(data).hexdigest()[:16],
-                'idle_s': round(self._age(instance, 'lock.json') or 0.0, 1)}
+        else:  # torn or foreign: its age is the object's, and it is taken over like any other stale lock
+            holder.setdefault('damaged', 'no heartbeat')
+            holder['idle_s'] = round(self._age(instance, 'lock.json') or 0.0, 1)
+        return holder
 
     def _create_lock(self, instance, owner):
         return self._put_json(self._key(instance, 'lock.json'), owner, if_absent=True)
