@@ -357,7 +357,7 @@ def test_persistent_repository_failure_mid_backup(s3_repository):
     failed = store.module('cairn_restore_point', restore_point=pid, state='failed', error={'msg': files['msg']})
     assert not failed.get('failed'), failed
     info = store.module('cairn_backup_info', direct=True)
-    assert (info['restore_points'], info['failed'], info['lock']) == ([], [pid], None), info
+    assert (info['restore_points'], info['failed_runs'], info['lock']) == ([], [pid], None), info
     keys = store.keys()
     assert 'cairn/prod/blog/failed/%s/error.json' % pid in keys, keys
     assert not [key for key in keys if key.startswith(('cairn/prod/blog/points/', 'cairn/prod/blog/staging/'))], keys
