@@ -85,7 +85,8 @@ def split(name):
 
 def is_temp(name):
     """Whether the last component of ``name`` is one of our temporary files."""
-    return bool(TEMP_NAME.match(name.rsplit('/', 1)[-1]))
+    leaf = name.rsplit('/', 1)[-1]
+    return leaf.startswith(TEMP_PREFIX) and bool(TEMP_NAME.match(leaf))  # the prefix test first: it runs per file
 
 
 def _kind_at(dir_fd, leaf):

@@ -23,26 +23,30 @@ import traceback
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, read_file
 
-try:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
-except ImportError:
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
-
 SIGNATURE = 'manifest.sig'
 FORMAT = 'cairncms.ops/signature'
 ALGORITHM = 'ed25519'
 
 
-def _require():
-    if not HAS_CRYPTOGRAPHY:
-        raise CairnError('the Python library cryptography is needed to sign or check restore points on this host: '
-                         'pip install "cryptography>=3.1" for the Python Ansible uses here',
-                         exception=CRYPTOGRAPHY_IMPORT_ERROR)
+class _Lib:
+    """The parts of ``cryptography`` signing needs, imported on first use: every module that reads a repository
+    imports this file for ``SIGNATURE``, and the library costs tens of milliseconds to import."""
+
+    def __getattr__(self, name):
+        # pylint: disable=import-outside-toplevel
+        try:
+            from cryptography.exceptions import InvalidSignature
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import ed25519
+        except ImportError:
+            raise CairnError('the Python library cryptography is needed to sign or check restore points on this '
+                             'host: pip install "cryptography>=3.1" for the Python Ansible uses here',
+                             exception=traceback.format_exc())
+        self.InvalidSignature, self.serialization, self.ed25519 = InvalidSignature, serialization, ed25519
+        return getattr(self, name)
+
+
+_lib = _Lib()
 
 
 def canonical(manifest):
@@ -52,23 +56,23 @@ def canonical(manifest):
 
 def public_text(public_key):
     """``ssh-ed25519 AAAA...`` of a public key."""
-    return public_key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode('ascii')
+    formats = _lib.serialization
+    return public_key.public_bytes(formats.Encoding.OpenSSH, formats.PublicFormat.OpenSSH).decode('ascii')
 
 
 def load_signing_key(path):
     """The ed25519 private key in ``path`` (OpenSSH or PEM, unencrypted)."""
-    _require()
     data = read_file(path, 'signing key', 'set cairn_signing_key to an ed25519 private key (ssh-keygen -t ed25519 '
                                           '-N "" -f FILE)')
     try:
         if b'OPENSSH PRIVATE KEY' in data:
-            key = serialization.load_ssh_private_key(data, password=None)
+            key = _lib.serialization.load_ssh_private_key(data, password=None)
         else:
-            key = serialization.load_pem_private_key(data, password=None)
+            key = _lib.serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
         raise CairnError('the signing key %s cannot be read (%s); it must be an unencrypted ed25519 private key '
                          '(ssh-keygen -t ed25519 -N "" -f FILE)' % (path, str(exc).split('\n', maxsplit=1)[0]))
-    if not isinstance(key, ed25519.Ed25519PrivateKey):
+    if not isinstance(key, _lib.ed25519.Ed25519PrivateKey):
         raise CairnError('the signing key %s is a %s key; restore points are signed with ed25519 keys '
                          '(ssh-keygen -t ed25519)' % (path, type(key).__name__.replace('PrivateKey', '')))
     return key
@@ -76,13 +80,12 @@ def load_signing_key(path):
 
 def parse_public(text):
     """An ed25519 public key from ``ssh-ed25519 AAAA... [comment]``."""
-    _require()
     words = str(text).strip().split()
     if len(words) < 2 or words[0] != 'ssh-ed25519':
         raise CairnError('trusted signer %r is not an ed25519 public key; give the line of the signing key\'s .pub '
                          'file (ssh-ed25519 AAAA...)' % str(text)[:40])
     try:
-        key = serialization.load_ssh_public_key(('%s %s' % (words[0], words[1])).encode('ascii'))
+        key = _lib.serialization.load_ssh_public_key(('%s %s' % (words[0], words[1])).encode('ascii'))
     except (ValueError, UnicodeEncodeError) as exc:
         raise CairnError('trusted signer %s... cannot be read: %s' % (str(text)[:30], exc))
     return key
@@ -90,7 +93,6 @@ def parse_public(text):
 
 def sign(manifest, key):
     """The signature record of ``manifest``."""
-    _require()
     return {'format': FORMAT, 'algorithm': ALGORITHM, 'public_key': public_text(key.public_key()),
             'signature': base64.b64encode(key.sign(canonical(manifest))).decode('ascii')}
 
@@ -131,7 +133,7 @@ class Trust:
                              'was restored from it' % (manifest.get('id'), signer[:40]))
         try:
             key.verify(signature, canonical(manifest))
-        except InvalidSignature:
+        except _lib.InvalidSignature:
             raise CairnError('the signature of restore point %s does not match its manifest (%s): the manifest was '
                              'changed after it was signed; nothing was restored from it' % (manifest.get('id'), where))
         return signer

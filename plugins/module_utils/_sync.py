@@ -84,24 +84,27 @@ def read_inventory(repository, instance, manifest):
     return rows
 
 
-_HEX = {'sha256': re.compile(r'^[0-9a-f]{64}$'), 'md5': re.compile(r'^[0-9a-f]{32}$')}
+_SHA256 = re.compile(r'^[0-9a-f]{64}$')
+_MD5 = re.compile(r'^[0-9a-f]{32}$')
 
 
 def _check_row(row):
-    """One inventory row of the right shape: what restores do with it must stay inside the target."""
-    if not isinstance(row, dict):
+    """One inventory row of the right shape: what restores do with it must stay inside the target. (Runs once per
+    file of a restore point: the common case is tested first and cheaply.)"""
+    if type(row) is not dict:  # pylint: disable=unidiomatic-typecheck
         raise ValueError('a row is not an object')
-    name = row.get('filename_disk')
-    if not isinstance(row.get('location'), str) or not isinstance(name, str) or not name or name.startswith('/') \
-            or '\0' in name or '..' in name.split('/'):
+    name, size, sha, md5, mtime = (row.get('filename_disk'), row.get('size'), row.get('sha256'), row.get('md5'),
+                                   row.get('mtime_ns'))
+    if type(row.get('location')) is not str or type(name) is not str or not name or name[0] == '/' \
+            or '\0' in name or ('..' in name and '..' in name.split('/')):  # pylint: disable=unidiomatic-typecheck
         raise ValueError('row %r does not name a location and a relative file' % (str(row)[:80],))
-    if not isinstance(row.get('size'), int) or isinstance(row['size'], bool) or row['size'] < 0:
+    if type(size) is not int or size < 0:  # pylint: disable=unidiomatic-typecheck
         raise ValueError('row %s has no valid size' % printable(name))
-    if not isinstance(row.get('sha256'), str) or not _HEX['sha256'].match(row['sha256']):
+    if type(sha) is not str or not _SHA256.match(sha):  # pylint: disable=unidiomatic-typecheck
         raise ValueError('row %s has no valid sha256' % printable(name))
-    if row.get('md5') is not None and not (isinstance(row['md5'], str) and _HEX['md5'].match(row['md5'])):
+    if md5 is not None and (type(md5) is not str or not _MD5.match(md5)):  # pylint: disable=unidiomatic-typecheck
         raise ValueError('row %s has a malformed md5' % printable(name))
-    if row.get('mtime_ns') is not None and (not isinstance(row['mtime_ns'], int) or isinstance(row['mtime_ns'], bool)):
+    if mtime is not None and type(mtime) is not int:  # pylint: disable=unidiomatic-typecheck
         raise ValueError('row %s has a malformed mtime_ns' % printable(name))
 
 
