@@ -249,9 +249,8 @@ def restore(repository, instance, manifest, env_file, overrides, rotate=(), repl
 
 
 def _confine(path, roots):
-    """(root, name below it) for an absolute ``path`` inside one of ``roots`` (directories, or files allowed
-    one by one), or None."""
-    path = os.path.normpath(path)
+    """(root, name below it) for a normalized absolute ``path`` inside one of ``roots`` (directories, or files
+    allowed one by one), or None."""
     for root in roots:
         root = os.path.normpath(root)
         if path == root:
@@ -269,18 +268,19 @@ def _restore_files(index, members, manifest, instance_dir, allowed, replace, che
     roots = [instance_dir] + [path for path in allowed or () if path]
     plan, outside = [], []
     for entry in index['files']:
-        place = _confine(entry['path'], roots)
+        path = os.path.normpath(entry['path'])
+        place = _confine(path, roots)
         if place is None:
-            outside.append(os.path.normpath(entry['path']))
-            continue
-        plan.append((entry, place))
+            outside.append(path)
+        else:
+            plan.append((entry, path) + place)
     if outside:
         raise CairnError('restore point %s holds secret file(s) for %s, outside the instance directory %s and the '
                          'paths allowed in cairn_restore_secret_paths; nothing was written. A restore point only '
                          'writes where you allow it: list those paths (or their directories) in '
                          'cairn_restore_secret_paths' % (manifest['id'], ', '.join(sorted(outside)[:5]), instance_dir))
     writes = []
-    for entry, (root, name) in plan:
+    for entry, path, root, name in plan:
         data = members[entry['member']]
         try:
             current = _fs.read_bytes(root, name)
@@ -288,16 +288,16 @@ def _restore_files(index, members, manifest, instance_dir, allowed, replace, che
             current = None
         except (_fs.NotRegular, _fs.BadName) as exc:
             raise CairnError('cannot restore %s from restore point %s: %s; nothing was written'
-                             % (os.path.normpath(entry['path']), manifest['id'], exc))
+                             % (path, manifest['id'], exc))
         if current == data:
             continue
         if current is not None and not replace:
             raise CairnError('%s exists and differs from the copy in restore point %s; nothing was written. Set '
-                             'cairn_restore_replace to overwrite it' % (os.path.normpath(entry['path']), manifest['id']))
-        writes.append((entry, root, name, data, current is not None))
+                             'cairn_restore_replace to overwrite it' % (path, manifest['id']))
+        writes.append((entry, path, root, name, data, current is not None))
     if not check_mode:
-        for entry, root, name, data, exists in writes:
+        for entry, _path, root, name, data, exists in writes:
             info = _fs.lstat(root, name) if exists else os.stat(root)
             owner = (info.st_uid, info.st_gid) if os.geteuid() == 0 else None
             _fs.write_bytes(root, name, data, mode=int(entry['mode'], 8) & 0o777, owner=owner, dir_mode=0o700)
-    return [os.path.normpath(entry['path']) for entry, _root, _name, _data, _exists in writes]
+    return [write[1] for write in writes]
