@@ -8,7 +8,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_FORCE_COLOR ?= 0
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test sanity lint unit integration molecule build clean
+.PHONY: demo test sanity lint unit integration molecule docs build publish clean
 
 $(VENV)/.demo-ready: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ demo: $(VENV)/.demo-ready $(LINK)
 	$(BIN)/python tests/support/demo.py .demo
 
 test: $(VENV)/.test-ready $(LINK)
-	$(MAKE) --no-print-directory sanity lint unit integration molecule
+	$(MAKE) --no-print-directory sanity lint unit integration molecule publish
 
 unit: $(VENV)/.test-ready $(LINK)
 	$(BIN)/python -m pytest -q tests/unit
@@ -45,9 +45,17 @@ lint: $(VENV)/.test-ready $(LINK)
 sanity: $(VENV)/.test-ready
 	bash tests/sanity/run-ansible-test.sh $(BIN)/python
 
-build: $(VENV)/.demo-ready
+# The docsite's guides: RST made from the Markdown guides (docs/*.md) into docs/docsite/rst/ (git-ignored).
+docs: $(VENV)/.test-ready
+	$(BIN)/python tests/publish/md2rst.py
+
+build: docs
 	mkdir -p .build/dist
 	$(BIN)/ansible-galaxy collection build --force --output-path .build/dist .
+
+# What Galaxy, AWX and the docsite take: tarball contents, galaxy-importer, ansible-builder, antsibull-docs.
+publish: $(VENV)/.test-ready $(LINK)
+	bash tests/publish/check.sh $(BIN)
 
 clean:
 	rm -rf .build .demo $(VENV)

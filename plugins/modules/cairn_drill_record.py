@@ -56,7 +56,7 @@ options:
     default: {}
   disabled:
     description:
-      - What was turned off in the restored copy (RV(cairncms.ops.cairn_instance_quiesce#module:disabled)), kept in
+      - What was turned off in the restored copy (RV(cairncms.ops.cairn_db_restore#module:disabled)), kept in
         the record.
     type: dict
     default: {}
