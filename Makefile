@@ -10,7 +10,7 @@ export PATH := $(BIN):$(PATH)
 
 .PHONY: demo test sanity lint unit integration molecule docs build publish clean
 
-$(VENV)/.demo-ready: requirements.txt
+$(VENV)/.demo-ready: requirements.txt $(wildcard requirements/*.txt)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt 'ansible-core>=2.19.0'
@@ -34,7 +34,7 @@ unit: $(VENV)/.test-ready $(LINK)
 	$(BIN)/python -m pytest -q tests/unit
 
 integration: $(VENV)/.test-ready $(LINK)
-	CAIRN_REQUIRE_DB_SERVERS=1 $(BIN)/python -m pytest -q -n 2 tests/integration
+	CAIRN_REQUIRE_DB_SERVERS=1 $(BIN)/python -m pytest -q -n 2 --dist loadgroup tests/integration
 
 molecule: $(VENV)/.test-ready $(LINK)
 	$(BIN)/molecule test -s restore
