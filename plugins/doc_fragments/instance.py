@@ -79,6 +79,13 @@ options:
     description:
       - File with the age secret key (C(AGE-SECRET-KEY-1...)) or SSH private key that reads encrypted restore points.
     type: path
+  encryption_identity:
+    description:
+      - The age secret key (C(AGE-SECRET-KEY-1...), or the text of an age identity file) or the SSH private key
+        itself, as text, beside or instead of O(encryption_identity_file) - for a key that a secret store or an AWX
+        credential hands to the play as a variable.
+      - Parsed in memory on the managed host and never written to a file by the module; never logged.
+    type: str
   encryption_passphrase:
     description:
       - A passphrase instead of (or beside) key files - the instance gets a repository key (C(keys/passphrase.age)),

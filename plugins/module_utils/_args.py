@@ -30,6 +30,7 @@ def repository_spec(point=True):
         'instance': {'type': 'str', 'required': True},
         'encryption_recipients': {'type': 'list', 'elements': 'str', 'default': []},
         'encryption_identity_file': {'type': 'path'},
+        'encryption_identity': {'type': 'str', 'no_log': True},
         'encryption_passphrase': {'type': 'str', 'no_log': True},
         'encryption_required': {'type': 'bool', 'default': False},
         'trusted_signers': {'type': 'list', 'elements': 'str', 'default': []},
@@ -47,20 +48,23 @@ def load_config(params):
 
 def load_crypto(params):
     identity = params.get('encryption_identity_file')
+    text = params.get('encryption_identity')
     return Crypto(params.get('encryption_recipients') or (), [identity] if identity else (),
-                  required=bool(params.get('encryption_required')), passphrase=params.get('encryption_passphrase'))
+                  required=bool(params.get('encryption_required')), passphrase=params.get('encryption_passphrase'),
+                  identity_texts=[text] if text else ())
 
 
-def load_repository(params, writes=False):
+def load_repository(params, writes=False, keys=True):
     """The repository of ``params``; with a passphrase, its wrapped key is unwrapped (and made, by a run
-    that ``writes`` restore points, when the instance has none yet). With ``trusted_signers``, every manifest
-    read must be signed by one of them; with ``claim``, the reader claim is checked and kept fresh while the
-    module works."""
+    that ``writes`` restore points, when the instance has none yet) - unless ``keys`` is false, for a module that
+    never reads or writes encrypted data (unwrapping costs a second of scrypt). With ``trusted_signers``, every
+    manifest read must be signed by one of them; with ``claim``, the reader claim is checked and kept fresh while
+    the module works."""
     check_name('instance', params['instance'])
     repository = select_repository(params['repository'], load_crypto(params), params.get('repository_credentials'))
     if params.get('trusted_signers'):
         repository.trust = Trust(params['trusted_signers'])
-    if repository.crypto.passphrase:
+    if keys and repository.crypto.passphrase:
         repository.crypto.add_identity(repository.passphrase_identity(params['instance'], create=writes))
     if params.get('claim'):
         repository.keep_claim(params['instance'], params['claim'])

@@ -52,6 +52,13 @@ def load_identities(path):
     """The age identities (AGE-SECRET-KEY-1...) of an identity file, or an SSH private key."""
     _require()
     data = read_file(path, 'encryption identity file', 'set cairn_encryption_identity_file')
+    return parse_identities(data, 'the identity file %s' % path)
+
+
+def parse_identities(data, where):
+    """The age identities (AGE-SECRET-KEY-1...) in ``data`` (bytes), or the SSH private key it is, parsed in
+    memory; ``where`` names the source in errors, which never quote the key."""
+    _require()
     identities = []
     for line in data.decode('utf-8', 'replace').splitlines():
         line = line.strip()
@@ -59,24 +66,26 @@ def load_identities(path):
             try:
                 identities.append(pyrage.x25519.Identity.from_str(line))
             except Exception:  # its own IdentityError
-                raise CairnError('the identity file %s holds a malformed age secret key' % path)
+                raise CairnError('%s holds a malformed age secret key' % where)
     if not identities and b'PRIVATE KEY' in data:
         try:
-            identities.append(pyrage.ssh.Identity.from_buffer(data))
+            identities.append(pyrage.ssh.Identity.from_buffer(data.replace(b'\r\n', b'\n').strip() + b'\n'))
         except Exception as exc:
-            raise CairnError('the SSH private key %s cannot be used for age (%s)' % (path, exc))
+            raise CairnError('%s: the SSH private key cannot be used for age (%s)' % (
+                where, str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__))
     if not identities:
-        raise CairnError('the identity file %s holds no age secret key (AGE-SECRET-KEY-1...) and no SSH private '
-                         'key' % path)
+        raise CairnError('%s holds no age secret key (AGE-SECRET-KEY-1...) and no SSH private key' % where)
     return identities
 
 
 class Crypto:
-    """What a run may do: encrypt to ``recipients``, decrypt with the identities in ``identity_files``."""
+    """What a run may do: encrypt to ``recipients``, decrypt with the identities in ``identity_files`` and in
+    ``identity_texts`` (key text handed over as an option, parsed in memory and never written anywhere)."""
 
-    def __init__(self, recipients=(), identity_files=(), required=False, passphrase=None):
+    def __init__(self, recipients=(), identity_files=(), required=False, passphrase=None, identity_texts=()):
         self.recipient_texts = [text.strip() for text in recipients or () if text and text.strip()]
         self.identity_files = [path for path in identity_files or () if path]
+        self._identity_texts = [text for text in identity_texts or () if text and text.strip()]
         self.passphrase = passphrase or None
         self.required = required
         if required and not self.recipient_texts and not self.passphrase:
@@ -105,14 +114,17 @@ class Crypto:
 
     @property
     def can_decrypt(self):
-        return bool(self.identity_files or self._extra)
+        return bool(self.identity_files or self._identity_texts or self._extra)
 
     def identities(self):
         if self._identities is None:
             if not self.can_decrypt:
                 raise CairnError('this restore point is encrypted; set cairn_encryption_identity_file to a file with '
-                                 'the age secret key of one of its recipients (or cairn_encryption_passphrase)')
+                                 'the age secret key of one of its recipients, cairn_encryption_identity to the key '
+                                 'itself, or cairn_encryption_passphrase')
             self._identities = [identity for path in self.identity_files for identity in load_identities(path)]
+            self._identities += [identity for text in self._identity_texts for identity in parse_identities(
+                text.encode('utf-8'), 'the encryption identity given as text (cairn_encryption_identity)')]
             self._identities += self._extra
         return self._identities
 

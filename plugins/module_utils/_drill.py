@@ -20,7 +20,7 @@ import socket
 from ansible_collections.cairncms.ops.plugins.module_utils import _guard, _secrets, _service
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     AtomicFile, CairnError, iso, makedirs, parse_time, utc_now, write_json)
-from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig, looks_secret
+from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig, looks_secret, read_env_text
 
 MARKER = '.cairn-drill.json'
 ENV = '.env'
@@ -92,8 +92,9 @@ def sandbox_overrides(captured_names, manifest, sandbox, host, port, operator):
 
 
 def prepare(repository, instance, manifest, sandbox, host='127.0.0.1', port=0, overrides=None,
-            secret_overrides=None, live_env_file=None, check_mode=False):
-    """Make the sandbox for a drill of ``manifest`` and write its .env; returns what the drill needs next."""
+            secret_overrides=None, live_env_file=None, check_mode=False, diff=False):
+    """Make the sandbox for a drill of ``manifest`` and write its .env; returns what the drill needs next (with
+    ``diff``, also the .env it writes, secrets masked)."""
     overrides = dict(overrides or {})
     secret_overrides = dict(secret_overrides or {})
     named = sorted(name for name in overrides if looks_secret(str(name)))
@@ -110,6 +111,13 @@ def prepare(repository, instance, manifest, sandbox, host='127.0.0.1', port=0, o
             'env_overrides': sorted(values), 'started_at': iso(utc_now()),
             'restore_point': {'id': manifest['id'], 'started_at': manifest['started_at']},
             'vendor': manifest['database']['vendor']}
+    text = _secrets.render_env(captured_text, values)
+    if diff:
+        # the .env of a sandbox an earlier drill left behind is what this one replaces (never through a symlink)
+        left = plan['env_file']
+        before = read_env_text(left) if os.path.isfile(left) and not os.path.islink(left) else None
+        plan['diff'] = _secrets.env_diff(plan['env_file'], before, text,
+                                         _secrets.secret_test(manifest, secret_overrides))
     if check_mode:
         return plan
     if os.path.exists(sandbox):
@@ -126,7 +134,7 @@ def prepare(repository, instance, manifest, sandbox, host='127.0.0.1', port=0, o
         if 'DB_FILENAME' in values and str(values['DB_FILENAME']).startswith(sandbox + os.sep):
             makedirs(os.path.dirname(str(values['DB_FILENAME'])))
         with AtomicFile(plan['env_file']) as handle:
-            handle.write(_secrets.render_env(captured_text, values).encode('utf-8'))
+            handle.write(text.encode('utf-8'))
         others = [_guard.source_as_captured(manifest, captured_text)]
         if live_env_file and os.path.exists(live_env_file):
             others.append(('the live instance (%s)' % live_env_file, InstanceConfig.load(live_env_file), True))

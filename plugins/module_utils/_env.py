@@ -59,8 +59,15 @@ def parse_dotenv(text):
     double or back quotes may span lines and keep ``#``; in double quotes
     ``\\n`` and ``\\r`` become newlines; a later definition wins.
     """
+    return {key: value for key, value, _span, _segment in _scan(text) if key is not None}
+
+
+def _scan(text):
+    """The pieces of dotenv ``text`` (newlines normalized), in order: ``(key, value, (value_start, value_stop),
+    (start, stop))`` for a definition, whose raw value (quotes included) is ``text[value_start:value_stop]``,
+    and ``(None, None, None, (start, stop))`` for a blank, comment or unreadable line. The pieces' texts joined
+    with newlines give back ``text``."""
     text = text.replace('\r\n', '\n').replace('\r', '\n')
-    values = {}
     pos, end = 0, len(text)
     while pos < end:
         line_end = text.find('\n', pos)
@@ -69,6 +76,7 @@ def parse_dotenv(text):
         line = text[pos:line_end]
         stripped = line.strip()
         if not stripped or stripped.startswith('#'):
+            yield None, None, None, (pos, line_end)
             pos = line_end + 1
             continue
         offset = pos + (len(line) - len(line.lstrip()))
@@ -78,6 +86,7 @@ def parse_dotenv(text):
                 offset += 1
         match = _KEY.match(text, offset)
         if not match:
+            yield None, None, None, (pos, line_end)
             pos = line_end + 1
             continue
         key = match.group(0)
@@ -89,6 +98,7 @@ def parse_dotenv(text):
         elif cursor < line_end - 1 and text[cursor] == ':' and text[cursor + 1] in ' \t':
             cursor += 2
         else:
+            yield None, None, None, (pos, line_end)
             pos = line_end + 1
             continue
         while cursor < line_end and text[cursor] in ' \t':
@@ -100,12 +110,43 @@ def parse_dotenv(text):
             if quote == '"':
                 value = value.replace('\\n', '\n').replace('\\r', '\r')
             next_line = text.find('\n', closing)
-            pos = end if next_line == -1 else next_line + 1
+            stop = end if next_line == -1 else next_line
+            yield key, value, (cursor, closing + 1), (pos, stop)
+            pos = stop + 1
         else:
-            value = text[cursor:line_end].split('#', 1)[0].strip()
+            raw = text[cursor:line_end].split('#', 1)[0]
+            yield key, raw.strip(), (cursor, cursor + len(raw.rstrip())), (pos, line_end)
             pos = line_end + 1
-        values[key] = value
-    return values
+
+
+SECRET_MASK = '<secret>'
+SECRET_MASK_CHANGED = '<secret, changed>'
+HIDDEN_LINE = '# <a line that defines no variable, hidden>'
+
+
+def mask_secrets(text, secret, previous=None):
+    """``text`` (dotenv) for showing: the value of every variable ``secret(name)`` holds for replaced by
+    ``<secret>``, also where a comment holds such a definition; lines that define nothing and are no comment
+    are hidden whole (they may be a broken multi-line secret). With ``previous`` (the values of an earlier
+    version), a secret whose value differs from it is ``<secret, changed>``: a diff then shows that it
+    changed, never what it is."""
+    text = text.replace('\r\n', '\n').replace('\r', '\n')
+    shown = []
+    for key, value, span, (start, stop) in _scan(text):
+        piece = text[start:stop]
+        if key is None:
+            stripped = piece.strip()
+            if stripped.startswith('#'):
+                inner = stripped.lstrip('#').strip()
+                if any(name is not None and secret(name) for name, _v, _s, _g in _scan(inner)):
+                    piece = piece[:piece.index('#')] + '# ' + mask_secrets(inner, secret).rstrip('\n')
+            elif stripped:
+                piece = HIDDEN_LINE
+        elif secret(key):
+            changed = previous is not None and previous.get(key) != value
+            piece = text[start:span[0]] + (SECRET_MASK_CHANGED if changed else SECRET_MASK) + text[span[1]:stop]
+        shown.append(piece)
+    return '\n'.join(shown) + ('\n' if text.endswith('\n') else '')
 
 
 def decode_env(data, where):

@@ -25,7 +25,7 @@ import uuid
 from ansible_collections.cairncms.ops.plugins.module_utils import _fs, _guard
 from ansible_collections.cairncms.ops.plugins.module_utils._common import AtomicFile, CairnError, HashingWriter, utc_now
 from ansible_collections.cairncms.ops.plugins.module_utils._env import (
-    InstanceConfig, decode_env, looks_secret, parse_dotenv, read_env_text)
+    InstanceConfig, decode_env, looks_secret, mask_secrets, parse_dotenv, read_env_text)
 
 BUNDLE = 'secrets.tar'
 FINGERPRINT_CONTEXT = b'cairncms.ops/fingerprint/v1'
@@ -34,6 +34,25 @@ EXTRA_SECRET = re.compile(r'^(KEY|AUTH_.*_CLIENT_SECRET|EMAIL_SMTP_PASSWORD|.*_K
 
 def is_secret(name, extra=()):
     return looks_secret(name) or bool(EXTRA_SECRET.match(name)) or any(re.match('^%s$' % p, name) for p in extra)
+
+
+def secret_test(manifest=None, names=()):
+    """Whether a variable is a secret, for showing a .env: what ``is_secret`` says, what the restore point's
+    capture classed as secret (with the operator's cairn_secret_variables), and the ``names`` given as secret
+    overrides."""
+    flagged = {name for name, entry in ((manifest or {}).get('secrets') or {}).get('variables', {}).items()
+               if isinstance(entry, dict) and entry.get('secret')}
+    flagged.update(str(name) for name in names or ())
+    return lambda name: name in flagged or is_secret(name)
+
+
+def env_diff(path, before, after, secret):
+    """The ``diff`` of a module result for the .env ``path`` going from ``before`` (None: it does not exist) to
+    ``after``, with every secret value masked (``_env.mask_secrets``): a changed secret shows as changed, never
+    its value."""
+    return {'before_header': path, 'after_header': path,
+            'before': '' if before is None else mask_secrets(before, secret),
+            'after': mask_secrets(after, secret, None if before is None else parse_dotenv(before))}
 
 
 def fingerprint_key(values):
@@ -202,12 +221,14 @@ def render_env(text, overrides):
 
 
 def restore(repository, instance, manifest, env_file, overrides, rotate=(), replace=False, restore_files=False,
-            check_mode=False, rotate_once=False, refuse_shared=False, instance_dir=None, allowed=()):
+            check_mode=False, rotate_once=False, refuse_shared=False, instance_dir=None, allowed=(), diff=False,
+            secret_names=()):
     """Write ``env_file`` from the restore point's captured .env with ``overrides``. ``rotate``: new KEY and/or
     SECRET (with ``rotate_once``, only where ``env_file`` has none yet: a copy keeps its own). ``refuse_shared``:
     refuse, writing nothing, a configuration that shares the database or storage of the source as captured.
     ``restore_files``: also write the captured files back, confined to ``instance_dir`` (default: the directory
-    of ``env_file``) and the ``allowed`` paths (see ``_restore_files``)."""
+    of ``env_file``) and the ``allowed`` paths (see ``_restore_files``). ``diff``: the result holds the .env's
+    change with secrets masked (``secret_names``: more names to mask, the secret overrides)."""
     index, members = open_bundle(repository, instance, manifest)
     current = read_env_text(env_file) if os.path.exists(env_file) else None
     own = parse_dotenv(current) if current is not None and rotate_once else {}
@@ -237,6 +258,8 @@ def restore(repository, instance, manifest, env_file, overrides, rotate=(), repl
                               'overwritten (set cairn_restore_replace to replace it)' % (env_file, manifest['id'])]
     else:
         result['changed'] = True
+        if diff:
+            result['diff'] = env_diff(env_file, current, text, secret_test(manifest, secret_names))
         if not check_mode:
             # the CMS's user keeps reading it: owner and group of the file replaced (or of its directory)
             with AtomicFile(env_file, mode=0o600, keep_owner=True) as handle:

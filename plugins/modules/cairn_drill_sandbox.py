@@ -87,8 +87,11 @@ attributes:
     support: full
     description: Returns the plan (URL, port, variables) without writing anything.
   diff_mode:
-    support: none
-    description: Nothing to diff; the file holds secrets.
+    support: full
+    description:
+      - The sandbox C(.env) it writes (also in check mode), with the value of every secret masked - C(KEY), C(SECRET),
+        passwords, tokens, storage keys, what the restore point's capture classed as secret and the names in
+        O(env_secret_overrides); never a secret's value.
 '''
 
 EXAMPLES = r'''
@@ -180,7 +183,7 @@ def action(module):
     plan = _drill.prepare(repository, params['instance'], manifest, sandbox, host=params['host'],
                           port=params['port'], overrides=params['env_overrides'],
                           secret_overrides=params['env_secret_overrides'], live_env_file=params['live_env_file'],
-                          check_mode=module.check_mode)
+                          check_mode=module.check_mode, diff=module._diff)
     return dict(plan, changed=True)
 
 

@@ -116,7 +116,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnE
 
 def action(module):
     params = module.params
-    repository = load_repository(params)
+    repository = load_repository(params, keys=False)  # manifests and claims only: nothing to decrypt
     instance = params['instance']
     if params['state'] == 'absent':
         if not params['claim']:

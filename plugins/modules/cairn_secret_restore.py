@@ -87,8 +87,12 @@ attributes:
     support: full
     description: Decrypts and returns what would be written.
   diff_mode:
-    support: none
-    description: Nothing to diff; the file holds secrets.
+    support: full
+    description:
+      - The change of the C(.env) (also in check mode), with the value of every secret masked - C(KEY), C(SECRET),
+        passwords, tokens, storage keys, what the restore point's capture classed as secret and the names in
+        O(env_secret_overrides); a secret whose value changes shows as C(<secret, changed>), never its value.
+      - Files written back with O(restore_files) are listed in RV(files), not diffed.
 '''
 
 EXAMPLES = r'''
@@ -102,6 +106,14 @@ EXAMPLES = r'''
       PUBLIC_URL: https://clone.example.com
       DB_FILENAME: /srv/clone/data.db
       STORAGE_LOCAL_ROOT: /srv/clone/uploads
+
+- name: The same with the key handed over as text (a vault, an AWX credential), showing the change with --diff
+  cairncms.ops.cairn_secret_restore:
+    env_file: /srv/clone/.env
+    repository: {type: local, path: /var/backups/cairn}
+    instance: blog
+    encryption_identity: "{{ vault_backup_key }}"
+    replace: true
 '''
 
 RETURN = r'''
@@ -147,7 +159,8 @@ def action(module):
                               rotate=params['rotate'], replace=params['replace'],
                               restore_files=params['restore_files'], check_mode=module.check_mode,
                               rotate_once=params['rotate_once'], refuse_shared=params['refuse_shared'],
-                              instance_dir=params['instance_dir'], allowed=params['restore_file_paths'])
+                              instance_dir=params['instance_dir'], allowed=params['restore_file_paths'],
+                              diff=module._diff, secret_names=params['env_secret_overrides'])
     result['restore_point'] = manifest['id']
     return result
 
