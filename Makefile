@@ -37,7 +37,7 @@ integration: $(VENV)/.test-ready $(LINK)
 	CAIRN_REQUIRE_DB_SERVERS=1 $(BIN)/python -m pytest -q -n 2 --dist loadgroup tests/integration
 
 molecule: $(VENV)/.test-ready $(LINK)
-	$(BIN)/molecule test -s restore
+	$(BIN)/molecule test --all
 
 lint: $(VENV)/.test-ready $(LINK)
 	$(BIN)/ansible-lint --profile production
