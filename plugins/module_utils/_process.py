@@ -11,8 +11,10 @@ secrets it might echo masked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import threading
 
@@ -174,6 +176,86 @@ class Streaming:
             self.proc.kill()
         self.proc.wait()
         self._stderr.join()
+
+
+class DeadlineExpired(CairnError):
+    """A ``deadline`` ran out (raised in the main thread)."""
+
+
+EXPIRED = []  # the messages of the deadlines that ran out in this process
+
+
+def descendants(pid=None):
+    """Pids of every process below ``pid`` (this process by default), parents before their children; read from
+    /proc (none where there is no /proc)."""
+    children = {}
+    try:
+        names = [name for name in os.listdir('/proc') if name.isdigit()]
+    except OSError:
+        return []
+    for name in names:
+        try:
+            with open('/proc/%s/stat' % name, 'rb') as handle:
+                parent = int(handle.read().rsplit(b')', 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(parent, []).append(int(name))
+    found, queue = [], [pid or os.getpid()]
+    while queue:
+        for child in children.get(queue.pop(0), ()):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+@contextlib.contextmanager
+def deadline(seconds, message):
+    """Run the block with a time limit of ``seconds`` (none when 0 or None). When it runs out, every process this
+    one started (a dump tool, a client, their workers) is killed and ``DeadlineExpired(message)`` is raised in the
+    main thread, again every second until the block ends (a wait for worker threads is cut short too); an error the
+    block raises after that (the tool "was killed") becomes ``DeadlineExpired``. Worker threads may still run
+    afterwards: a process that saw one expire (``EXPIRED``) should end with ``os._exit`` once it has reported.
+    Main thread only (SIGALRM)."""
+    if not seconds or seconds <= 0:
+        yield
+        return
+    state = {'expired': False, 'active': True}
+    main = threading.main_thread().ident
+    stop = threading.Event()
+
+    def interrupt(_signum, _frame):
+        if state['active'] and state['expired']:
+            raise DeadlineExpired(message)
+
+    def watch():
+        if stop.wait(seconds):
+            return
+        state['expired'] = True
+        EXPIRED.append(message)
+        while not stop.is_set():
+            for pid in reversed(descendants()):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            signal.pthread_kill(main, signal.SIGALRM)
+            stop.wait(1.0)
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    except DeadlineExpired:
+        raise
+    except BaseException:
+        if state['expired']:
+            raise DeadlineExpired(message) from None
+        raise
+    finally:
+        state['active'] = False  # first: from here on the handler raises nothing
+        stop.set()
+        watcher.join()
+        signal.signal(signal.SIGALRM, previous)
 
 
 class Prefixed:

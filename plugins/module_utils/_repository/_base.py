@@ -80,6 +80,12 @@ def lock_holder(data):
     return {'damaged': 'not a JSON record', 'token': 'damaged-%s' % hashlib.sha256(data).hexdigest()[:16]}
 
 
+def _lock_owner(run):
+    """The record a lock holds for ``run``: who, since when, and a token that tells this holder from the next."""
+    return {'run': run, 'host': socket.gethostname(), 'pid': os.getpid(), 'since': iso(utc_now()),
+            'token': secrets.token_hex(8), 'beat': time.time()}
+
+
 def holder_text(holder):
     """Who holds a lock or claim, in words."""
     if holder.get('damaged'):
@@ -153,25 +159,37 @@ class Repository:
         """Remove the stale lock of ``holder``, unless another run replaced it meanwhile; whether it did."""
         raise NotImplementedError
 
-    def acquire_lock(self, instance, run, stale_after=3600, wait=0):
-        """Take the instance for ``run``; wait up to ``wait`` s for another run; take over a lock
-        left by a run silent for ``stale_after`` s. Returns the holders taken over."""
-        owner = {'run': run, 'host': socket.gethostname(), 'pid': os.getpid(), 'since': iso(utc_now()),
-                 'token': secrets.token_hex(8), 'beat': time.time()}
-        deadline = time.monotonic() + max(0, wait)
+    def try_lock(self, instance, run, stale_after=3600, owner=None):
+        """One attempt to take the lock of ``instance`` for ``run``, taking over a lock left by a run silent for
+        ``stale_after`` s: ``(None, holders taken over)`` when ``run`` holds it now, else ``(holder, taken over)``.
+        (A dump slot is such a lock too, of a name of its own beside the instances: see ``_backup``.)"""
+        owner = owner or _lock_owner(run)
         taken_over = []
         while True:
             if self._create_lock(instance, owner):
-                return taken_over
+                return None, taken_over
             holder = self.read_lock(instance)
             if holder is None:
                 continue
             if holder.get('run') == run:
-                return taken_over
+                return None, taken_over
             if holder['idle_s'] > stale_after:
                 if self._break_lock(instance, holder):
                     taken_over.append(holder)
                 continue
+            return holder, taken_over
+
+    def acquire_lock(self, instance, run, stale_after=3600, wait=0):
+        """Take the instance for ``run``; wait up to ``wait`` s for another run; take over a lock
+        left by a run silent for ``stale_after`` s. Returns the holders taken over."""
+        owner = _lock_owner(run)
+        deadline = time.monotonic() + max(0, wait)
+        taken_over = []
+        while True:
+            holder, broken = self.try_lock(instance, run, stale_after, owner)
+            taken_over += broken
+            if holder is None:
+                return taken_over
             if time.monotonic() >= deadline:
                 raise CairnError(
                     'instance %s is locked in %s by %s; wait for it (cairn_lock_wait), or, if that run is dead, its '

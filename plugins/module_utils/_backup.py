@@ -1,0 +1,458 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A whole backup in one module run (private).
+
+The steps the single modules take one task each, in order, with the same functions: discover (the
+configuration, and whether the newest restore point is still fresh), begin (the instance lock and a staged
+restore point), dump, files, secrets, finalize (manifest and signature), verify (every checksum of the new
+point), prune (retention) and posture (of the buckets, when there are any). Each step runs under its own
+deadline (``timeouts``). A step that fails marks the staged point failed with the step's name and message,
+which releases the lock, and the run fails with one line naming the step; after finalize the point stays.
+
+Dump slots: at most ``dump_slots`` dumps at once against one database server (vendor, host and port),
+counted by locks in the repository beside the instances (``dump-slot-<server hash>-<n>``, kept fresh while
+held and taken over once stale, like the instance lock), so runs on other hosts and in other jobs that back
+up into the same repository count too; instances in different repositories are not counted together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import secrets
+import time
+import traceback
+
+from ansible_collections.cairncms.ops.plugins.module_utils import _db, _lifecycle, _posture, _process, _secrets
+from ansible_collections.cairncms.ops.plugins.module_utils import _signing, _sync
+from ansible_collections.cairncms.ops.plugins.module_utils._args import load_config, load_repository
+from ansible_collections.cairncms.ops.plugins.module_utils._common import (
+    CairnError, iso, parse_time, utc_now)
+from ansible_collections.cairncms.ops.plugins.module_utils._manifest import build, check
+from ansible_collections.cairncms.ops.plugins.module_utils._repository._base import holder_text, new_point_id
+from ansible_collections.cairncms.ops.plugins.module_utils._storage import select_backend
+from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import ObjectStore
+
+# step -> what it does (the name its error log and its failure carry: the backup role's task names of old)
+STEPS = {
+    'discover': 'Discover the instance from its configuration',
+    'begin': 'Begin a restore point',
+    'dump': 'Dump the database',
+    'files': 'Copy the file bytes',
+    'secrets': 'Capture the configuration and secrets',
+    'finalize': 'Finalize the restore point',
+    'verify': 'Check every checksum of the new restore point',
+    'prune': 'Apply the retention policy',
+    'posture': 'Report the posture of the buckets',
+}
+TIMEOUTS = 'cairn_backup_timeouts'
+DEFAULT_PORTS = {'postgres': 5432, 'mysql': 3306}
+SLOT_POLL = {'local': 0.5}  # seconds between looks for a free dump slot; 2 s in a bucket (requests cost)
+
+
+class StepFailed(CairnError):
+    """A step of the run failed: ``step``, and the ``cause`` in one line."""
+
+    def __init__(self, step, cause, timed_out=False):
+        super().__init__(cause)
+        self.step, self.cause, self.timed_out = step, cause, timed_out
+
+
+def _cause(exc):
+    if isinstance(exc, CairnError):
+        return exc.message
+    if isinstance(exc, OSError):
+        return '%s: %s' % (exc.strerror or exc.__class__.__name__, exc.filename or exc)
+    return 'internal error: %s: %s' % (exc.__class__.__name__, exc)
+
+
+class _Steps:
+    """Runs the steps: times each (``durations``, in order), gives each its deadline, gathers warnings and turns
+    any error into ``StepFailed``."""
+
+    def __init__(self, timeouts):
+        self.timeouts = {step: seconds for step, seconds in (timeouts or {}).items() if seconds}
+        for step, seconds in self.timeouts.items():
+            if step not in STEPS or seconds < 0:
+                raise CairnError('%s: %r: %r is not a step and a number of seconds >= 0; the steps are %s'
+                                 % (TIMEOUTS, step, seconds, ', '.join(STEPS)))
+        self.durations = {}
+        self.windows = {}
+        self.warnings = []
+        self.trace = None
+
+    @contextlib.contextmanager
+    def __call__(self, step):
+        limit = self.timeouts.get(step)
+        message = ('%s took longer than its limit of %ss (%s.%s); what it ran was stopped. Raise the limit if the '
+                   'step needs longer' % (STEPS[step], limit, TIMEOUTS, step))
+        started, wall = time.monotonic(), utc_now()
+        try:
+            with _process.deadline(limit, message):
+                yield
+        except _process.DeadlineExpired as exc:
+            raise StepFailed(step, exc.message, timed_out=True) from None
+        except Exception as exc:  # any error of a step fails the run, named by the step
+            if not isinstance(exc, (CairnError, OSError)):
+                self.trace = traceback.format_exc()
+            raise StepFailed(step, _cause(exc)) from None
+        finally:
+            self.durations[step] = round(time.monotonic() - started, 3)
+            self.windows[step] = (iso(wall), iso(utc_now()))
+
+    def keep(self, result):
+        """``result`` of a step without what the run reports itself (``changed``, warnings: gathered)."""
+        self.warnings.extend(result.pop('warnings', None) or ())
+        result.pop('changed', None)
+        return result
+
+
+def server_of(database):
+    """``vendor://host:port`` of a server database; None for SQLite (no server)."""
+    if database.vendor not in DEFAULT_PORTS:
+        return None
+    options = database.options
+    return '%s://%s:%s' % (database.vendor, str(options.get('host') or '').lower(),
+                           options.get('port') or DEFAULT_PORTS[database.vendor])
+
+
+class DumpSlots:
+    """At most ``slots`` dumps at once against the server ``server``: slot ``n`` is the lock of the name
+    ``dump-slot-<sha256(server)[:16]>-<n>`` in the repository, taken with the instance lock's mechanics (atomic
+    create, heartbeat, take-over once silent for ``stale_after`` s)."""
+
+    def __init__(self, repository, server, slots, wait, stale_after):
+        self.repository, self.server, self.slots = repository, server, slots
+        self.wait, self.stale_after = wait, stale_after
+        digest = hashlib.sha256(server.encode('utf-8')).hexdigest()[:16]
+        self.names = ['dump-slot-%s-%d' % (digest, number) for number in range(1, slots + 1)]
+        self.run = 'dump-%s' % secrets.token_hex(6)
+        self.held = None
+        self._beat = contextlib.ExitStack()
+
+    def acquire(self):
+        """Take a free slot, waiting up to ``wait`` s; what was taken: ``{server, slot, slots, waited_s,
+        taken_over}``."""
+        started = time.monotonic()
+        poll = SLOT_POLL.get(self.repository.kind, 2.0)
+        taken_over = []
+        while True:
+            busy = []
+            for number, name in enumerate(self.names, 1):
+                holder, broken = self.repository.try_lock(name, self.run, self.stale_after)
+                taken_over += broken
+                if holder is None:
+                    self.held = name
+                    self._beat.enter_context(self.repository.heartbeat(name, self.run))
+                    return {'server': self.server, 'slot': number, 'slots': self.slots,
+                            'waited_s': round(time.monotonic() - started, 3),
+                            'taken_over': [holder_text(item) for item in taken_over]}
+                busy.append(holder)
+            left = self.wait - (time.monotonic() - started)
+            if left <= 0:
+                raise CairnError(
+                    'all %d dump slot(s) for the database server %s in %s are busy after %ss: %s. Wait longer '
+                    '(cairn_backup_dump_slot_wait), allow more dumps at once (cairn_backup_dump_slots), or, if a run '
+                    'holding one is dead, its slot is taken over after %ss of silence (cairn_lock_stale_after)'
+                    % (self.slots, self.server, self.repository.describe(), self.wait,
+                       '; '.join(holder_text(holder) for holder in busy), self.stale_after))
+            time.sleep(min(poll, left))
+
+    def release(self):
+        if self.held is not None:
+            name, self.held = self.held, None
+            try:
+                self._beat.close()
+            finally:
+                self.repository.release_lock(name, self.run)
+
+
+def fresh_point(repository, instance, min_interval):
+    """The newest usable restore point when it started less than ``min_interval`` s ago:
+    ``{restore_point, started_at, age_s, min_interval}``; else None."""
+    if min_interval <= 0 or not repository.list_points(instance):
+        return None
+    try:
+        manifest = repository.resolve(instance, 'latest')
+    except CairnError:
+        return None  # none usable: a new one is due
+    age = (utc_now() - parse_time(manifest['started_at'])).total_seconds()
+    if age >= min_interval:
+        return None
+    return {'restore_point': manifest['id'], 'started_at': manifest['started_at'], 'age_s': round(age, 1),
+            'min_interval': min_interval}
+
+
+def newest_point(repository, instance):
+    """``{id, started_at}`` of the newest usable restore point, or None (none, or the repository cannot say)."""
+    try:
+        manifest = repository.resolve(instance, 'latest')
+    except (CairnError, OSError):
+        return None
+    return {'id': manifest['id'], 'started_at': manifest['started_at']}
+
+
+def finalize_point(repository, instance, point, config, key=None):
+    """Make the staged ``point`` a restore point: its manifest from the parts the steps wrote, signed with ``key``
+    (a loaded ed25519 key) when given. Returns (manifest, signed_by)."""
+    parts = repository.read_parts(instance, point)
+    manifest = build(parts['run'], parts, {'key': config.key, 'public_url': config.public_url,
+                                           'instance_dir': config.base_dir},
+                     lambda name: repository.staged_artifact_stat(instance, point, name))
+    signature = signed_by = None
+    if key is not None:
+        record = _signing.sign(manifest, key)
+        signature, signed_by = _signing.encode(record), record['public_key']
+    repository.finalize(instance, point, manifest, signature)
+    return manifest, signed_by
+
+
+def verify_point(repository, instance, point):
+    """Re-read restore point ``point`` and check every checksum (``repository`` checks); the checks, or an error
+    naming those that failed."""
+    # imported here: it brings ansible.module_utils.urls (and cryptography), which only the verify step needs
+    from ansible_collections.cairncms.ops.plugins.module_utils._verify import verify
+    report = verify(None, repository, instance, check(repository.load_manifest(instance, point)), ['repository'])
+    failed = [entry['name'] for entry in report.failed]
+    if failed:
+        raise CairnError('%d of %d check(s) of restore point %s failed: %s' % (
+            len(failed), len(report.checks), point, '; '.join('%s: %s' % (entry['name'], entry['detail'])
+                                                              for entry in report.failed)))
+    return report.checks
+
+
+def buckets(config, repository):
+    """(the object stores of the instance's storage locations, by name; the repository's bucket or None)."""
+    stores = {}
+    for location in config.locations():
+        if location.driver in ('s3', 'gcs', 'azure'):
+            store = select_backend(location)
+            if isinstance(store, ObjectStore):
+                stores[location.name] = store
+    return stores, getattr(repository, 'store', None)
+
+
+def posture(config, repository, enforce=(), noncurrent_days=30, check_mode=False):
+    """The posture of the buckets (``_posture``) of the instance and its repository, with ``findings`` in
+    sentences; with ``enforce``, versioning and/or a lifecycle rule on the repository bucket. None when there is
+    no bucket at all (and nothing to enforce)."""
+    stores, repository_store = buckets(config, repository)
+    if enforce and repository_store is None:
+        raise CairnError('enforce (cairn_posture_enforce) needs a repository in an object store (s3, gcs, azure); '
+                         'a %s repository has no bucket settings' % repository.kind)
+    if not stores and repository_store is None:
+        return None
+    changes = []
+    if enforce:
+        changes = _posture.enforce(repository_store, versioning='versioning' in enforce,
+                                   noncurrent_days=noncurrent_days if 'lifecycle' in enforce else None,
+                                   check_mode=check_mode)
+    report = {'changes': changes, 'locations': [], 'repository': None, 'findings': []}
+    for location in config.locations():
+        store = stores.get(location.name)
+        entry = {'name': location.name, 'driver': location.driver,
+                 'posture': _posture.report(store, 'source') if store else _posture.not_applicable(location.driver)}
+        report['locations'].append(entry)
+        report['findings'] += ['location %s: %s' % (location.name, text) for text in entry['posture'].get('findings', ())]
+    report['repository'] = (_posture.report(repository_store, 'repository') if repository_store is not None
+                            else _posture.not_applicable(repository.kind))
+    report['findings'] += ['repository: %s' % text for text in report['repository'].get('findings', ())]
+    return report
+
+
+def _repository(params, check_mode):
+    """The repository; a check run makes no passphrase key (it says one would be made)."""
+    if not check_mode or not params.get('encryption_passphrase'):
+        return load_repository(params, writes=not check_mode), None
+    repository = load_repository(params, keys=False)
+    try:
+        repository.crypto.add_identity(repository.passphrase_identity(params['instance'], create=False))
+    except CairnError:
+        return repository, 'a passphrase key (keys/passphrase.age) would be made for %s' % params['instance']
+    return repository, None
+
+
+def _sentence(result, check_mode):
+    """What the run did (in check mode: would do), in one line."""
+    database, files, secrets_ = result['database'] or {}, result['files'] or {}, result['secrets'] or {}
+    verb = 'Would write' if check_mode else 'Wrote'
+    text = '%s restore point %s of %s: %s database' % (
+        verb, result['restore_point'], result['instance'], database.get('vendor'))
+    if database.get('tables') is not None:
+        text += ' (%s tables, migration %s, %s bytes)' % (
+            database['tables'], database.get('migration_level'), database.get('size_bytes'))
+    text += '; %s files (%s %s, %s unchanged, %s regenerable skipped)' % (
+        files.get('files'), files.get('transferred'), 'to copy' if check_mode else 'copied', files.get('reused'),
+        files.get('skipped_regenerable'))
+    text += '; encrypted: %s; secrets captured: %s' % (result['encrypted'], bool(secrets_.get('captured')))
+    if not check_mode:
+        text += '; verified: %s' % result['verified']
+    pruned = result['pruned']
+    if pruned is not None:
+        text += '; retention %s %d restore point(s)' % ('would remove' if check_mode else 'removed',
+                                                        len(pruned['removed']))
+    return text
+
+
+def backup(params, check_mode=False):
+    """The whole backup of ``params`` (the cairn_backup options); the module result."""
+    steps = _Steps(params.get('timeouts'))
+    instance = params['instance']
+    if not 1 <= params['parallel'] <= 64:
+        raise CairnError('parallel (cairn_storage_parallel) must be between 1 and 64 (files transferred at a time), '
+                         'got %d' % params['parallel'])
+    result = {'changed': False, 'instance': instance, 'restore_point': None, 'made': False, 'fresh': None,
+              'check_mode': check_mode, 'database': None, 'files': None, 'secrets': None, 'verified': False,
+              'checks': [], 'pruned': None, 'posture': None, 'posture_error': None, 'dump_slot': None,
+              'interrupted_runs': [], 'bytes': 0, 'steps': steps.durations, 'newest_point': None, 'rpo_s': None}
+    repository = point = slots = None
+    finalized = False
+    try:
+        with steps('discover'):
+            repository, note = _repository(params, check_mode)
+            if note:
+                steps.warnings.append(note)
+            result['encrypted'] = repository.crypto.encrypts
+            fresh = fresh_point(repository, instance, params['min_interval'])
+            if fresh is None:
+                config = load_config(params)
+                result['discovered'] = config.describe()
+                key = _signing.load_signing_key(params['signing_key']) if params.get('signing_key') else None
+                server = server_of(config.database()) if params['dump_slots'] > 0 else None
+        if fresh is not None:
+            result.update({'fresh': fresh, 'restore_point': fresh['restore_point'],
+                           'newest_point': {'id': fresh['restore_point'], 'started_at': fresh['started_at']},
+                           'msg': 'No new restore point of %s: %s is %ss old, younger than min_interval (%ss, '
+                                  'cairn_backup_min_interval)' % (instance, fresh['restore_point'], fresh['age_s'],
+                                                                  fresh['min_interval'])})
+            return _end(result, steps)
+        if server is not None and not check_mode:
+            slots = DumpSlots(repository, server, params['dump_slots'], params['dump_slot_wait'],
+                              params['lock_stale_after'])
+            started = time.monotonic()
+            try:
+                result['dump_slot'] = slots.acquire()
+            except (CairnError, OSError) as exc:
+                raise StepFailed('dump', _cause(exc)) from None
+            finally:
+                steps.durations['dump_slot'] = round(time.monotonic() - started, 3)
+        with steps('begin'):
+            if check_mode:
+                point = new_point_id(utc_now())
+            else:
+                point, result['interrupted_runs'] = repository.begin(
+                    instance, utc_now(), stale_after=params['lock_stale_after'], wait=params['lock_wait'])
+            result['restore_point'] = point
+        with steps('dump'):
+            result['database'] = steps.keep(_db.dump(
+                config, repository, instance, point, compression=params['compression'],
+                level=params['compression_level'], threads=params['compression_threads'], check_mode=check_mode,
+                options={'format': params['format'], 'jobs': params['jobs'], 'tables': []}))
+        result['database']['started_at'], result['database']['finished_at'] = steps.windows['dump']
+        if slots is not None:
+            slots.release()
+        with steps('files'):
+            result['files'] = steps.keep(_sync.backup(
+                config, repository, instance, point, include_regenerable=params['include_regenerable'],
+                checksum=params['checksum'], check_mode=check_mode, parallel=params['parallel']))
+            result['files'].pop('direction', None)
+        if params['secrets']:
+            with steps('secrets'):
+                captured = steps.keep(_secrets.capture(
+                    config, repository, instance, point, extra_files=params['secret_files'],
+                    secret_patterns=params['secret_variables'], check_mode=check_mode))
+                # names of variables and paths of files stay out of the result: counts only
+                captured['variables'] = len(captured.get('variables') or ())
+                captured['files'] = len(captured.get('files') or ())
+                if not captured['captured']:
+                    captured['reason'] = ('no encryption recipient is configured (cairn_encryption_recipients): '
+                                          'secrets are never stored in plaintext')
+                result['secrets'] = captured
+        else:
+            result['secrets'] = {'captured': False, 'reason': 'not asked (cairn_backup_secrets: false)'}
+        if not check_mode:
+            with steps('finalize'):
+                manifest, signed_by = finalize_point(repository, instance, point, config, key)
+            finalized = True
+            result.update({'changed': True, 'made': True, 'signed_by': signed_by,
+                           'newest_point': {'id': point, 'started_at': manifest['started_at']}})
+            if params['verify']:
+                with steps('verify'):
+                    result['checks'] = verify_point(repository, instance, point)
+                result['verified'] = True
+        else:
+            result['changed'] = True
+        if params['retention']:
+            with steps('prune'):
+                # (a check run plans the prune as after this backup, which would have succeeded: past failed runs
+                # do not hold it back, as they do not after a real backup)
+                pruned = steps.keep(_lifecycle.prune(
+                    repository, instance, params['retention'], tz=params['timezone'], check_mode=check_mode,
+                    force=check_mode, stale_after=params['lock_stale_after'], wait=params['lock_wait']))
+                result['pruned'] = {key: pruned.get(key) for key in (
+                    'removed', 'kept', 'held', 'unreadable', 'blobs_removed', 'bytes_freed', 'garbage_collection')}
+        if params['posture']:
+            _posture_step(steps, result, config, repository, params, check_mode)
+    except StepFailed as exc:
+        raise _failed(exc, steps, result, repository, point, finalized, check_mode) from None
+    finally:
+        if slots is not None:
+            slots.release()
+    result['bytes'] = ((result['database'] or {}).get('size_bytes') or 0) + \
+        ((result['files'] or {}).get('transferred_bytes') or 0) + ((result['secrets'] or {}).get('size_bytes') or 0)
+    result['msg'] = _sentence(result, check_mode)
+    if check_mode and result['newest_point'] is None:
+        result['newest_point'] = newest_point(repository, instance)
+    return _end(result, steps)
+
+
+def _posture_step(steps, result, config, repository, params, check_mode):
+    """The posture report; a report that cannot be made is recorded (``posture_error``), and fails the run only
+    when enforcement was asked for."""
+    enforce = params['posture_enforce']
+    try:
+        with steps('posture'):
+            result['posture'] = posture(config, repository, enforce, params['posture_noncurrent_days'], check_mode)
+    except StepFailed as exc:
+        if enforce or exc.timed_out:
+            raise
+        result['posture_error'] = exc.cause
+    if result['posture'] and result['posture']['changes']:
+        result['changed'] = True
+
+
+def _end(result, steps):
+    newest = result['newest_point']
+    if newest:
+        result['rpo_s'] = round((utc_now() - parse_time(newest['started_at'])).total_seconds(), 3)
+    if steps.warnings:
+        result['warnings'] = steps.warnings
+    return result
+
+
+def _failed(exc, steps, result, repository, point, finalized, check_mode):
+    """The error of a failed run (after marking its staged point failed, which releases the lock): one line
+    naming the step, with what the run did so far."""
+    title = STEPS[exc.step]
+    message = "Backup of %s failed in '%s' (step %s): %s" % (result['instance'], title, exc.step, exc.cause)
+    marked = point is not None and not finalized and not check_mode
+    if marked:
+        try:
+            repository.fail(result['instance'], point, {'task': title, 'step': exc.step, 'msg': exc.cause})
+        except (CairnError, OSError) as error:
+            marked = False
+            message += ('; the staged restore point %s could not be marked failed (%s): the next backup removes it '
+                        'once its lock is stale' % (point, _cause(error)))
+    details = {key: value for key, value in result.items() if key in (
+        'instance', 'restore_point', 'made', 'encrypted', 'database', 'files', 'secrets', 'dump_slot', 'interrupted_runs',
+        'bytes', 'steps')}
+    details.update({'failed_step': title, 'step': exc.step, 'cause': exc.cause, 'timed_out': exc.timed_out,
+                    'point_failed': marked})
+    if repository is not None:
+        details['newest_point'] = newest_point(repository, result['instance'])
+        _end(details, steps)
+        details.pop('warnings', None)
+    if steps.trace:
+        details['exception'] = steps.trace
+    return CairnError(message, **details)
