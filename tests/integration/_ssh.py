@@ -3,12 +3,11 @@
 """Throwaway hosts over SSH: real ``sshd`` processes on free 127.0.0.1 ports, each in a mount namespace of its
 own, so that the same path holds a different instance on every "host", as on real machines.
 
-Each host gets private directories bound over ``/srv`` (the instances, e.g. ``/srv/cairn/blog``), ``/var/tmp``
-(the drill sandboxes, ``/var/tmp/cairn-drill``) and ``/tmp`` (scratch, and the host's own sshd configuration and
-keys in ``/tmp/.cairn-sshd``). Everything else (``/work`` with the venv's python, ``/usr``, ``/root``, the
-network) is shared, so ``ansible_python_interpreter`` is the interpreter running this file and servers started
-on 127.0.0.1 (moto, PostgreSQL) are reached from every host. The controller's own temporary files are not
-visible on the hosts.
+Each host gets private directories bound over ``/srv`` (the instances, e.g. ``/srv/cairn/blog``) and ``/var/tmp``
+(the drill sandboxes, ``/var/tmp/cairn-drill``, and the host's own sshd configuration and keys in
+``/var/tmp/.cairn-sshd``). Everything else (the checkout with the venv's python, wherever it is cloned, ``/tmp``,
+``/usr``, ``/root``, the network) is shared, so ``ansible_python_interpreter`` is the interpreter running this
+file and servers started on 127.0.0.1 (moto, PostgreSQL) are reached from every host.
 
     with SshFleet(['alpha', 'bravo']) as fleet:
         host = fleet.hosts['alpha']
@@ -37,10 +36,10 @@ import time
 from _servers import _die_with_parent, free_port
 
 SSHD = '/usr/sbin/sshd'
-# Inside path -> name of the host's private directory bound over it, in the order of the binds (/tmp last: the
-# sources may be under /tmp).
-PRIVATE = {'/srv': 'srv', '/var/tmp': 'var-tmp', '/tmp': 'tmp'}
-SSHD_DIR = '/tmp/.cairn-sshd'   # inside each host: its sshd_config, host key, authorized_keys, pid file
+# Inside path -> name of the host's private directory bound over it. /tmp stays shared: a checkout (and its venv,
+# the hosts' python) is often cloned there, and the modules' scratch space is private per process anyway.
+PRIVATE = {'/srv': 'srv', '/var/tmp': 'var-tmp'}
+SSHD_DIR = '/var/tmp/.cairn-sshd'   # inside each host: its sshd_config, host key, authorized_keys, pid file
 START_TIMEOUT = 30
 PYTHON = os.path.abspath(sys.executable)  # a venv's python: its symlink kept, so that its packages are found
 _MOUNT_AND_EXEC = ('set -e; for pair in "$@"; do mount --bind "${pair%%=*}" "${pair#*=}"; done; '
@@ -87,7 +86,7 @@ class SshHost:
         self.log_path = os.path.join(root, 'sshd.log')
         for inside, private in PRIVATE.items():
             os.makedirs(os.path.join(root, private), exist_ok=True)
-        os.chmod(self.outside('/tmp'), 0o1777)
+        os.chmod(self.outside('/var/tmp'), 0o1777)
         config_dir = self.outside(SSHD_DIR)
         os.makedirs(config_dir, mode=0o700, exist_ok=True)
         shutil.copyfile(host_key, os.path.join(config_dir, 'host_key'))
@@ -233,8 +232,8 @@ class SshFleet:
             os.makedirs(inside, exist_ok=True)
         if self.base_dir is None:
             self.base_dir = tempfile.mkdtemp(prefix='cairn-ssh-')
-        hidden = [root for root in PRIVATE if root != '/tmp' and os.path.realpath(self.base_dir).startswith(root + '/')]
-        if hidden:  # /tmp is bound last, so its sources may be in /tmp; the other binds would hide theirs
+        hidden = [root for root in PRIVATE if os.path.realpath(self.base_dir).startswith(root + '/')]
+        if hidden:  # the binds would hide their own sources
             raise ValueError('the fleet directory %s must not be under %s' % (self.base_dir, hidden[0]))
         os.makedirs(self.base_dir, exist_ok=True)
         keys = os.path.join(self.base_dir, 'keys')
