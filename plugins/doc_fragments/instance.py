@@ -57,8 +57,9 @@ options:
       - "C(type: s3): C(key) and C(secret). Without them the AWS credential chain is used (C(AWS_*)
         variables, profiles, instance roles)."
       - "C(type: azure): C(account_key). Without it azure-identity's DefaultAzureCredential is used."
-      - "C(type: gcs) takes none: C(key_filename) in O(repository), or Google application default
-        credentials."
+      - "C(type: gcs): C(service_account_json), the whole content of a service account's JSON key file (text, parsed
+        in memory and never written). Without it, C(key_filename) in O(repository) (a key file on the host), or
+        Google application default credentials."
     type: dict
     default: {}
   instance:
@@ -116,5 +117,16 @@ options:
       - A reader claim on the restore point, from M(cairncms.ops.cairn_repository_claim). The module checks that it
         is still held (a prune removes a claim only once it went stale) and keeps it fresh while it works, so that
         no prune removes the restore point meanwhile.
+      - When the claim is found gone while the module works (nothing refreshed it for longer than a prune's
+        C(lock_stale_after), and the prune removed it), the module stops. The processes it started are killed,
+        what it staged is removed, and it fails saying so.
     type: str
+  time_limit:
+    description:
+      - Seconds the module may work; V(0) for no limit. When they run out, the module stops on the host. The
+        processes it started are killed, what it staged is removed, and it fails saying so. Unlike the task keyword
+        C(timeout), which ends the task on the controller and leaves the module running on the host (still reading
+        the restore point, still writing), the module is gone when the task fails.
+    type: int
+    default: 0
 '''

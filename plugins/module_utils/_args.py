@@ -38,6 +38,7 @@ def repository_spec(point=True):
     if point:
         spec['restore_point'] = {'type': 'str', 'default': 'latest'}
         spec['claim'] = {'type': 'str'}
+        spec['time_limit'] = {'type': 'int', 'default': 0}
     return spec
 
 

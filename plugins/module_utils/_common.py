@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 import traceback
@@ -257,25 +258,43 @@ def run(module, action):
     ``action`` gets the module and returns the result dict (with ``changed``). A result key Ansible reserves
     is a defect of the module, reported as one; so is any error that is not a ``CairnError`` or ``OSError``:
     it fails the task with its type and text (and the traceback at -vvv), never as "Unknown error".
+
+    The action runs inside a ``_process.deadline`` block: of the module's ``time_limit`` option where it has one
+    (seconds; 0 for none), and stopped early from any thread by ``_process.stop`` (a reader claim found gone). The
+    module's own processes are then killed, its clean-ups run, and it fails saying why. Its worker threads may
+    still be blocked (a read from a store that does not answer), so it then ends without waiting for them.
     """
+    from ansible_collections.cairncms.ops.plugins.module_utils import _process  # it imports this module
+
+    limit = module.params.get('time_limit') or 0
+    message = ('%s ran longer than its time limit of %s s and was stopped: the processes it started were killed and '
+               'what it had staged was removed. Raise the limit if the step needs longer'
+               % (module._name, limit))
     try:
-        result = action(module)
-        for warning in result.pop('warnings', None) or ():
-            module.warn(warning)
-        misused = sorted(key for key in result if reserved(key))
-        if misused:
-            raise CairnError('internal error: %s returned the key(s) %s, which Ansible reserves; please report '
-                             'this' % (module._name, ', '.join(misused)))
-    except CairnError as exc:
-        details = {key: value for key, value in exc.details.items() if key == 'exception' or not reserved(key)}
-        module.fail_json(msg=exc.message, **details)
-    except OSError as exc:
-        module.fail_json(msg='%s: %s' % (exc.strerror or exc.__class__.__name__,
-                                         exc.filename or exc))
-    except Exception as exc:  # a defect: say what it was, in one line
-        module.fail_json(msg='internal error in %s: %s: %s' % (module._name, exc.__class__.__name__, exc),
-                         exception=traceback.format_exc())
-    module.exit_json(**result)
+        try:
+            with _process.deadline(limit, message):
+                result = action(module)
+            for warning in result.pop('warnings', None) or ():
+                module.warn(warning)
+            misused = sorted(key for key in result if reserved(key))
+            if misused:
+                raise CairnError('internal error: %s returned the key(s) %s, which Ansible reserves; please '
+                                 'report this' % (module._name, ', '.join(misused)))
+        except CairnError as exc:
+            details = {key: value for key, value in exc.details.items() if key == 'exception' or not reserved(key)}
+            module.fail_json(msg=exc.message, **details)
+        except OSError as exc:
+            module.fail_json(msg='%s: %s' % (exc.strerror or exc.__class__.__name__,
+                                             exc.filename or exc))
+        except Exception as exc:  # a defect: say what it was, in one line
+            module.fail_json(msg='internal error in %s: %s: %s' % (module._name, exc.__class__.__name__, exc),
+                             exception=traceback.format_exc())
+        module.exit_json(**result)
+    except SystemExit as done:
+        if _process.EXPIRED:  # cut short: worker threads may still run; do not wait for them
+            sys.stdout.flush()
+            os._exit(done.code or 0)
+        raise
 
 
 def safe_join(root, *parts):

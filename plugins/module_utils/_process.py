@@ -179,10 +179,66 @@ class Streaming:
 
 
 class DeadlineExpired(CairnError):
-    """A ``deadline`` ran out (raised in the main thread)."""
+    """A ``deadline`` ran out, or the work was stopped with ``stop`` (raised in the main thread)."""
 
 
-EXPIRED = []  # the messages of the deadlines that ran out in this process
+EXPIRED = []  # the messages of the deadlines that ran out (and of the stops) in this process
+_SCOPES = []  # the deadline blocks the main thread is in, outermost first
+
+
+class _Scope:
+    """One ``deadline`` block: its message, whether it was stopped, and the threads stopping it."""
+
+    def __init__(self, message):
+        self.message = message
+        self.stopped = False
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = []
+
+    def stop(self, message=None):
+        """Stop the block from any thread (once): kill every process this one started and interrupt the main
+        thread, again every second until the block has ended. False when it had ended already."""
+        with self.lock:
+            if self.done.is_set():
+                return False
+            if self.stopped:
+                return True
+            self.stopped = True
+            self.message = message or self.message
+            EXPIRED.append(self.message)
+            stopper = threading.Thread(target=self._stopping, daemon=True)
+            self.threads.append(stopper)
+            stopper.start()
+        return True
+
+    def _stopping(self):
+        main = threading.main_thread().ident
+        while not self.done.is_set():
+            for pid in reversed(descendants()):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            signal.pthread_kill(main, signal.SIGALRM)
+            self.done.wait(1.0)
+
+    def end(self):
+        with self.lock:
+            self.done.set()
+            threads = list(self.threads)
+        for thread in threads:  # before the SIGALRM handler goes: no signal of ours may reach the default one
+            thread.join()
+
+
+def _interrupt(_signum, _frame):
+    for scope in _SCOPES:
+        if scope.stopped:
+            raise DeadlineExpired(scope.message)
+
+
+def _stopped():
+    return next((scope for scope in _SCOPES if scope.stopped), None)
 
 
 def descendants(pid=None):
@@ -210,52 +266,56 @@ def descendants(pid=None):
 
 @contextlib.contextmanager
 def deadline(seconds, message):
-    """Run the block with a time limit of ``seconds`` (none when 0 or None). When it runs out, every process this
-    one started (a dump tool, a client, their workers) is killed and ``DeadlineExpired(message)`` is raised in the
-    main thread, again every second until the block ends (a wait for worker threads is cut short too); an error the
-    block raises after that (the tool "was killed") becomes ``DeadlineExpired``. Worker threads may still run
-    afterwards: a process that saw one expire (``EXPIRED``) should end with ``os._exit`` once it has reported.
-    Main thread only (SIGALRM)."""
-    if not seconds or seconds <= 0:
-        yield
+    """Run the block with a time limit of ``seconds`` (none when 0 or None: then only ``stop`` ends it early).
+    When it runs out, every process this one started (a dump tool, a client, their workers) is killed and
+    ``DeadlineExpired(message)`` is raised in the main thread, again every second until the block ends (a wait for
+    worker threads is cut short too); an error the block raises after that (the tool "was killed") becomes
+    ``DeadlineExpired``, and so does a block that caught it and went on (a check that failed "because" of it).
+    Blocks nest; stopping an outer one ends the inner ones too. Worker threads may still run afterwards: a process
+    that saw one expire (``EXPIRED``) should end with ``os._exit`` once it has reported (``_common.run`` does).
+    Main thread only (SIGALRM); elsewhere a block without a limit runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        if seconds and seconds > 0:
+            raise CairnError('internal error: a time limit needs the main thread')
+        yield None
         return
-    state = {'expired': False, 'active': True}
-    main = threading.main_thread().ident
-    stop = threading.Event()
-
-    def interrupt(_signum, _frame):
-        if state['active'] and state['expired']:
-            raise DeadlineExpired(message)
-
-    def watch():
-        if stop.wait(seconds):
-            return
-        state['expired'] = True
-        EXPIRED.append(message)
-        while not stop.is_set():
-            for pid in reversed(descendants()):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            signal.pthread_kill(main, signal.SIGALRM)
-            stop.wait(1.0)
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
+    scope = _Scope(message)
+    timer = None
+    if seconds and seconds > 0:
+        def watch():
+            if not scope.done.wait(seconds):
+                scope.stop()
+        timer = threading.Thread(target=watch, daemon=True)
+    previous = signal.signal(signal.SIGALRM, _interrupt)
+    _SCOPES.append(scope)
+    if timer is not None:
+        timer.start()
     try:
-        yield
+        yield scope
+        stopped = _stopped()
+        if stopped is not None:
+            raise DeadlineExpired(stopped.message)
     except DeadlineExpired:
         raise
-    except BaseException:
-        if state['expired']:
-            raise DeadlineExpired(message) from None
+    except Exception as exc:  # not SystemExit: a module that has reported has reported
+        stopped = _stopped()
+        if stopped is not None:
+            raise DeadlineExpired(stopped.message, **getattr(exc, 'details', {})) from None
         raise
     finally:
-        state['active'] = False  # first: from here on the handler raises nothing
-        stop.set()
-        watcher.join()
+        _SCOPES.remove(scope)  # first: from here on the handler raises nothing for this block
+        scope.end()
+        if timer is not None:
+            timer.join()
         signal.signal(signal.SIGALRM, previous)
+
+
+def stop(message):
+    """Stop the work of this process from any thread, as if its outermost ``deadline`` block had run out, with
+    ``message``: what a module does when it learns that it must not go on (its reader claim is gone). False when
+    the main thread is in no such block."""
+    scopes = list(_SCOPES)
+    return bool(scopes) and scopes[0].stop(message)
 
 
 class Prefixed:

@@ -347,12 +347,10 @@ failed_step:
   type: str
 '''
 
-import os
-import sys
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _backup, _process
+from ansible_collections.cairncms.ops.plugins.module_utils import _backup
 from ansible_collections.cairncms.ops.plugins.module_utils._args import instance_spec, repository_spec
 from ansible_collections.cairncms.ops.plugins.module_utils._common import run
 
@@ -388,13 +386,7 @@ def main():
         'timeouts': {'type': 'dict', 'default': {}, 'options': timeouts},
     })
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    try:
-        run(module, lambda m: _backup.backup(m.params, check_mode=m.check_mode))
-    except SystemExit as done:
-        if _process.EXPIRED:  # a step was cut short: its worker threads may still run; do not wait for them
-            sys.stdout.flush()
-            os._exit(done.code or 0)
-        raise
+    run(module, lambda m: _backup.backup(m.params, check_mode=m.check_mode))
 
 
 if __name__ == '__main__':

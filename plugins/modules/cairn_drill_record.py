@@ -160,7 +160,7 @@ def action(module):
     result = {'changed': not module.check_mode and (params['record'] or bool(params['report_file'])),
               'drill': drill, 'ok': drill['ok'], 'rto_s': drill['rto_s'], 'rpo_s': drill['rpo_s']}
     if not drill['ok'] and params['fail_on_problems']:
-        module.fail_json(msg='the restore drill of %s (restore point %s) failed: %s'
+        raise CairnError('the restore drill of %s (restore point %s) failed: %s'
                          % (params['instance'], manifest['id'], '; '.join(drill['problems'])), **result)
     return result
 

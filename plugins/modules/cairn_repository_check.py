@@ -95,7 +95,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _lifecycle
 from ansible_collections.cairncms.ops.plugins.module_utils._args import load_repository, repository_spec
-from ansible_collections.cairncms.ops.plugins.module_utils._common import run
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, run
 
 
 def action(module):
@@ -104,7 +104,7 @@ def action(module):
                               max_bytes=params['max_bytes'], seed=params['seed'], record=not module.check_mode)
     bad = result['missing'] + result['corrupt']
     if bad and params['fail_on_problems']:
-        module.fail_json(msg='%d missing and %d corrupt item(s) in the restore points of %s'
+        raise CairnError('%d missing and %d corrupt item(s) in the restore points of %s'
                          % (result['missing'], result['corrupt'], params['instance']), **result)
     return result
 

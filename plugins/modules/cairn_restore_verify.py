@@ -151,7 +151,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cairncms.ops.plugins.module_utils._args import (
     instance_spec, load_config, load_repository, repository_spec)
-from ansible_collections.cairncms.ops.plugins.module_utils._common import iso, run, utc_now
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, iso, run, utc_now
 from ansible_collections.cairncms.ops.plugins.module_utils._manifest import check
 from ansible_collections.cairncms.ops.plugins.module_utils._verify import verify
 
@@ -169,7 +169,7 @@ def action(module):
     if report.unreferenced is not None:
         result['unreferenced'] = report.unreferenced
     if failed:
-        module.fail_json(msg='%d of %d check(s) failed: %s' % (len(failed), len(report.checks), ', '.join(failed)),
+        raise CairnError('%d of %d check(s) failed: %s' % (len(failed), len(report.checks), ', '.join(failed)),
                          **result)
     return result
 

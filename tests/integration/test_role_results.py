@@ -14,6 +14,7 @@ import os
 import socket
 import sys
 import threading
+import time
 
 import pyrage
 import pytest
@@ -147,22 +148,33 @@ def test_restore_result_check_mode_alerts_and_a_step_timeout(world, receiver):
     assert sent[1][1] == world['point']
     assert sent[2][1]['event'] == 'restore_succeeded' and sent[2][1]['bytes'] == world['bytes'], sent
 
-    # A step over its timeout fails the restore, naming the step; the failure is a result and an alert.
+    # A step over its time limit fails the restore, naming the step; the failure is a result and an alert. The module
+    # stopped on the host: the HTTP check it was waiting on (an answer that never comes, for up to 120 s) is closed
+    # when the task fails, not left running beside the next run.
     hole = blackhole()
     try:
+        started = time.monotonic()
         failed, stats = play(world, 'restore.yml', {'copy': dict(host, cairn_restore_timeouts={'verify': 1},
-                                                                 cairn_verify_http={'url': 'http://127.0.0.1:%d' % hole.getsockname()[1], 'timeout': 3})})
+                                                                 cairn_verify_http={'url': 'http://127.0.0.1:%d' % hole.getsockname()[1], 'timeout': 120})})
+        assert time.monotonic() - started < 60
+        hole.settimeout(5)
+        waiting, _address = hole.accept()
+        with waiting:
+            waiting.settimeout(5)
+            while waiting.recv(65536):  # the request, then the end: the check's connection is gone with its module
+                pass
     finally:
         hole.close()
     assert failed.returncode != 0
     assert "failed in 'Verify the restored instance against the restore point'" in failed.stdout, failed.stdout
-    assert 'Timed out after 1 second(s)' in failed.stdout
+    stopped = 'cairn_restore_verify ran longer than its time limit of 1 s and was stopped'
+    assert stopped in failed.stdout, failed.stdout
     result = stats['cairn_restore']['copy']
-    assert result['outcome'] == 'failed' and 'Timed out after 1 second(s)' in result['error'], result
+    assert result['outcome'] == 'failed' and stopped in result['error'], failed.stdout
     assert result['failed_step'] == 'Verify the restored instance against the restore point'
     sent = receiver.take()
     assert [path for path, _body in sent] == ['/beat/restore/start', '/beat/restore/fail', '/hook'], sent
-    assert 'Timed out' in sent[1][1] and sent[2][1]['event'] == 'restore_failed', sent
+    assert 'time limit' in sent[1][1] and sent[2][1]['event'] == 'restore_failed', sent
     assert world['identity'] not in run.stdout + planned.stdout + failed.stdout + failed.stderr
 
 

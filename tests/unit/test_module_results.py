@@ -49,6 +49,7 @@ class _FakeModule:
     _name = 'cairncms.ops.cairn_test'
 
     def __init__(self):
+        self.params = {}
         self.outcome = None
         self.warnings = []
 

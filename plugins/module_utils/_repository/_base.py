@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 
+from ansible_collections.cairncms.ops.plugins.module_utils import _process
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, check_name, iso, utc_now
 from ansible_collections.cairncms.ops.plugins.module_utils._manifest import DamagedManifest, validate
 from ansible_collections.cairncms.ops.plugins.module_utils._signing import SIGNATURE
@@ -44,6 +45,10 @@ def check_sha256(value):
     if not isinstance(value, str) or not SHA256.match(value):
         raise CairnError('%r is not a sha256 hex digest' % (value,))
     return value
+
+
+class ClaimGone(CairnError):
+    """A reader claim is no longer in the repository."""
 
 
 class BlobWriter:
@@ -483,15 +488,18 @@ class Repository:
         path = '%s/%s.json' % (CLAIMS, check_name('claim', claim))
         record = self._record(instance, path, 'reader claim')
         if record is None:
-            raise CairnError('the claim %s on restore points of %s is gone from %s: it went stale (no heartbeat for '
-                             'longer than the prune\'s cairn_lock_stale_after) and a prune may have removed what it '
-                             'held; start the restore again' % (claim, instance, self.describe()))
+            raise ClaimGone('the claim %s on restore points of %s is gone from %s: it went stale (no heartbeat for '
+                            'longer than the prune\'s cairn_lock_stale_after) and a prune may have removed what it '
+                            'held; start the restore again' % (claim, instance, self.describe()))
         record['beat'] = time.time()
         self._write_record(instance, path, record)
         return record
 
     def keep_claim(self, instance, claim, every=BEAT):
-        """Check that ``claim`` is held and keep it fresh while this process works (a daemon thread)."""
+        """Check that ``claim`` is held and keep it fresh while this process works (a daemon thread). When it is
+        found gone (a prune judged it stale and may remove what it held), the module's work is stopped
+        (``_process.stop``: its processes killed, its clean-ups run, the task failed saying so) rather than left to
+        read what may be removed under it. A failed refresh (the store did not answer) is tried again."""
         self.touch_claim(instance, claim)
 
         def beat():
@@ -499,8 +507,11 @@ class Repository:
                 time.sleep(every)
                 try:
                     self.touch_claim(instance, claim)
-                except (CairnError, OSError):
+                except ClaimGone as exc:
+                    _process.stop(exc.message)
                     return
+                except (CairnError, OSError):
+                    continue
         threading.Thread(target=beat, daemon=True).start()
 
     def release_claim(self, instance, claim):
