@@ -35,7 +35,7 @@ DEFAULTS = {
 # Variables whose values are secrets (see docs/configuration.md); issue-level secret capture
 # extends this list. Such values come in through env_secret_overrides, never env_overrides.
 _SECRET = re.compile(r'^(SECRET|DB_PASSWORD|DB_CONNECTION_STRING|.*_PASSWORD|.*_SECRET|.*_TOKEN'
-                     r'|STORAGE_[A-Z0-9_]+_(KEY|ACCOUNT_KEY|API_KEY|API_SECRET)|.*_PRIVATE_KEY)$')
+                     r'|STORAGE_[A-Z0-9_]+_(KEY|ACCOUNT_KEY|API_KEY|API_SECRET|CREDENTIALS)|.*_PRIVATE_KEY)$')
 
 
 def looks_secret(name):
@@ -255,7 +255,10 @@ def process_values(raw, base_dir):
                 raise CairnError('%s names %s, which cannot be read (%s); fix the path or set %s directly'
                                  % (key, path, exc.strerror, name))
             key = name
-        result[key] = convert(value) if isinstance(value, str) else value
+        try:
+            result[key] = convert(value) if isinstance(value, str) else value
+        except CairnError as exc:
+            raise CairnError('%s: %s' % (key, exc.message)) from None
     return result
 
 
@@ -265,7 +268,8 @@ S3_VARIABLES = {'key': 'KEY', 'secret': 'SECRET', 'bucket': 'BUCKET', 'region': 
                 'acl': 'ACL'}
 S3_DESCRIBED = ('bucket', 'region', 'endpoint', 'force_path_style', 'server_side_encryption', 'acl')
 # ... of a gcs location and of an azure location.
-GCS_VARIABLES = {'bucket': 'BUCKET', 'key_filename': 'KEY_FILENAME', 'api_endpoint': 'API_ENDPOINT', 'root': 'ROOT'}
+GCS_VARIABLES = {'bucket': 'BUCKET', 'key_filename': 'KEY_FILENAME', 'api_endpoint': 'API_ENDPOINT', 'root': 'ROOT',
+                 'credentials': 'CREDENTIALS'}
 AZURE_VARIABLES = {'container_name': 'CONTAINER_NAME', 'account_name': 'ACCOUNT_NAME', 'account_key': 'ACCOUNT_KEY',
                    'endpoint': 'ENDPOINT', 'root': 'ROOT'}
 # ... of a cloudinary location; API_URL and DELIVERY_URL are read by cairncms.ops only (CairnCMS always
@@ -274,6 +278,29 @@ CLOUDINARY_VARIABLES = {'cloud_name': 'CLOUD_NAME', 'api_key': 'API_KEY', 'api_s
                         'access_mode': 'ACCESS_MODE', 'root': 'ROOT', 'api_url': 'API_URL',
                         'delivery_url': 'DELIVERY_URL'}
 CLOUDINARY_ACCESS_MODES = ('public', 'authenticated')
+
+
+def service_account_info(value, what):
+    """The service account key ``value`` (the key file's content: JSON text, optionally with CairnCMS's ``json:``
+    type prefix, or already parsed), named ``what`` in errors. Its content is never quoted."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith('json:'):
+            text = text[len('json:'):]
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise CairnError('%s is not JSON: give the whole content of the service account\'s key file (the value '
+                             'is not shown)' % what) from None
+    if isinstance(value, list):
+        raise CairnError('%s is a list, not a service account key (a JSON object that needs client_email and '
+                         'private_key); in a .env variable write it with the json: prefix (json:{...}), as CairnCMS '
+                         'reads a value with commas as a list (the value is not shown)' % what)
+    if not isinstance(value, dict) or not all(isinstance(value.get(key), str) and value.get(key)
+                                              for key in ('client_email', 'private_key')):
+        raise CairnError('%s is not a service account key: it needs client_email and private_key, as in the JSON key '
+                         'file Google Cloud makes for a service account (the value is not shown)' % what)
+    return value
 
 
 class Location:
@@ -290,7 +317,9 @@ class Location:
             described['credentials'] = 'configured' if self.options.get('key') else 'environment'
         elif self.driver == 'gcs':
             described.update({key: self.options.get(key) for key in ('bucket', 'api_endpoint', 'key_filename')})
-            if self.options.get('key_filename'):
+            if self.options.get('service_account_info'):
+                described['credentials'] = 'service account key'
+            elif self.options.get('key_filename'):
                 described['credentials'] = 'key file'
             else:
                 described['credentials'] = 'anonymous' if self.options.get('api_endpoint') else 'environment'
@@ -486,11 +515,17 @@ class InstanceConfig:
     def _gcs_options(self, prefix):
         """The options of a GCS location, as CairnCMS's GCS driver reads them. Without KEY_FILENAME the
         credentials are Google application default credentials (GOOGLE_APPLICATION_CREDENTIALS, the
-        metadata server), or none at all with a custom API_ENDPOINT (an emulator)."""
+        metadata server), or none at all with a custom API_ENDPOINT (an emulator). CREDENTIALS (the key file's
+        content, given to cairncms.ops as a secret override, e.g. from an AWX credential) wins over KEY_FILENAME."""
         options = self._texts(prefix, GCS_VARIABLES)
         if not options['bucket']:
             raise self._missing(prefix + 'BUCKET', 'gcs', 'bucket')
-        if options['key_filename']:
+        options.pop('credentials')
+        credentials = self.values.get(prefix + 'CREDENTIALS')  # as read: JSON text, or parsed already (json:)
+        if credentials not in (None, ''):
+            options['service_account_info'] = service_account_info(credentials, prefix + 'CREDENTIALS')
+            options['key_filename'] = None  # the key given as a secret wins over the file the .env names
+        elif options['key_filename']:
             options['key_filename'] = self.path(prefix + 'KEY_FILENAME')
         endpoint = options['api_endpoint']
         if endpoint and '://' not in endpoint:

@@ -22,7 +22,8 @@ The Host header is passed as the client sent it (clients sign it). fake-gcs-serv
 own address into the links it returns (mediaLink, the Location of a resumable upload); with
 ``rewrite_links=True`` the proxy rewrites the emulator's address to its own in Location headers
 and in JSON answers (object media, ``alt=media``, is never touched), so that the client keeps
-coming back through the proxy.
+coming back through the proxy. Every request's Authorization header is kept, in order, in
+``proxy.authorizations``.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class FaultyProxy(InProcessServer):
         self.rewrite_links = rewrite_links
         self.rules = []
         self.requests = []  # (method, target, status or action) of every request
+        self.authorizations = []  # the Authorization header of every request (None where it had none)
         self.errors = []    # exceptions in the proxy's handlers (clients that went away)
         self._lock = threading.Lock()
 
@@ -153,6 +155,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _any(self):
         self.close_connection = True
         method, target = self.command, self.path
+        with self.proxy._lock:
+            self.proxy.authorizations.append(self.headers.get('Authorization'))
         fault = self.proxy.decide(method, target)
         if fault == RESET:
             self.proxy.record(method, target, RESET)

@@ -52,6 +52,22 @@ AZURE_ENV = ('STORAGE_LOCATIONS=media\nSTORAGE_MEDIA_DRIVER=azure\nSTORAGE_MEDIA
              'STORAGE_MEDIA_ACCOUNT_NAME=cmsfiles\n')
 CLOUDINARY_ENV = 'STORAGE_LOCATIONS=media\nSTORAGE_MEDIA_DRIVER=cloudinary\nSTORAGE_MEDIA_CLOUD_NAME=demo\n'
 ACCOUNT_KEY = base64.b64encode(b'an azure account key, 32 bytes!!').decode()
+GCS_ENV = 'STORAGE_LOCATIONS=media\nSTORAGE_MEDIA_DRIVER=gcs\nSTORAGE_MEDIA_BUCKET=cms-files\n'
+
+
+def _service_account_json():
+    """A service account key file's content, as Google Cloud makes it (a real RSA key; no request is made)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return json.dumps({'type': 'service_account', 'project_id': 'cairn-test', 'private_key_id': 'k1',
+                       'private_key': pem, 'client_email': 'cairn-backup@cairn-test.iam.gserviceaccount.com',
+                       'client_id': '1', 'token_uri': 'http://127.0.0.1:9/token'}, indent=2)
+
+
+SERVICE_ACCOUNT_JSON = _service_account_json()
 
 
 def _age_identity():
@@ -78,6 +94,10 @@ SAMPLES = {
     'repository-azure.yml': {'inputs': {'account_key': ACCOUNT_KEY},
                              'repository': {'type': 'azure', 'container': 'cairn', 'account_name': 'cairnbackups',
                                             'endpoint': 'http://127.0.0.1:9/cairnbackups'}},
+    'repository-gcs.yml': {'inputs': {'service_account_json': SERVICE_ACCOUNT_JSON},
+                           'repository': {'type': 'gcs', 'bucket': 'cairn-backups', 'prefix': 'prod',
+                                          'api_endpoint': 'http://127.0.0.1:9'}},
+    'storage-gcs.yml': {'inputs': {'location': 'MEDIA', 'service_account_json': SERVICE_ACCOUNT_JSON}, 'env': GCS_ENV},
     'storage-s3.yml': {'inputs': {'location': 'MEDIA', 'access_key': 'AKIAMEDIA', 'secret_key': 'media-secret'},
                        'env': S3_ENV},
     'storage-azure.yml': {'inputs': {'location': 'MEDIA', 'account_key': ACCOUNT_KEY}, 'env': AZURE_ENV},
@@ -281,25 +301,31 @@ def test_injected_variables_are_taken_by_the_roles(path, accepted):
 
 
 def test_repository_credentials_are_accepted_by_the_repository_code():
-    for name in ('repository-s3.yml', 'repository-azure.yml'):
+    for name in ('repository-s3.yml', 'repository-azure.yml', 'repository-gcs.yml'):
         path = os.path.join(AWX, 'credential-types', name)
         sample = SAMPLES[name]
         credentials = awx_render(_load(path)['injectors'], sample['inputs'])['cairn_repository_credentials']
         repository = select_repository(sample['repository'], credentials=credentials)
         options = repository.store.location.options
-        for value in credentials.values():
-            assert value in options.values(), 'the credential did not reach the %s backend' % name
+        if sample['repository']['type'] == 'gcs':  # parsed in memory: the key file's fields, not its text
+            assert options['service_account_info'] == json.loads(SERVICE_ACCOUNT_JSON)
+            credentials_of = repository.store.bucket.client._credentials  # the SDK takes them (no request)
+            assert credentials_of.service_account_email == 'cairn-backup@cairn-test.iam.gserviceaccount.com'
+            assert repository.describe().startswith('gs://cairn-backups')
+        else:
+            for value in credentials.values():
+                assert value in options.values(), 'the credential did not reach the %s backend' % name
         if sample['repository']['type'] == 's3':
             assert options['key'] == 'AKIAEXAMPLEKEY' and options['secret'] == 's3cr3t/with+chars{{'
             assert repository.store.client.meta.endpoint_url == 'http://127.0.0.1:9'   # the SDK takes them (no request)
-        else:
+        elif sample['repository']['type'] == 'azure':
             assert repository.store.container.credential.account_key == ACCOUNT_KEY
         # the check is real: a key the repository code does not know is refused
         with pytest.raises(CairnError, match='take'):
             select_repository(sample['repository'], credentials=dict(credentials, token='x'))
 
 
-@pytest.mark.parametrize('name', ['storage-s3.yml', 'storage-azure.yml', 'storage-cloudinary.yml'])
+@pytest.mark.parametrize('name', ['storage-s3.yml', 'storage-azure.yml', 'storage-cloudinary.yml', 'storage-gcs.yml'])
 def test_storage_secrets_reach_the_location(name, tmp_path):
     path = os.path.join(AWX, 'credential-types', name)
     sample = SAMPLES[name]
@@ -313,6 +339,16 @@ def test_storage_secrets_reach_the_location(name, tmp_path):
     except CairnError:  # a cloudinary location without its keys is refused outright
         without = {}
     with_them = InstanceConfig.load(str(env_file), secret_overrides=overrides).location('media').options
+    if name == 'storage-gcs.yml':  # parsed in memory, and it wins over a key file the .env names
+        assert with_them['service_account_info'] == json.loads(SERVICE_ACCOUNT_JSON)
+        assert 'service_account_info' not in without
+        key_file = tmp_path / 'gcs.json'
+        env_file.write_text(env_file.read_text() + 'STORAGE_MEDIA_KEY_FILENAME=%s\n' % key_file)
+        both = InstanceConfig.load(str(env_file), secret_overrides=overrides).location('media')
+        assert both.options['service_account_info'] and not both.options['key_filename']
+        assert both.describe()['credentials'] == 'service account key'
+        assert SERVICE_ACCOUNT_JSON not in json.dumps(both.describe())
+        return
     for value in overrides.values():
         assert value in with_them.values() and value not in without.values()
 
@@ -442,3 +478,37 @@ def test_setup_playbook_uses_the_files_here():
         if 'schedule' in job:
             assert re.match(r'^DTSTART(;TZID=[\w/]+)?:\d{8}T\d{6}Z? RRULE:FREQ=(HOURLY|DAILY|WEEKLY|MONTHLY)(;\S+)?$',
                             job['schedule']['rrule']), job['schedule']['rrule']
+
+
+@pytest.mark.parametrize('value, problem', [
+    ('not json at all', 'not (valid )?JSON'),
+    ('{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----"}', 'needs client_email and private_key'),
+    ('["a", "list"]', 'is a list, not a service account key'),
+])
+def test_a_wrong_service_account_key_is_refused_without_being_quoted(value, problem, tmp_path):
+    with pytest.raises(CairnError, match=problem) as refused:
+        select_repository({'type': 'gcs', 'bucket': 'b'}, credentials={'service_account_json': value})
+    assert 'cairn_repository_credentials.service_account_json' in refused.value.message
+    assert value not in refused.value.message and 'BEGIN' not in refused.value.message
+    env_file = tmp_path / '.env'
+    env_file.write_text('DB_CLIENT=sqlite3\nDB_FILENAME=./data.db\n' + GCS_ENV)
+    with pytest.raises(CairnError, match=problem) as refused:
+        InstanceConfig.load(str(env_file), secret_overrides={'STORAGE_MEDIA_CREDENTIALS': 'json:' + value}).location('media')
+    assert 'STORAGE_MEDIA_CREDENTIALS' in refused.value.message and value not in refused.value.message
+    with pytest.raises(CairnError, match='with the json: prefix'):  # without it, CairnCMS's rules make it a list
+        InstanceConfig.load(str(env_file), secret_overrides={'STORAGE_MEDIA_CREDENTIALS': SERVICE_ACCOUNT_JSON}).location('media')
+
+
+def test_a_service_account_key_goes_once(tmp_path):
+    with pytest.raises(CairnError, match='not both'):
+        select_repository({'type': 'gcs', 'bucket': 'b', 'key_filename': str(tmp_path / 'k.json')},
+                          credentials={'service_account_json': SERVICE_ACCOUNT_JSON})
+
+
+def test_a_key_whose_private_key_is_not_pem_is_refused_when_used():
+    broken = dict(json.loads(SERVICE_ACCOUNT_JSON), private_key='-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n')
+    repository = select_repository({'type': 'gcs', 'bucket': 'b', 'api_endpoint': 'http://127.0.0.1:9'},
+                                   credentials={'service_account_json': json.dumps(broken)})
+    with pytest.raises(CairnError, match='cannot be used') as refused:
+        repository.store.bucket
+    assert 'nope' not in refused.value.message

@@ -35,7 +35,7 @@ import time
 from ansible_collections.cairncms.ops.plugins.module_utils import _scratch
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, check_name, iso, utc_now
 from ansible_collections.cairncms.ops.plugins.module_utils._crypto import Crypto, unwrap_identity, wrap_identity
-from ansible_collections.cairncms.ops.plugins.module_utils._env import Location
+from ansible_collections.cairncms.ops.plugins.module_utils._env import Location, service_account_info
 from ansible_collections.cairncms.ops.plugins.module_utils._repository._base import (
     MANIFEST, BlobWriter, Repository, _json, check_sha256, lock_holder)
 from ansible_collections.cairncms.ops.plugins.module_utils._signing import SIGNATURE
@@ -52,7 +52,7 @@ SPECS = {
                                           'server_side_encryption': 'server_side_encryption'},
            'credentials': {'key': 'key', 'secret': 'secret'}},
     'gcs': {'place': 'bucket', 'options': {'api_endpoint': 'api_endpoint', 'key_filename': 'key_filename'},
-            'credentials': {}},
+            'credentials': {'service_account_json': 'service_account_info'}},
     'azure': {'place': 'container', 'options': {'account_name': 'account_name', 'endpoint': 'endpoint'},
               'credentials': {'account_key': 'account_key'}},
 }
@@ -84,7 +84,7 @@ def location_of(spec, credentials=None):
         options[option] = None if value in (None, '') else value
     for key, option in known['credentials'].items():
         value = credentials.get(key)
-        options[option] = None if value in (None, '') else str(value)
+        options[option] = None if value in (None, '', {}) else value if isinstance(value, dict) else str(value)
     if kind == 's3':
         options['force_path_style'] = bool(options.get('force_path_style'))
         if bool(options.get('key')) != bool(options.get('secret')):
@@ -93,6 +93,12 @@ def location_of(spec, credentials=None):
         if options.get('endpoint') and '://' not in options['endpoint']:
             options['endpoint'] = 'https://' + options['endpoint']
     elif kind == 'gcs':
+        if options.get('service_account_info'):
+            options['service_account_info'] = service_account_info(
+                options['service_account_info'], 'cairn_repository_credentials.service_account_json')
+            if options.get('key_filename'):
+                raise CairnError('cairn_repository of type gcs takes its service account key once: as '
+                                 'cairn_repository_credentials.service_account_json or as key_filename, not both')
         if options.get('api_endpoint'):
             options['api_endpoint'] = options['api_endpoint'].rstrip('/')
     elif kind == 'azure':

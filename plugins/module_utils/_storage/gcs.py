@@ -4,7 +4,10 @@
 """Google Cloud Storage (STORAGE_<LOC>_DRIVER=gcs) through google-cloud-storage (private).
 
 Object names are relative to the location's root prefix (``STORAGE_<LOC>_ROOT``).
-Credentials: the service account key file (``_KEY_FILENAME``) when given; else,
+Credentials: a service account key given as its content (option
+``service_account_info``: a repository's ``service_account_json`` credential, or
+a storage location's ``_CREDENTIALS`` override), parsed in memory and never
+written or quoted; else the service account key file (``_KEY_FILENAME``); else,
 with a custom ``_API_ENDPOINT`` (an emulator), no credentials at all; else
 Google application default credentials. A staged write keeps its bytes in a
 local temporary file and uploads the object only on ``commit()``. Every SDK
@@ -118,7 +121,16 @@ class GcsStorage(ObjectStore):
             options = self.location.options
             client_options = {'api_endpoint': options['api_endpoint']} if options.get('api_endpoint') else None
             with self._errors('connect to'):
-                if options.get('key_filename'):
+                if options.get('service_account_info'):
+                    try:
+                        self._client = google.cloud.storage.Client.from_service_account_info(
+                            options['service_account_info'], client_options=client_options)
+                    except (ValueError, TypeError, KeyError) as exc:  # the SDK's word for a key it cannot use
+                        raise CairnError('the service account key for %s cannot be used (%s): its private_key is not '
+                                         'a PEM private key, or a field the key file has is missing; give the whole '
+                                         'key file (the value is not shown)'
+                                         % (self.describe(), exc.__class__.__name__)) from None
+                elif options.get('key_filename'):
                     self._client = google.cloud.storage.Client.from_service_account_json(
                         options['key_filename'], client_options=client_options)
                 elif client_options:
