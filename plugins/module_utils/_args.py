@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
-from ansible_collections.cairncms.ops.plugins.module_utils._common import check_name
+import os
+
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, check_name
 from ansible_collections.cairncms.ops.plugins.module_utils._crypto import Crypto
-from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig
+from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig, parse_dotenv
 from ansible_collections.cairncms.ops.plugins.module_utils._repository import select_repository
 from ansible_collections.cairncms.ops.plugins.module_utils._signing import Trust
 
@@ -42,8 +44,31 @@ def repository_spec(point=True):
     return spec
 
 
-def load_config(params):
-    return InstanceConfig.load(params.get('env_file'), params.get('env_overrides'), params.get('instance_dir'),
+def load_config(params, repository=None, manifest=None):
+    """The instance's configuration: its .env with the overrides. For a restore (``repository`` and the
+    ``manifest`` of the restore point given) into a new home, where ``env_file`` does not exist yet: the
+    configuration captured in the restore point with the overrides applied, the very .env the restore will write
+    there, so the operator gives only what differs in the new home (paths, PUBLIC_URL, the database host). When the
+    point holds no configuration this host can read (none captured, no identity), the overrides alone must say
+    where things go, as before; without DB_CLIENT among them that is an error naming both ways."""
+    env_file = params.get('env_file')
+    if repository is not None and manifest is not None and env_file and not os.path.exists(env_file):
+        from ansible_collections.cairncms.ops.plugins.module_utils import _secrets  # it imports the config code
+        overrides = dict(params.get('env_overrides') or {}, **(params.get('env_secret_overrides') or {}))
+        try:
+            text = _secrets.captured_env(repository, params['instance'], manifest)
+        except CairnError as exc:
+            if 'DB_CLIENT' not in overrides:
+                raise CairnError('there is no .env at %s yet (a new home), and the configuration in restore point '
+                                 '%s cannot be read here: %s. Give the key that decrypts it '
+                                 '(cairn_encryption_identity or cairn_encryption_identity_file), or say in '
+                                 'cairn_env_overrides where things go (DB_CLIENT, DB_FILENAME or DB_HOST, '
+                                 'STORAGE_<LOC>_ROOT)' % (env_file, manifest['id'], exc.message)) from None
+        else:
+            InstanceConfig.load(None, params.get('env_overrides'))  # refuses secrets among the plain overrides
+            base_dir = os.path.abspath(params.get('instance_dir') or os.path.dirname(os.path.abspath(env_file)))
+            return InstanceConfig.from_dotenv(parse_dotenv(_secrets.render_env(text, overrides)), base_dir, env_file)
+    return InstanceConfig.load(env_file, params.get('env_overrides'), params.get('instance_dir'),
                                params.get('env_secret_overrides'))
 
 

@@ -172,6 +172,13 @@ def open_bundle(repository, instance, manifest):
     return index, members
 
 
+def captured_env(repository, instance, manifest):
+    """The text of the .env captured in a restore point (decrypted and checked); an error saying why when the
+    point holds none or it cannot be read here."""
+    _index, members = open_bundle(repository, instance, manifest)
+    return decode_env(members['env/.env'], 'the .env captured in restore point %s' % manifest['id'])
+
+
 def _check_index(index, members):
     """The bundle's index lists files with an absolute path, an octal mode and a member that is there."""
     if not isinstance(index, dict) or not isinstance(index.get('files', []), list):

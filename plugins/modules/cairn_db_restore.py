@@ -203,7 +203,7 @@ def action(module):
     params = module.params
     repository = load_repository(params)
     manifest = check(repository.resolve(params['instance'], params['restore_point']))
-    return _db.restore(load_config(params), repository, params['instance'], manifest,
+    return _db.restore(load_config(params, repository, manifest), repository, params['instance'], manifest,
                        replace=params['replace'], keep_safety_copy=params['keep_safety_copy'],
                        check_mode=module.check_mode, options={'jobs': params['jobs']},
                        scratch_dir=params['work_dir'], on_version_mismatch=params['on_version_mismatch'],

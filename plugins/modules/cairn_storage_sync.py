@@ -219,14 +219,13 @@ def action(module):
         raise CairnError('parallel must be between 1 and 64 (files transferred at a time), got %d'
                          % params['parallel'])
     repository = load_repository(params, writes=params['direction'] == 'backup')
-    config = load_config(params)
     if params['direction'] == 'backup':
-        return _sync.backup(config, repository, params['instance'],
+        return _sync.backup(load_config(params), repository, params['instance'],
                             check_name('restore point id', params['restore_point']),
                             locations=params['locations'], include_regenerable=params['include_regenerable'],
                             checksum=params['checksum'], check_mode=module.check_mode, parallel=params['parallel'])
     manifest = check(repository.resolve(params['instance'], params['restore_point']))
-    return _sync.restore(config, repository, params['instance'], manifest, replace=params['replace'],
+    return _sync.restore(load_config(params, repository, manifest), repository, params['instance'], manifest, replace=params['replace'],
                          locations=params['locations'], include_regenerable=params['include_regenerable'],
                          check_mode=module.check_mode, location_map=params['location_map'],
                          parallel=params['parallel'])

@@ -235,7 +235,8 @@ def test_clone_result_and_its_module_defaults_stay_out_of_the_restore(world, rec
     assert [path for path, _body in sent] == ['/beat/clone/start', '/beat/clone', '/hook'], sent
     assert sent[2][1]['event'] == 'clone_succeeded'
     # The clone's module_defaults (its .env overrides) do not reach the tasks of the restore role.
-    [discovered] = _invocations(run.stdout, 'cairncms.ops.restore : Discover the target instance from its configuration')
+    [discovered] = _invocations(run.stdout, 'cairncms.ops.restore : Plan the database restore (refuses before anything '
+                                            'changes)')
     assert discovered['env_file'] == str(staging / '.env') and discovered['env_overrides'] == {}, discovered
     [claimed] = _invocations(run.stdout, 'cairncms.ops.restore : Claim the restore point, so that no prune removes it '
                                          'while it is read')

@@ -14,7 +14,7 @@ import threading
 import pyrage
 import pytest
 
-from conftest import run_module, run_playbook, write_inventory
+from conftest import recap, run_module, run_playbook, write_inventory
 from test_modules import digests, dump_sql, originals
 
 AGE = shutil.which('age')
@@ -258,3 +258,41 @@ def test_passphrase_mode(source, target, repo, tmp_path):
     assert run_module('cairn_repository_copy', repository=repo, target=offsite, instance='blog')['changed']
     check = run_module('cairn_repository_check', repository=offsite, instance='blog', encryption_passphrase=passphrase)
     assert not check.failed and check['content_verified'], check
+
+
+def test_a_new_home_needs_only_what_differs_there(source, repo, keys, tmp_path):
+    """Bare metal: a fresh host with no .env. With the key, the restore reads the configuration from the restore
+    point, and the operator gives only the new home's paths and URL (no DB_CLIENT); without the key it refuses before
+    writing anything, naming both ways out."""
+    home = tmp_path / 'new-home'
+    home.mkdir()
+    new_home = {'DB_FILENAME': str(home / 'data.db'), 'STORAGE_LOCAL_ROOT': str(home / 'uploads'),
+                'PUBLIC_URL': 'https://cms.new-home.example'}
+    hosts = {'blog': {'cairn_env_file': str(source / '.env'), 'cairn_encryption_recipients': [keys['ops'][0]]},
+             'rebuilt': {'cairn_env_file': str(home / '.env'), 'cairn_restore_from': 'blog',
+                         'cairn_env_overrides': new_home}}
+    inventory = write_inventory(str(tmp_path / 'inventory.json'), hosts, repo['path'])
+    backup = run_playbook('backup.yml', inventory, limit='blog')
+    assert backup.returncode == 0, backup.stdout[-3000:]
+
+    refused = run_playbook('restore.yml', inventory, limit='rebuilt')  # no key on the new host yet
+    assert refused.returncode != 0
+    assert 'there is no .env at %s yet (a new home)' % (home / '.env') in refused.stdout, refused.stdout[-3000:]
+    assert 'cairn_encryption_identity' in refused.stdout and 'DB_CLIENT' in refused.stdout
+    assert sorted(os.listdir(home)) == []
+
+    hosts['rebuilt']['cairn_encryption_identity_file'] = keys['ops'][1]
+    write_inventory(inventory, hosts, repo['path'])
+    planned = run_playbook('restore.yml', inventory, limit='rebuilt', check=True)
+    assert planned.returncode == 0, planned.stdout[-3000:]
+    assert 'Would restore' in planned.stdout and sorted(os.listdir(home)) == []
+    restored = run_playbook('restore.yml', inventory, limit='rebuilt')
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    assert dump_sql(home / 'data.db') == dump_sql(source / 'data.db')
+    assert digests(home / 'uploads') == originals(source / 'uploads')
+    written, captured = secret_values(home / '.env'), secret_values(source / '.env')
+    assert written['DB_CLIENT'] == 'sqlite3' and written['SECRET'] == captured['SECRET']
+    assert written['KEY'] == captured['KEY'] and written['PUBLIC_URL'] == 'https://cms.new-home.example'
+    assert written['DB_FILENAME'] == str(home / 'data.db'), written
+    again = run_playbook('restore.yml', inventory, limit='rebuilt')  # the .env is there now: nothing to do
+    assert again.returncode == 0 and recap(again.stdout, 'rebuilt')['changed'] == 0, again.stdout[-3000:]
