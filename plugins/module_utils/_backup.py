@@ -305,7 +305,8 @@ def backup(params, check_mode=False):
     result = {'changed': False, 'instance': instance, 'restore_point': None, 'made': False, 'fresh': None,
               'check_mode': check_mode, 'database': None, 'files': None, 'secrets': None, 'verified': False,
               'checks': [], 'pruned': None, 'posture': None, 'posture_error': None, 'dump_slot': None,
-              'interrupted_runs': [], 'bytes': 0, 'steps': steps.durations, 'newest_point': None, 'rpo_s': None}
+              'interrupted_runs': [], 'bytes': 0, 'steps': steps.durations, 'newest_point': None, 'rpo_s': None,
+              'capture_skew_s': None}
     repository = point = slots = None
     finalized = False
     try:
@@ -376,7 +377,8 @@ def backup(params, check_mode=False):
                 manifest, signed_by = finalize_point(repository, instance, point, config, key)
             finalized = True
             result.update({'changed': True, 'made': True, 'signed_by': signed_by,
-                           'newest_point': {'id': point, 'started_at': manifest['started_at']}})
+                           'newest_point': {'id': point, 'started_at': manifest['started_at']},
+                           'capture_skew_s': manifest.get('capture_skew_s')})
             if params['verify']:
                 with steps('verify'):
                     result['checks'] = verify_point(repository, instance, point)

@@ -66,15 +66,25 @@ def build(run, parts, instance_facts, artifact_stats):
         'database': {key: database[key] for key in (
             'vendor', 'client', 'server_version', 'server_flavor', 'dump_tool', 'dump_tool_version', 'jobs',
             'format', 'compression', 'artifact', 'raw_size_bytes', 'raw_sha256', 'row_counts',
-            'row_counts_consistent', 'scope', 'migration_level', 'duration_s') if key in database},
+            'row_counts_consistent', 'scope', 'migration_level', 'duration_s', 'snapshot_at') if key in database},
         'storage': {key: storage[key] for key in (
             'inventory', 'locations', 'files', 'bytes', 'include_regenerable', 'encrypted', 'duration_s',
-            'irregular_files', 'swapped_files', 'missing_files')
+            'irregular_files', 'swapped_files', 'missing_files', 'listed_at')
             if key in storage},
+        'capture_skew_s': _skew(database.get('snapshot_at'), storage.get('listed_at')),
         'secrets': secrets,
         'encryption': database.get('encryption') or secrets.get('encryption'),
         'artifacts': artifacts,
     }
+
+
+def _skew(snapshot_at, listed_at):
+    """Seconds from the database snapshot to the end of the file listing: how far apart in time the two halves of
+    the restore point were taken (a file uploaded in between is in the listing, its row is not in the dump; a row
+    added in between has no file). None when a part did not record its time (made by an older release)."""
+    if not snapshot_at or not listed_at:
+        return None
+    return round((parse_time(listed_at) - parse_time(snapshot_at)).total_seconds(), 3)
 
 
 def check(manifest):

@@ -35,7 +35,7 @@ import threading
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _relocate
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
-    CHUNK, CairnError, HashingReader, HashingWriter, Timer)
+    CHUNK, CairnError, HashingReader, HashingWriter, Timer, iso, utc_now)
 from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend as select_database
 from ansible_collections.cairncms.ops.plugins.module_utils._fs import printable
 from ansible_collections.cairncms.ops.plugins.module_utils._storage import select_backend
@@ -177,6 +177,7 @@ def _backup(config, repository, instance, point_id, locations, include_regenerab
             summary['files'] += 1
             rows.append(row)
         summaries.append(summary)
+    listed_at = iso(utc_now())  # the file listing ends: files changed after it are not in this restore point
     swapped = {}  # id(row) -> (row, what it was when opened)
 
     def copy(job):
@@ -220,7 +221,8 @@ def _backup(config, repository, instance, point_id, locations, include_regenerab
             stored.write(json.dumps(row, sort_keys=True).encode('utf-8') + b'\n')
     part = {'inventory': INVENTORY, 'inventory_size_bytes': stored.size, 'inventory_sha256': stored.sha256,
             'locations': summaries, 'files': result['files'], 'bytes': result['bytes'],
-            'include_regenerable': include_regenerable, 'duration_s': timer.seconds, 'encrypted': encrypted}
+            'include_regenerable': include_regenerable, 'duration_s': timer.seconds, 'encrypted': encrypted,
+            'listed_at': listed_at}
     part.update({key: result[key] for key in UNTRUSTED if key in result})
     repository.write_part(instance, point_id, 'storage', part)
     result['duration_s'] = timer.seconds

@@ -327,6 +327,13 @@ steps:
   type: dict
   sample: {discover: 0.012, dump_slot: 0.004, begin: 0.008, dump: 8.31, files: 0.42, secrets: 0.01, finalize: 0.02,
            verify: 0.35}
+capture_skew_s:
+  description:
+    - Seconds between the database snapshot and the end of the file listing of the restore point made (the
+      manifest's C(capture_skew_s)); files and rows changed in between may not match. Null when no point was made.
+  returned: always
+  type: float
+  sample: 0.42
 newest_point:
   description: C(id) and C(started_at) of the newest usable restore point of the instance when the run ended.
   returned: always

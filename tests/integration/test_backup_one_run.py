@@ -22,6 +22,7 @@ import pytest
 
 import _servers
 import demo_instance
+from ansible_collections.cairncms.ops.plugins.module_utils._common import parse_time
 from ansible_collections.cairncms.ops.plugins.module_utils._process import descendants
 from conftest import ROOT, _env, process_argvs, recap, run_playbook
 
@@ -82,6 +83,10 @@ def test_one_module_run_its_result_check_mode_and_min_interval(tmp_path, source)
     assert set(result['steps']) == {'discover', 'begin', 'dump', 'files', 'secrets', 'finalize', 'verify', 'prune',
                                     'posture'}, result
     assert result['database']['tables'] == len(manifest['database']['row_counts']) and result['files']['files'] == 6
+    # How far apart the dump's snapshot and the end of the file listing were: in the manifest and the result.
+    snapshot, listed = (parse_time(manifest['database']['snapshot_at']), parse_time(manifest['storage']['listed_at']))
+    assert snapshot <= listed and manifest['capture_skew_s'] == round((listed - snapshot).total_seconds(), 3)
+    assert float(result['capture_skew_s']) == manifest['capture_skew_s'] < result['duration_s'], result
     summary = stats['cairn_fleet']
     assert (summary['total'], summary['succeeded'], summary['instances'][0]['restore_point']) == (1, 1, point)
     assert 'Wrote restore point %s of blog' % point in run.stdout

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _compress, _relocate, _scratch
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
-    CHUNK, CairnError, HashingReader, HashingWriter, Timer)
+    CHUNK, CairnError, HashingReader, HashingWriter, Timer, iso, utc_now)
 from ansible_collections.cairncms.ops.plugins.module_utils._db import mysql, postgres, sqlite
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import DIFFERENT, EMPTY, IDENTICAL, OUTWARD
 
@@ -77,6 +77,9 @@ def dump(config, repository, instance, point_id, compression='zstd', level=3, th
         raw = HashingWriter(compressor, digest=backend.digest_raw)
         # Temporary files (a copy of the database, option files with the password) go to this process's private
         # scratch directory, never into the repository.
+        # The dump is consistent as of its start: pg_dump's and mariadb-dump's transaction snapshot, SQLite's read
+        # transaction of the online backup's one step, all begin as the tool starts.
+        snapshot_at = iso(utc_now())
         facts = backend.dump(raw, _scratch.directory())
         compressor.close()
     part = {
@@ -93,6 +96,7 @@ def dump(config, repository, instance, point_id, compression='zstd', level=3, th
         'migration_level': facts['migration_level'],
         'duration_s': timer.seconds,
         'encrypted': encrypted,
+        'snapshot_at': snapshot_at,
     }
     if encrypted:
         part['encryption'] = repository.crypto.describe()
