@@ -36,6 +36,13 @@ options:
       - Report a problem when there was no restore drill in this many seconds; V(0) for no limit.
     type: int
     default: 0
+  drill_history:
+    description:
+      - How many of the newest drill records to return in RV(drills), for a history of the RTO and RPO;
+        V(0) (the default) for none.
+      - A damaged drill record is left out of RV(drills) with a warning.
+    type: int
+    default: 0
 attributes:
   check_mode:
     support: full
@@ -50,6 +57,13 @@ EXAMPLES = r'''
   cairncms.ops.cairn_backup_info:
     repository: {type: local, path: /var/backups/cairn}
     instance: blog
+
+- name: The newest 30 restore drills of blog, for a chart of its RTO and RPO
+  cairncms.ops.cairn_backup_info:
+    repository: {type: local, path: /var/backups/cairn}
+    instance: blog
+    drill_history: 30
+  register: blog_history
 
 - name: Resolve the newest restore point
   cairncms.ops.cairn_backup_info:
@@ -95,6 +109,17 @@ last_drill:
   returned: success
   type: dict
   sample: {id: 20261122T030000.120Z, restore_point: 20261122T020000.042Z-1a2b3c, ok: true, rto_s: 48.2, rpo_s: 3600.1}
+drills:
+  description:
+    - The newest O(drill_history) drill records (see M(cairncms.ops.cairn_drill_record)), oldest first - each with
+      C(id), C(started_at), C(ended_at), C(ok), C(rto_s), C(rpo_s), C(restore_point), C(problems) and C(checks)
+      (C(name), C(ok), C(detail)).
+  returned: when O(drill_history) is over 0
+  type: list
+  elements: dict
+  sample: [{id: 20261121T030000.120Z-4f2a9c, started_at: '2026-11-21T03:00:00.120311Z', ok: true, rto_s: 48.2,
+            rpo_s: 3600.1, restore_point: 20261121T020000.042Z-1a2b3c, problems: [],
+            checks: [{name: http login, ok: true, detail: HTTP 200}]}]
 status:
   description:
     - What watching a fleet needs of the instance - C(restore_points), C(newest_point), C(newest_point_age_s),
@@ -139,6 +164,9 @@ def _tolerant(what, read, problems):
 
 def action(module):
     params = module.params
+    if params['drill_history'] < 0:
+        raise CairnError('drill_history is %d: give the number of drill records to return, or 0 for none'
+                         % params['drill_history'])
     repository = load_repository(params)
     instance = params['instance']
     manifests, unreadable = repository.scan(instance)
@@ -160,9 +188,12 @@ def action(module):
         points, result['last_drill'], failed, result['lock'], max_point_age=params['max_point_age'],
         max_drill_age=params['max_drill_age'], last_failed=result['last_failed_run'], unreadable=unreadable)
     result['problems'] += record_problems
+    warnings = []
+    if params['drill_history'] > 0:
+        result['drills'] = repository.drills(instance, params['drill_history'], warnings)
     if params['restore_point']:
-        warnings = []
         result['restore_point'] = repository.resolve(instance, params['restore_point'], warnings)
+    if warnings or params['restore_point']:
         result['warnings'] = warnings
     return result
 
@@ -172,6 +203,7 @@ def main():
     spec['restore_point'] = {'type': 'str'}
     spec['max_point_age'] = {'type': 'int', 'default': 0}
     spec['max_drill_age'] = {'type': 'int', 'default': 0}
+    spec['drill_history'] = {'type': 'int', 'default': 0}
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, action)
 

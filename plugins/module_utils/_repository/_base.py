@@ -305,6 +305,21 @@ class Repository:
         names = [name for name in self._files(instance, 'drills') if name.endswith('.json')]
         return self._record(instance, 'drills/' + names[-1], 'drill record') if names else None
 
+    def drills(self, instance, newest, warnings):
+        """The newest ``newest`` drill records of the instance, oldest first (drill ids begin with their start
+        time, so their names sort in time); a damaged one is left out, with a warning in ``warnings``."""
+        names = [name for name in self._files(instance, 'drills') if name.endswith('.json')]
+        found = []
+        for name in names[-newest:] if newest > 0 else ():
+            try:
+                record = self._record(instance, 'drills/' + name, 'drill record')
+            except CairnError as exc:
+                warnings.append('%s; it is left out of the drill history' % exc.message)
+                continue
+            if record is not None:
+                found.append(record)
+        return found
+
     def failed_run(self, instance, run_id):
         """The error log of a failed run: ``{id, failed_at, error: {task, msg}}`` (a damaged log says so)."""
         path = 'failed/%s/error.json' % check_name('run id', run_id)
