@@ -12,10 +12,19 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 
 
-def request(method, url, token=None, body=None, timeout=30, validate_certs=True):
-    """The response body of ``method url``; any failure is one CairnError naming the request (never its query
-    string, its body or the token)."""
-    headers = {'Accept': 'application/json'}
+class HTTPStatusError(CairnError):
+    """The instance answered with an HTTP error status (``status``), so callers can tell a refusal from a failure
+    to connect without reading the message."""
+
+    def __init__(self, message, status):
+        super().__init__(message)
+        self.status = status
+
+
+def exchange(method, url, token=None, body=None, timeout=30, validate_certs=True, accept='application/json'):
+    """``(content_type, body)`` of the answer to ``method url``; any failure is one CairnError naming the request
+    (never its query string, its body or the token), an HTTPStatusError for an error status."""
+    headers = {'Accept': accept}
     data = None
     if body is not None:
         headers['Content-Type'] = 'application/json'
@@ -25,10 +34,18 @@ def request(method, url, token=None, body=None, timeout=30, validate_certs=True)
     try:
         response = open_url(url, method=method, data=data, headers=headers, timeout=timeout,
                             validate_certs=validate_certs)
-        return response.read()
+        return response.headers.get('Content-Type') or '', response.read()
     except Exception as exc:  # urllib errors, timeouts, refused connections: one message each
         code = getattr(exc, 'code', None)
-        raise CairnError('%s %s failed: %s' % (method, url.split('?')[0], 'HTTP %s' % code if code else exc))
+        message = '%s %s failed: %s' % (method, url.split('?')[0], 'HTTP %s' % code if code else exc)
+        if code:
+            raise HTTPStatusError(message, code)
+        raise CairnError(message)
+
+
+def request(method, url, token=None, body=None, timeout=30, validate_certs=True):
+    """The response body of ``method url`` (see ``exchange``)."""
+    return exchange(method, url, token, body, timeout=timeout, validate_certs=validate_certs)[1]
 
 
 def health(base_url, timeout=30, validate_certs=True):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
+from ansible_collections.cairncms.ops.plugins.module_utils import _http_checks
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError, utc_now
 from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend, verify_artifact
 from ansible_collections.cairncms.ops.plugins.module_utils._fs import printable
 from ansible_collections.cairncms.ops.plugins.module_utils._http import health as http_health, request as _http
@@ -214,6 +215,8 @@ def check_files(report, config, repository, instance, manifest, backend, locatio
 
 
 def check_http(report, manifest, http, repository, instance, location_map=None):
+    """Health; with a login: item counts, asset bytes, and on request the admin app, the login's activity record
+    and flows (``_http_checks``; the flow checks write into the instance, for a drill's sandbox)."""
     base = http['url'].rstrip('/')
     certs = http.get('validate_certs', True)
     timeout = http.get('timeout', 30)
@@ -222,6 +225,7 @@ def check_http(report, manifest, http, repository, instance, location_map=None):
     if not http.get('email') or not http.get('password'):
         return
     token = []
+    since = utc_now()
 
     def login():
         body = json.loads(_http('POST', base + '/auth/login', timeout=timeout, validate_certs=certs,
@@ -231,6 +235,10 @@ def check_http(report, manifest, http, repository, instance, location_map=None):
     report.attempt('http login', login)
     if not token:
         return
+    client = _http_checks.Client(base, token[0], timeout=timeout, validate_certs=certs)
+    if http.get('activity'):
+        report.attempt('http activity login',
+                       _http_checks.guarded(lambda: _http_checks.check_activity(client, http['email'], since)))
     counts = manifest['database']['row_counts']
     for collection in http.get('collections') or []:
         def items(name=collection):
@@ -245,21 +253,33 @@ def check_http(report, manifest, http, repository, instance, location_map=None):
         report.attempt('http items %s' % collection, items)
     limit = http.get('assets', 10)
     if limit:
-        by_key = {(target_of(location_map, row['location']), row['filename_disk']): row
-                  for row in read_inventory(repository, instance, manifest)}
-        files = json.loads(_http('GET', '%s/files?fields=id,storage,filename_disk&limit=%d' % (base, limit),
-                                 token[0], timeout=timeout, validate_certs=certs))['data']
-        bad = []
-        for record in files:
-            row = by_key.get((record['storage'], record['filename_disk']))
-            if row is None:
-                continue
-            data = _http('GET', '%s/assets/%s' % (base, record['id']), token[0], timeout=timeout,
-                         validate_certs=certs)
-            if hashlib.sha256(data).hexdigest() != row['sha256']:
-                bad.append(record['id'])
-        report.add('http assets sha256', not bad,
-                   '%d asset(s) equal' % len(files) if not bad else 'differ: %s' % ', '.join(bad[:EXAMPLES]))
+        report.attempt('http assets sha256', _http_checks.guarded(
+            lambda: _check_assets(client, limit, repository, instance, manifest, location_map)))
+    if http.get('app'):
+        report.attempt('http admin app', lambda: _http_checks.check_app(client))
+    if http.get('flow'):
+        report.attempt('http flow', _http_checks.guarded(lambda: _http_checks.check_flow(client)))
+    named = http.get('named_flow')
+    if named:
+        report.attempt('http named flow %s' % named.get('id'),
+                       _http_checks.guarded(lambda: _http_checks.check_named_flow(client, named)))
+
+
+def _check_assets(client, limit, repository, instance, manifest, location_map):
+    by_key = {(target_of(location_map, row['location']), row['filename_disk']): row
+              for row in read_inventory(repository, instance, manifest)}
+    files = client.call('GET', '/files', query={'fields': 'id,storage,filename_disk', 'limit': limit})['data']
+    bad = []
+    for record in files:
+        row = by_key.get((record['storage'], record['filename_disk']))
+        if row is None:
+            continue
+        data = client.fetch('GET', '/assets/%s' % record['id'], accept='*/*')[1]
+        if hashlib.sha256(data).hexdigest() != row['sha256']:
+            bad.append(record['id'])
+    if bad:
+        raise CairnError('differ: %s' % ', '.join(bad[:EXAMPLES]))
+    return '%d asset(s) equal' % len(files)
 
 
 def verify(config, repository, instance, manifest, checks, http=None, location_map=None):

@@ -21,7 +21,8 @@ description:
     the recorded sha256. Every location is listed once, local or object store. Objects that no row references
     (regenerable derivatives and health probes aside) are reported in RV(unreferenced); they are never deleted
     and are not a failure.
-  - With O(http.url), checks the running instance over HTTP; see O(http).
+  - With O(http.url), checks the running instance over HTTP; see O(http). O(http.flow) and O(http.named_flow)
+    write into that instance, so they are for a drill's sandbox.
   - Returns one entry per check and fails when any check fails.
 author:
   - cairncms.ops maintainers (!UNKNOWN)
@@ -60,7 +61,9 @@ options:
         type: str
       email:
         description:
-          - With O(http.password), log in with C(POST /auth/login), then compare item counts and asset bytes.
+          - With O(http.password), log in with C(POST /auth/login), then run the checks that need a login (item
+            counts, asset bytes, and those asked for with O(http.app), O(http.activity), O(http.flow) and
+            O(http.named_flow)).
         type: str
       password:
         description:
@@ -77,6 +80,59 @@ options:
           - How many files to fetch with C(GET /assets/<id>) and compare by sha256; V(0) for none.
         type: int
         default: 10
+      app:
+        description:
+          - After the login, check that C(GET /admin) answers the admin app's page - C(text/html) with the
+            C(<base href=".../admin/">) the CMS writes into it and the app's C(<div id="app">) mount point. An error
+            status, a JSON answer or another page fails. Check named C(http admin app).
+          - Not run, with a warning, when the instance's configuration (O(env_file)) sets C(SERVE_APP=false), as
+            such an instance serves no app.
+        type: bool
+        default: false
+      activity:
+        description:
+          - After the login, check that the activity log (C(GET /activity), action C(login) of the logged-in user,
+            newest first) has a record of that login, made when it began or later (compared from its whole second).
+            Check named C(http activity login).
+        type: bool
+        default: false
+      flow:
+        description:
+          - After the login, create a throwaway webhook-triggered flow (synchronous, answering its last operation's
+            data) with one C(transform) operation that answers the C(nonce) of the trigger's body, trigger it with
+            C(POST /flows/trigger/<id>) and a random nonce, check the answer carries that nonce, and remove the flow.
+            Check named C(http flow).
+          - B(This writes into the instance checked) (a flow, its operation, activity records), so it is meant for a
+            drill's sandbox, not for a live instance.
+        type: bool
+        default: false
+      named_flow:
+        description:
+          - After the login, activate this flow of the instance (C(PATCH /flows/<id>) status C(active)), trigger it
+            with O(http.named_flow.payload) and check its answer against O(http.named_flow.expect); its status is set
+            back afterwards. It must be a synchronous webhook- (or manual-) triggered flow. Check named
+            C(http named flow <id>).
+          - B(This runs the flow in the instance checked), with whatever its operations do (mail, requests), so it is
+            meant for a drill's sandbox, whose flows are otherwise off.
+        type: dict
+        suboptions:
+          id:
+            description:
+              - The flow's id (a UUID).
+            type: str
+            required: true
+          payload:
+            description:
+              - The trigger's JSON body (for a flow triggered with C(GET), its query string, plain values only).
+            type: dict
+            default: {}
+          expect:
+            description:
+              - What the answer must hold. A dict - the answer is a JSON object holding every key of it, dict values
+                matched the same way (the answer may hold more), any other value equal (C(true) is not C(1)). A
+                string - the answer contains it (the value of a JSON string answer, else the answer's text).
+            type: raw
+            required: true
       timeout:
         description:
           - Seconds to wait for each request.
@@ -90,7 +146,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reads only; runs the same checks.
+    description: Reads only; runs the same checks, but for O(http.flow) and O(http.named_flow), which write.
   diff_mode:
     support: none
     description: Nothing to diff.
@@ -115,6 +171,24 @@ EXAMPLES = r'''
       email: admin@example.com
       password: "{{ vault_cms_admin_password }}"
       collections: [articles]
+
+- name: Check a drill sandbox deeper - admin app, the login's activity record, flows
+  cairncms.ops.cairn_restore_verify:
+    env_file: /var/tmp/cairn-drill/blog/.env
+    repository: {type: local, path: /var/backups/cairn}
+    instance: blog
+    checks: []
+    http:
+      url: http://127.0.0.1:18055
+      email: admin@example.com
+      password: "{{ vault_cms_admin_password }}"
+      app: true
+      activity: true
+      flow: true
+      named_flow:
+        id: 6f1c9d2e-0000-4000-8000-00000000f10a
+        payload: {order: 42}
+        expect: {status: accepted}
 '''
 
 RETURN = r'''
@@ -156,12 +230,32 @@ from ansible_collections.cairncms.ops.plugins.module_utils._manifest import chec
 from ansible_collections.cairncms.ops.plugins.module_utils._verify import verify
 
 
+def _serves_app(params, config):
+    """Whether the instance serves its admin app: unless its configuration, when there is one, says SERVE_APP=false
+    (CairnCMS's default is to serve it)."""
+    if config is None:
+        if not params.get('env_file'):
+            return True
+        try:
+            config = load_config(params)
+        except CairnError:
+            return True  # the check itself says what it finds
+    return config.get('SERVE_APP', True) is not False
+
+
 def action(module):
     params = module.params
     repository = load_repository(params)
     manifest = check(repository.resolve(params['instance'], params['restore_point']))
-    config = load_config(params) if set(params['checks']) - {'repository'} else None
-    report = verify(config, repository, params['instance'], manifest, params['checks'], params['http'],
+    config = load_config(params, repository, manifest) if set(params['checks']) - {'repository'} else None
+    http = dict(params['http'])
+    if module.check_mode:  # the flow checks write into the instance
+        http.update(flow=False, named_flow=None)
+    if http['app'] and not _serves_app(params, config):
+        http['app'] = False
+        module.warn('http admin app not checked: the configuration of the instance (%s) has SERVE_APP=false'
+                    % params['env_file'])
+    report = verify(config, repository, params['instance'], manifest, params['checks'], http,
                     location_map=params['location_map'])
     failed = [entry['name'] for entry in report.failed]
     result = {'changed': False, 'restore_point': manifest['id'], 'checks': report.checks, 'failed_checks': failed,
@@ -186,6 +280,14 @@ def main():
             'password': {'type': 'str', 'no_log': True},
             'collections': {'type': 'list', 'elements': 'str', 'default': []},
             'assets': {'type': 'int', 'default': 10},
+            'app': {'type': 'bool', 'default': False},
+            'activity': {'type': 'bool', 'default': False},
+            'flow': {'type': 'bool', 'default': False},
+            'named_flow': {'type': 'dict', 'options': {
+                'id': {'type': 'str', 'required': True},
+                'payload': {'type': 'dict', 'default': {}},
+                'expect': {'type': 'raw', 'required': True},
+            }},
             'timeout': {'type': 'int', 'default': 30},
             'validate_certs': {'type': 'bool', 'default': True},
         }},

@@ -51,6 +51,32 @@ WEBHOOK = ("INSERT INTO directus_webhooks (name, method, url, status, data, acti
            "('notify', 'POST', 'http://127.0.0.1:9/hook', 'active', true, 'create', 'articles')")
 
 
+ECHO_FLOW = {'name': 'echo', 'status': 'active', 'trigger': 'webhook',
+             'options': {'method': 'POST', 'async': False, 'return': '$last'}}
+
+
+def _create_echo_flow(url, token):
+    """A webhook flow of the live instance whose one transform operation answers the trigger body's word; the
+    drill may run it in its sandbox (cairn_drill_flow), never here."""
+    flow = _directus.request_json('POST', url + '/flows', token, json_body=ECHO_FLOW)['id']
+    operation = _directus.request_json('POST', url + '/operations', token, json_body={
+        'flow': flow, 'key': 'echo', 'name': 'Echo', 'type': 'transform', 'position_x': 19, 'position_y': 1,
+        'options': {'json': {'echo': '{{ $trigger.body.word }}', 'from': 'flow'}}})['id']
+    _directus.request_json('PATCH', url + '/flows/' + flow, token, json_body={'operation': operation})
+    return flow
+
+
+def _flow_traces(database, flow):
+    """What the live instance keeps of a flow: its row, and how often it ran (activity action run)."""
+    with sqlite3.connect(str(database)) as db:
+        row = db.execute('SELECT status, options, operation FROM directus_flows WHERE id = ?', (flow,)).fetchall()
+        runs = db.execute("SELECT COUNT(*) FROM directus_activity WHERE action = 'run' AND item = ?",
+                          (flow,)).fetchone()[0]
+        drill_flows = db.execute("SELECT COUNT(*) FROM directus_flows WHERE name LIKE 'cairncms.ops%'").fetchone()[0]
+    db.close()
+    return row, runs, drill_flows
+
+
 def _outward(execute):
     """A scheduled flow and a webhook in the live instance, as a drill must not run them."""
     execute(FLOW)
@@ -69,7 +95,7 @@ def backed_up(tmp_path_factory):
     CMS keeps running while the drills run beside it."""
     base = tmp_path_factory.mktemp('drill')
     source = base / 'source'
-    settings = _directus.bootstrap(source)
+    settings = _directus.bootstrap(source, {'SERVE_APP': 'true'})  # the admin app, as a CairnCMS serves it
     identity = pyrage.x25519.Identity.generate()
     key_file = base / 'backup-key.txt'
     key_file.write_text('%s\n' % identity)
@@ -82,6 +108,7 @@ def backed_up(tmp_path_factory):
             _directus.create_item(url, token, 'articles', {'title': 'Article %d' % number})
         _directus.upload_file(url, token, 'cover.png', demo_instance.png(40, 30, 2), 'image/png')
         _directus.upload_file(url, token, 'notes.txt', b'drill attachment\n' * 200, 'text/plain')
+        echo = _create_echo_flow(url, token)
         _outward(lambda statement: _sqlite_execute(source / 'data.db', statement))
         common = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
                   'cairn_repository': repository, 'cairn_encryption_recipients': [str(identity.to_public())],
@@ -96,7 +123,7 @@ def backed_up(tmp_path_factory):
         backup = run_playbook('backup.yml', str(inventory))
         assert backup.returncode == 0, backup.stdout + backup.stderr
         yield {'base': base, 'source': source, 'settings': settings, 'repository': repository,
-               'key_file': str(key_file), 'common': common, 'url': url}
+               'key_file': str(key_file), 'common': common, 'url': url, 'echo': echo}
 
 
 def _drill(backed_up, name, check=False, **variables):
@@ -113,18 +140,28 @@ def _drill(backed_up, name, check=False, **variables):
 def test_drill_restores_starts_checks_and_records(backed_up):
     source = backed_up['source']
     before = _digest_tree(str(source / 'uploads'))
-    run, report, sandbox = _drill(backed_up, 'passing')
+    live_echo = _flow_traces(source / 'data.db', backed_up['echo'])
+    # The live instance's echo flow, run in the sandbox: its answer holds the word sent.
+    run, report, sandbox = _drill(backed_up, 'passing', cairn_drill_flow={
+        'id': backed_up['echo'], 'payload': {'word': 'granite'}, 'expect': {'echo': 'granite', 'from': 'flow'}})
     assert run.returncode == 0, run.stdout + run.stderr
     assert recap(run.stdout, 'cms')['failed'] == 0
     assert backed_up['settings']['ADMIN_PASSWORD'] not in run.stdout + run.stderr
     assert backed_up['settings']['SECRET'] not in run.stdout + run.stderr
     assert report['ok'] is True and report['problems'] == [], report
-    assert report['disabled'] == {'flows': 1, 'webhooks': 1}, report
-    passed = {check['name'] for check in report['checks'] if check['ok']}
+    assert report['disabled'] == {'flows': 2, 'webhooks': 1}, report
+    passed = {check['name']: check['detail'] for check in report['checks'] if check['ok']}
     for wanted in ('row counts', 'file bytes sha256', 'http health', 'http login', 'http items articles',
-                   'http assets sha256'):
+                   'http assets sha256', 'http admin app', 'http activity login', 'http flow',
+                   'http named flow %s' % backed_up['echo']):
         assert wanted in passed, report['checks']
     assert len(passed) == len(report['checks'])
+    assert 'login of %s recorded at' % backed_up['settings']['ADMIN_EMAIL'] in passed['http activity login']
+    assert 'answered the nonce' in passed['http flow']
+    assert passed['http named flow %s' % backed_up['echo']] == 'flow echo answered as expected'
+    # The flows ran in the sandbox only: the live echo flow neither ran nor changed, no drill flow was made here.
+    assert _flow_traces(source / 'data.db', backed_up['echo']) == live_echo
+    assert live_echo[1:] == (0, 0), live_echo
     # RTO covers restore, start-up and checks; RPO is the age of the restore point when the drill began.
     assert report['steps']['startup_s'] > 0 and report['rto_s'] > report['steps']['startup_s'], report
     manifest_dir = os.path.join(backed_up['repository']['path'], 'cms', 'points', report['restore_point'])
@@ -137,12 +174,32 @@ def test_drill_restores_starts_checks_and_records(backed_up):
     assert _digest_tree(str(source / 'uploads')) == before
     with sqlite3.connect(str(source / 'data.db')) as db:
         assert db.execute('SELECT COUNT(*) FROM articles').fetchone()[0] == 4
-        assert db.execute('SELECT status FROM directus_flows').fetchall() == [('active',)]
+        assert db.execute('SELECT status FROM directus_flows').fetchall() == [('active',), ('active',)]
     db.close()
     assert json.loads(_directus.request('GET', backed_up['url'] + '/server/health'))['status'] == 'ok'
     # The record is in the repository, where cairn_backup_info finds it.
     info = run_module('cairn_backup_info', repository=backed_up['repository'], instance='cms')
     assert info['last_drill'] == report
+
+
+def test_a_flow_answering_wrong_fails_the_drill(backed_up):
+    """An operator-named flow whose answer is not the expected one fails the drill; the record names the check and
+    what differed, and the live instance's flow neither ran nor changed."""
+    source = backed_up['source']
+    live_echo = _flow_traces(source / 'data.db', backed_up['echo'])
+    name = 'http named flow %s' % backed_up['echo']
+    run, report, sandbox = _drill(backed_up, 'wrong-answer', cairn_drill_flow={
+        'id': backed_up['echo'], 'payload': {'word': 'granite'}, 'expect': {'echo': 'basalt'}})
+    assert run.returncode != 0, run.stdout
+    assert report['ok'] is False and report['failed_checks'] == [name], report
+    failed = [check for check in report['checks'] if check['name'] == name][0]
+    assert failed['detail'] == 'flow echo answered something else than expected: echo is "granite", expected "basalt"'
+    assert [problem for problem in report['problems'] if name in problem], report
+    assert name in run.stdout and backed_up['settings']['ADMIN_PASSWORD'] not in run.stdout + run.stderr
+    # The other checks still ran and passed; the sandbox is gone; the live flow is as it was.
+    assert {'http admin app', 'http activity login', 'http flow'} <= {c['name'] for c in report['checks'] if c['ok']}
+    assert not os.path.exists(sandbox) and _processes_under(sandbox) == []
+    assert _flow_traces(source / 'data.db', backed_up['echo']) == live_echo
 
 
 def test_drill_in_check_mode_only_plans(backed_up):
@@ -243,7 +300,7 @@ def test_drill_of_a_postgresql_instance_into_a_scratch_database(tmp_path, postgr
     postgres_server.create_database(live)
     source = tmp_path / 'source'
     try:
-        settings = _directus.bootstrap(source, postgres_server.env(database=live))
+        settings = _directus.bootstrap(source, dict(postgres_server.env(database=live), SERVE_APP='true'))
         identity = pyrage.x25519.Identity.generate()
         key_file = tmp_path / 'backup-key.txt'
         key_file.write_text('%s\n' % identity)
@@ -285,8 +342,8 @@ def test_drill_of_a_postgresql_instance_into_a_scratch_database(tmp_path, postgr
         assert drilled.returncode == 0, drilled.stdout + drilled.stderr
         report = json.load(open(tmp_path / 'report.json'))
         assert report['ok'], report
-        assert {'row counts', 'http login', 'http items articles', 'http assets sha256'} <= {
-            check['name'] for check in report['checks'] if check['ok']}
+        assert {'row counts', 'http login', 'http items articles', 'http assets sha256', 'http admin app',
+                'http activity login', 'http flow'} <= {check['name'] for check in report['checks'] if check['ok']}
         assert postgres_server.rows('SELECT COUNT(*) FROM articles', scratch) == [['3']]
         assert postgres_server.rows('SELECT COUNT(*) FROM articles', live) == [['3']]
         # The scratch copy's flows and webhooks are off; the live instance's are not.
@@ -332,7 +389,7 @@ def test_drill_of_an_instance_whose_uploads_are_in_s3(tmp_path, s3_server, s3_bu
         'cairn_drill_cms_environment': {'NODE_ENV': 'production'},
         'cairn_drill_http_email': settings['ADMIN_EMAIL'], 'cairn_drill_http_password': settings['ADMIN_PASSWORD'],
         'cairn_drill_dir': str(tmp_path / 'sandbox'), 'cairn_drill_report_file': str(tmp_path / 'report.json'),
-        'cairn_drill_keep_sandbox': True}
+        'cairn_drill_keep_sandbox': True, 'cairn_drill_http_flow': False}
     inventory = tmp_path / 'inventory.json'
     inventory.write_text(json.dumps({'all': {'vars': variables, 'hosts': {'cms': {}}}}))
     backup = run_playbook('backup.yml', str(inventory))
@@ -342,6 +399,11 @@ def test_drill_of_an_instance_whose_uploads_are_in_s3(tmp_path, s3_server, s3_bu
     report = json.load(open(tmp_path / 'report.json'))
     assert report['ok'] and {'directus_files have their bytes', 'file bytes sha256', 'http assets sha256'} <= {
         check['name'] for check in report['checks'] if check['ok']}, report
+    # This instance does not serve its admin app (SERVE_APP=false), so that check is left out, saying so; the
+    # flow check was switched off.
+    names = {check['name'] for check in report['checks']}
+    assert 'http admin app' not in names and 'http flow' not in names and 'http activity login' in names, report
+    assert 'http admin app not checked: the configuration of the instance' in drilled.stdout + drilled.stderr
     # Kept on request: the bytes came back into the sandbox's directory for the location, not into the bucket.
     kept = tmp_path / 'sandbox' / 'storage' / 'cloud'
     assert sorted(os.listdir(kept)) == sorted(before)
