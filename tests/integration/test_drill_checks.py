@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime
 import http.server
 import json
-import threading
 
 import pytest
+from _emulator import InProcessServer
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._http_checks import (
@@ -37,16 +37,18 @@ class _Answers(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _AnswerServer(InProcessServer):
+    def handler(self):
+        return _Answers
+
+
 @pytest.fixture
 def server():
-    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Answers)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    answering = _AnswerServer().start()
     try:
-        yield 'http://127.0.0.1:%d' % httpd.server_address[1]
+        yield answering.origin
     finally:
-        httpd.shutdown()
-        httpd.server_close()
+        answering.stop()
         _Answers.answers = {}
 
 
