@@ -462,6 +462,29 @@ def create_collection(
     return request_json("POST", f"{url}/collections", token, json_body=payload)
 
 
+# What a live instance has that a drill must never run: a flow scheduled every minute and an active webhook, as SQL
+# statements for its database (restored into a sandbox, the drill turns them off).
+OUTWARD_FLOW = (
+    "INSERT INTO directus_flows (id, name, status, trigger, options) VALUES "
+    "('6f1c9d2e-0000-4000-8000-00000000f10a', 'nightly export', 'active', 'schedule', '{\"cron\": \"* * * * *\"}')"
+)
+OUTWARD_WEBHOOK = (
+    "INSERT INTO directus_webhooks (name, method, url, status, data, actions, collections) VALUES "
+    "('notify', 'POST', 'http://127.0.0.1:9/hook', 'active', true, 'create', 'articles')"
+)
+
+
+def seed_drill_content(url: str, token: str) -> None:
+    """The content the drill tests back up: a collection ``articles`` with 4 items, an image and a text file."""
+    import demo_instance  # tests/support, on the path wherever this harness is (conftest, the Molecule scenario)
+
+    create_collection(url, token, "articles")
+    for number in range(4):
+        create_item(url, token, "articles", {"title": "Article %d" % number})
+    upload_file(url, token, "cover.png", demo_instance.png(40, 30, 2), "image/png")
+    upload_file(url, token, "notes.txt", b"drill attachment\n" * 200, "text/plain")
+
+
 def create_item(url: str, token: str, collection: str, item: Mapping[str, Any]) -> dict[str, Any]:
     """Create one item in ``collection`` and return it as stored."""
     return request_json("POST", f"{url}/items/{collection}", token, json_body=dict(item))

@@ -45,10 +45,7 @@ def _processes_under(directory):
     return found
 
 
-FLOW = ("INSERT INTO directus_flows (id, name, status, trigger, options) VALUES "
-        "('6f1c9d2e-0000-4000-8000-00000000f10a', 'nightly export', 'active', 'schedule', '{\"cron\": \"* * * * *\"}')")
-WEBHOOK = ("INSERT INTO directus_webhooks (name, method, url, status, data, actions, collections) VALUES "
-           "('notify', 'POST', 'http://127.0.0.1:9/hook', 'active', true, 'create', 'articles')")
+FLOW, WEBHOOK = _directus.OUTWARD_FLOW, _directus.OUTWARD_WEBHOOK
 
 
 ECHO_FLOW = {'name': 'echo', 'status': 'active', 'trigger': 'webhook',
@@ -103,11 +100,7 @@ def backed_up(tmp_path_factory):
     repository = {'type': 'local', 'path': str(base / 'repository')}
     with _directus.running(source) as url:
         token = _directus.login(url, settings['ADMIN_EMAIL'], settings['ADMIN_PASSWORD'])
-        _directus.create_collection(url, token, 'articles')
-        for number in range(4):
-            _directus.create_item(url, token, 'articles', {'title': 'Article %d' % number})
-        _directus.upload_file(url, token, 'cover.png', demo_instance.png(40, 30, 2), 'image/png')
-        _directus.upload_file(url, token, 'notes.txt', b'drill attachment\n' * 200, 'text/plain')
+        _directus.seed_drill_content(url, token)
         echo = _create_echo_flow(url, token)
         _outward(lambda statement: _sqlite_execute(source / 'data.db', statement))
         common = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,

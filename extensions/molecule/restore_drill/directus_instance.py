@@ -22,28 +22,16 @@ HARNESS = os.path.join(os.environ['MOLECULE_PROJECT_DIRECTORY'], 'tests', 'integ
 sys.path[:0] = [HARNESS, os.path.join(os.path.dirname(HARNESS), 'support')]
 
 import _directus  # noqa: E402  pylint: disable=import-error,wrong-import-position
-import demo_instance  # noqa: E402  pylint: disable=import-error,wrong-import-position
-
-OUTWARD = (
-    "INSERT INTO directus_flows (id, name, status, trigger, options) VALUES ('6f1c9d2e-0000-4000-8000-00000000f10a', "
-    "'nightly export', 'active', 'schedule', '{\"cron\": \"0 3 * * *\"}')",
-    "INSERT INTO directus_webhooks (name, method, url, status, data, actions, collections) VALUES "
-    "('notify', 'POST', 'http://127.0.0.1:9/hook', 'active', true, 'create', 'articles')",
-)
 
 
 def main(instance_dir, facts_file):
     settings = _directus.bootstrap(instance_dir)
     with _directus.running(instance_dir) as url:
         token = _directus.login(url, settings['ADMIN_EMAIL'], settings['ADMIN_PASSWORD'])
-        _directus.create_collection(url, token, 'articles')
-        for number in range(4):
-            _directus.create_item(url, token, 'articles', {'title': 'Article %d' % number})
-        _directus.upload_file(url, token, 'cover.png', demo_instance.png(40, 30, 2), 'image/png')
-        _directus.upload_file(url, token, 'notes.txt', b'drill attachment\n' * 200, 'text/plain')
+        _directus.seed_drill_content(url, token)
     database = sqlite3.connect(os.path.join(instance_dir, _directus.DB_FILENAME))
     with database:
-        for statement in OUTWARD:
+        for statement in (_directus.OUTWARD_FLOW, _directus.OUTWARD_WEBHOOK):
             database.execute(statement)
     database.close()
     facts = {'cms_command': [_directus._node(), str(_directus.ensure_installed()), 'start'],  # pylint: disable=protected-access
