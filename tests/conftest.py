@@ -69,14 +69,25 @@ def write_inventory(path, hosts, repository):
     return path
 
 
-def run_playbook(name, inventory, limit=None, extra=(), check=False):
+def run_playbook(name, inventory, limit=None, extra=(), check=False, environ=None):
     command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', inventory,
                os.path.join(ROOT, 'playbooks', name)] + list(extra)
     if limit:
         command += ['--limit', limit]
     if check:
         command.append('--check')
-    return subprocess.run(command, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=900, check=False)
+    return subprocess.run(command, capture_output=True, text=True, env=_env(environ), cwd=ROOT, timeout=900,
+                          check=False)
+
+
+# Run a playbook with these and read what it published for AWX (set_stats) with ``custom_stats``.
+SHOW_STATS = {'ANSIBLE_SHOW_CUSTOM_STATS': '1'}
+
+
+def custom_stats(output):
+    """The custom stats (set_stats) a playbook run printed with SHOW_STATS, or {}."""
+    lines = [line for line in output.splitlines() if line.strip().startswith('RUN: ')]
+    return json.loads(lines[-1].split('RUN: ', 1)[1]) if lines else {}
 
 
 class Gate:
@@ -126,6 +137,21 @@ def process_argvs():
                     yield handle.read().split(b'\0')
             except OSError:
                 continue
+
+
+def processes_under(directory):
+    """Pids of processes whose working directory is ``directory`` or below it."""
+    directory = str(directory)
+    found = []
+    for pid in os.listdir('/proc'):
+        if pid.isdigit():
+            try:
+                cwd = os.readlink('/proc/%s/cwd' % pid)
+            except OSError:
+                continue
+            if cwd == directory or cwd.startswith(directory + os.sep):
+                found.append(int(pid))
+    return found
 
 
 def recap(output, host):

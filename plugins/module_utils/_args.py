@@ -9,7 +9,7 @@ import os
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, check_name
 from ansible_collections.cairncms.ops.plugins.module_utils._crypto import Crypto
-from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig, parse_dotenv
+from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig, merge_overrides, parse_dotenv
 from ansible_collections.cairncms.ops.plugins.module_utils._repository import select_repository
 from ansible_collections.cairncms.ops.plugins.module_utils._signing import Trust
 
@@ -54,7 +54,7 @@ def load_config(params, repository=None, manifest=None):
     env_file = params.get('env_file')
     if repository is not None and manifest is not None and env_file and not os.path.exists(env_file):
         from ansible_collections.cairncms.ops.plugins.module_utils import _secrets  # it imports the config code
-        overrides = dict(params.get('env_overrides') or {}, **(params.get('env_secret_overrides') or {}))
+        overrides = merge_overrides(params.get('env_overrides'), params.get('env_secret_overrides'))
         try:
             text = _secrets.captured_env(repository, params['instance'], manifest)
         except CairnError as exc:
@@ -65,7 +65,6 @@ def load_config(params, repository=None, manifest=None):
                                  'cairn_env_overrides where things go (DB_CLIENT, DB_FILENAME or DB_HOST, '
                                  'STORAGE_<LOC>_ROOT)' % (env_file, manifest['id'], exc.message)) from None
         else:
-            InstanceConfig.load(None, params.get('env_overrides'))  # refuses secrets among the plain overrides
             base_dir = os.path.abspath(params.get('instance_dir') or os.path.dirname(os.path.abspath(env_file)))
             return InstanceConfig.from_dotenv(parse_dotenv(_secrets.render_env(text, overrides)), base_dir, env_file)
     return InstanceConfig.load(env_file, params.get('env_overrides'), params.get('instance_dir'),

@@ -34,7 +34,8 @@ DEFAULTS = {
 
 # Variables whose values are secrets (see docs/configuration.md); issue-level secret capture
 # extends this list. Such values come in through env_secret_overrides, never env_overrides.
-_SECRET = re.compile(r'^(SECRET|DB_PASSWORD|DB_CONNECTION_STRING|.*_PASSWORD|.*_SECRET|.*_TOKEN'
+# A Redis connection string (CACHE_REDIS, RATE_LIMITER_REDIS, MESSENGER_REDIS) may carry its password.
+_SECRET = re.compile(r'^(SECRET|DB_PASSWORD|DB_CONNECTION_STRING|.*_PASSWORD|.*_SECRET|.*_TOKEN|(.*_)?REDIS'
                      r'|STORAGE_[A-Z0-9_]+_(KEY|ACCOUNT_KEY|API_KEY|API_SECRET|CREDENTIALS)|.*_PRIVATE_KEY)$')
 
 
@@ -351,6 +352,16 @@ class Database:
         return described
 
 
+def merge_overrides(overrides, secret_overrides):
+    """The plain and the secret overrides as one mapping; refuses secrets among the plain ones (they are logged)."""
+    secret_names = sorted(name for name in (overrides or {}) if looks_secret(str(name)))
+    if secret_names:
+        raise CairnError('%s look(s) like secrets; pass them in env_secret_overrides '
+                         '(cairn_env_secret_overrides), which is never logged, not in env_overrides'
+                         % ', '.join(secret_names))
+    return dict(overrides or {}, **(secret_overrides or {}))
+
+
 class InstanceConfig:
     """The effective configuration of one CairnCMS instance."""
 
@@ -369,12 +380,7 @@ class InstanceConfig:
 
     @classmethod
     def load(cls, env_file=None, overrides=None, instance_dir=None, secret_overrides=None):
-        secret_names = sorted(name for name in (overrides or {}) if looks_secret(str(name)))
-        if secret_names:
-            raise CairnError('%s look(s) like secrets; pass them in env_secret_overrides '
-                             '(cairn_env_secret_overrides), which is never logged, not in env_overrides'
-                             % ', '.join(secret_names))
-        overrides = dict(overrides or {}, **(secret_overrides or {}))
+        overrides = merge_overrides(overrides, secret_overrides)
         raw = dict(DEFAULTS)
         if env_file and overrides and not os.path.exists(env_file):
             pass  # a new home: its .env is written at restore, the overrides say where things go meanwhile

@@ -24,7 +24,7 @@ import _servers
 import demo_instance
 from ansible_collections.cairncms.ops.plugins.module_utils._common import parse_time
 from ansible_collections.cairncms.ops.plugins.module_utils._process import descendants
-from conftest import ROOT, _env, process_argvs, recap, run_playbook
+from conftest import ROOT, SHOW_STATS, _env, custom_stats, process_argvs, recap, run_playbook
 
 MODULE_RUN = re.compile(r"EXEC /bin/sh -c '\S*python\S* \S+/AnsiballZ_(\w+)\.py")
 
@@ -40,13 +40,8 @@ def inventory(tmp_path, hosts, **common):
 
 def play(inventory_path, extra=(), **kwargs):
     """ansible-playbook backup.yml; (the run, the custom stats it published for AWX)."""
-    os.environ['ANSIBLE_SHOW_CUSTOM_STATS'] = '1'
-    try:
-        run = run_playbook('backup.yml', inventory_path, extra=list(extra), **kwargs)
-    finally:
-        del os.environ['ANSIBLE_SHOW_CUSTOM_STATS']
-    lines = [line for line in run.stdout.splitlines() if line.strip().startswith('RUN: ')]
-    return run, (json.loads(lines[-1].split('RUN: ', 1)[1]) if lines else {})
+    run = run_playbook('backup.yml', inventory_path, extra=list(extra), environ=SHOW_STATS, **kwargs)
+    return run, custom_stats(run.stdout)
 
 
 def points(tmp_path, instance):

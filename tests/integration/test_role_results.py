@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import demo_instance
-from conftest import run_module, run_playbook
+from conftest import SHOW_STATS, custom_stats, run_module, run_playbook
 
 # A stand-in for the CMS a drill starts: it reads the sandbox .env (CONFIG_PATH) and answers /server/health.
 STAND_IN_CMS = '''
@@ -106,13 +106,8 @@ def play(world, playbook, hosts, check=False, extra=()):
     """Run ``playbook`` on ``hosts``; (the run, the custom stats it published)."""
     inventory = world['base'] / 'inventory.json'
     inventory.write_text(json.dumps({'all': {'vars': world['common'], 'hosts': hosts}}))
-    os.environ['ANSIBLE_SHOW_CUSTOM_STATS'] = '1'
-    try:
-        run = run_playbook(playbook, str(inventory), check=check, extra=extra)
-    finally:
-        del os.environ['ANSIBLE_SHOW_CUSTOM_STATS']
-    lines = [line for line in run.stdout.splitlines() if line.strip().startswith('RUN: ')]
-    return run, (json.loads(lines[-1].split('RUN: ', 1)[1]) if lines else {})
+    run = run_playbook(playbook, str(inventory), check=check, extra=extra, environ=SHOW_STATS)
+    return run, custom_stats(run.stdout)
 
 
 def blackhole():
