@@ -27,6 +27,7 @@ import traceback
 from ansible_collections.cairncms.ops.plugins.module_utils import _db, _lifecycle, _posture, _process, _secrets
 from ansible_collections.cairncms.ops.plugins.module_utils import _signing, _sync
 from ansible_collections.cairncms.ops.plugins.module_utils._args import load_config, load_repository
+from ansible_collections.cairncms.ops.plugins.module_utils._cms import install as _cms_install
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CairnError, iso, parse_time, utc_now)
 from ansible_collections.cairncms.ops.plugins.module_utils._manifest import build, check
@@ -193,19 +194,42 @@ def newest_point(repository, instance):
     return {'id': manifest['id'], 'started_at': manifest['started_at']}
 
 
-def finalize_point(repository, instance, point, config, key=None):
-    """Make the staged ``point`` a restore point: its manifest from the parts the steps wrote, signed with ``key``
-    (a loaded ed25519 key) when given. Returns (manifest, signed_by)."""
+def finalize_point(repository, instance, point, config, key=None, cms=None):
+    """Make the staged ``point`` a restore point: its manifest from the parts the steps wrote (and ``cms``, what
+    ``cms_facts`` found), signed with ``key`` (a loaded ed25519 key) when given. Returns (manifest, signed_by)."""
     parts = repository.read_parts(instance, point)
     manifest = build(parts['run'], parts, {'key': config.key, 'public_url': config.public_url,
                                            'instance_dir': config.base_dir},
-                     lambda name: repository.staged_artifact_stat(instance, point, name))
+                     lambda name: repository.staged_artifact_stat(instance, point, name), cms=cms)
     signature = signed_by = None
     if key is not None:
         record = _signing.sign(manifest, key)
         signature, signed_by = _signing.encode(record), record['public_key']
     repository.finalize(instance, point, manifest, signature)
     return manifest, signed_by
+
+
+CMS_WINDOWS = ('running', 'stopped')
+
+
+def cms_facts(spec):
+    """What a restore point records of the CMS for the ``cms`` option: ``window`` (whether the CMS ran during the
+    capture) and, when the spec says where the CMS is (``install_dir``, ``command``, ``url`` with ``token``), its
+    ``name``, ``version`` and ``source``. Returns ``(facts, warning)``: a CMS that cannot be described is a warning,
+    never a failed backup. The token stays here."""
+    window = spec.get('window') or 'running'
+    if window not in CMS_WINDOWS:
+        raise CairnError('cms.window must be one of %s, got %r' % (', '.join(CMS_WINDOWS), window))
+    facts = {'window': window}
+    if not any(spec.get(key) for key in ('install_dir', 'command', 'url')):
+        return facts, None
+    try:
+        described = _cms_install.describe(spec.get('install_dir'), spec.get('command'), spec.get('url'),
+                                          spec.get('token'), spec.get('validate_certs', True))
+    except (CairnError, OSError) as exc:
+        return facts, 'the CMS\'s name and version are not recorded in the restore point: %s' % _cause(exc)
+    facts.update((key, described[key]) for key in ('name', 'version', 'source'))
+    return facts, None
 
 
 def verify_point(repository, instance, point):
@@ -302,7 +326,7 @@ def backup(params, check_mode=False):
     if not 1 <= params['parallel'] <= 64:
         raise CairnError('parallel (cairn_storage_parallel) must be between 1 and 64 (files transferred at a time), '
                          'got %d' % params['parallel'])
-    result = {'changed': False, 'instance': instance, 'restore_point': None, 'made': False, 'fresh': None,
+    result = {'changed': False, 'instance': instance, 'restore_point': None, 'made': False, 'fresh': None, 'cms': None,
               'check_mode': check_mode, 'database': None, 'files': None, 'secrets': None, 'verified': False,
               'checks': [], 'pruned': None, 'posture': None, 'posture_error': None, 'dump_slot': None,
               'interrupted_runs': [], 'bytes': 0, 'steps': steps.durations, 'newest_point': None, 'rpo_s': None,
@@ -321,6 +345,10 @@ def backup(params, check_mode=False):
                 result['discovered'] = config.describe()
                 key = _signing.load_signing_key(params['signing_key']) if params.get('signing_key') else None
                 server = server_of(config.database()) if params['dump_slots'] > 0 else None
+                if params.get('cms'):
+                    result['cms'], warning = cms_facts(params['cms'])
+                    if warning:
+                        steps.warnings.append(warning)
         if fresh is not None:
             result.update({'fresh': fresh, 'restore_point': fresh['restore_point'],
                            'newest_point': {'id': fresh['restore_point'], 'started_at': fresh['started_at']},
@@ -374,7 +402,7 @@ def backup(params, check_mode=False):
             result['secrets'] = {'captured': False, 'reason': 'not asked (cairn_backup_secrets: false)'}
         if not check_mode:
             with steps('finalize'):
-                manifest, signed_by = finalize_point(repository, instance, point, config, key)
+                manifest, signed_by = finalize_point(repository, instance, point, config, key, cms=result['cms'])
             finalized = True
             result.update({'changed': True, 'made': True, 'signed_by': signed_by,
                            'newest_point': {'id': point, 'started_at': manifest['started_at']},

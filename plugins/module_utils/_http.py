@@ -14,11 +14,21 @@ from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnE
 
 class HTTPStatusError(CairnError):
     """The instance answered with an HTTP error status (``status``), so callers can tell a refusal from a failure
-    to connect without reading the message."""
+    to connect without reading the message; ``body`` is the start of the answer (up to 64 KiB, b'' when unread)."""
 
-    def __init__(self, message, status):
+    def __init__(self, message, status, body=b''):
         super().__init__(message)
         self.status = status
+        self.body = body
+
+
+def _error_body(exc):
+    """The start of an error answer's body, b'' when there is none to read."""
+    try:
+        return exc.read(65536) or b''
+    except Exception:  # pylint: disable=broad-except
+        # no body (a closed or odd response): the status tells
+        return b''
 
 
 def exchange(method, url, token=None, body=None, timeout=30, validate_certs=True, accept='application/json'):
@@ -39,7 +49,7 @@ def exchange(method, url, token=None, body=None, timeout=30, validate_certs=True
         code = getattr(exc, 'code', None)
         message = '%s %s failed: %s' % (method, url.split('?')[0], 'HTTP %s' % code if code else exc)
         if code:
-            raise HTTPStatusError(message, code)
+            raise HTTPStatusError(message, code, _error_body(exc))
         raise CairnError(message)
 
 

@@ -14,18 +14,22 @@ from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnE
 FORMAT = 'cairncms.ops/restore-point'
 FORMAT_VERSION = 1
 COLLECTION_VERSION = '0.1.0'
+CMS_FACTS = ('name', 'version', 'source', 'window')  # what a backup may record of the CMS beside its migration level
 
 
 class DamagedManifest(CairnError):
     """A manifest that cannot be used: unreadable, not JSON, the wrong shape, or signed wrongly."""
 
 
-def build(run, parts, instance_facts, artifact_stats):
+def build(run, parts, instance_facts, artifact_stats, cms=None):
     """Assemble the manifest of a staged run.
 
     ``run`` is what ``begin`` recorded, ``parts`` what each step wrote
     (``database``, ``storage``), ``instance_facts`` the instance's identity,
-    ``artifact_stats`` a callable giving the os.stat of a staged artifact.
+    ``artifact_stats`` a callable giving the os.stat of a staged artifact,
+    ``cms`` what the backup found of the CMS (``name``, ``version``, ``source``
+    of ``_cms.install.describe`` and the ``window`` it ran in), recorded
+    beside the migration level when given.
     """
     database = parts.get('database')
     if not database:
@@ -60,9 +64,10 @@ def build(run, parts, instance_facts, artifact_stats):
         'finished_at': iso(utc_now()),
         'producer': {'collection': 'cairncms.ops', 'version': COLLECTION_VERSION,
                      'host': socket.gethostname(), 'python': platform.python_version()},
-        'cms': {'key': instance_facts.get('key'), 'public_url': instance_facts.get('public_url'),
-                'instance_dir': instance_facts.get('instance_dir'),
-                'migration_level': database.get('migration_level')},
+        'cms': dict({'key': instance_facts.get('key'), 'public_url': instance_facts.get('public_url'),
+                     'instance_dir': instance_facts.get('instance_dir'),
+                     'migration_level': database.get('migration_level')},
+                    **{key: (cms or {})[key] for key in CMS_FACTS if (cms or {}).get(key) is not None}),
         'database': {key: database[key] for key in (
             'vendor', 'client', 'server_version', 'server_flavor', 'dump_tool', 'dump_tool_version', 'jobs',
             'format', 'compression', 'artifact', 'raw_size_bytes', 'raw_sha256', 'row_counts',
@@ -176,16 +181,24 @@ def summary(manifest):
     """The short description of a restore point that listings return."""
     database = manifest.get('database', {})
     storage = manifest.get('storage', {})
+    cms = manifest.get('cms') or {}
     return {
         'id': manifest.get('id'),
         'instance': manifest.get('instance'),
         'started_at': manifest.get('started_at'),
         'finished_at': manifest.get('finished_at'),
         'vendor': database.get('vendor'),
-        'migration_level': (manifest.get('cms') or {}).get('migration_level'),
+        'migration_level': cms.get('migration_level'),
+        'cms_name': _short_text(cms.get('name')),
+        'cms_version': _short_text(cms.get('version')),
         'size_bytes': sum(a['size_bytes'] for a in manifest.get('artifacts', [])),
         'files': storage.get('files'),
         'file_bytes': storage.get('bytes'),
         'secrets_captured': (manifest.get('secrets') or {}).get('captured', False),
         'encryption': (manifest.get('encryption') or {}).get('scheme', 'none'),
     }
+
+
+def _short_text(value, limit=64):
+    """A text of a manifest for a listing: None unless it is a string, cut to ``limit`` characters."""
+    return value[:limit] if isinstance(value, str) else None

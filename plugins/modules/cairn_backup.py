@@ -207,6 +207,40 @@ options:
       posture:
         description: Reading (and enforcing) the posture of the buckets.
         type: int
+  cms:
+    description:
+      - What the restore point records of the CMS beside its migration level (the manifest's C(cms.name),
+        C(cms.version), C(cms.source) and C(cms.window)), so that a restore can tell which CMS made it.
+      - The CMS is described as M(cairncms.ops.cairn_cms_info) does, from its install (O(cms.install_dir) or
+        O(cms.command)), else from O(cms.url) with O(cms.token). A CMS that cannot be described is a warning; the
+        backup goes on without its name and version.
+      - Nothing recorded of the CMS but its migration level when not given.
+    type: dict
+    suboptions:
+      install_dir:
+        description: The directory holding the CMS's C(node_modules).
+        type: path
+      command:
+        description: The command that runs the CMS's CLI (its install is the directory above its C(node_modules)).
+        type: list
+        elements: str
+      url:
+        description: Base URL of the running CMS, asked (C(/server/info)) when no package file is found.
+        type: str
+      token:
+        description: A static token of an admin user for O(cms.url); never recorded or returned.
+        type: str
+      validate_certs:
+        description: Verify the TLS certificate of an C(https) O(cms.url).
+        type: bool
+        default: true
+      window:
+        description:
+          - Whether the CMS ran during the capture (V(running)) or was stopped for it (V(stopped), a maintenance
+            window); recorded as C(cms.window).
+        type: str
+        choices: [running, stopped]
+        default: running
 attributes:
   check_mode:
     support: full
@@ -346,6 +380,13 @@ signed_by:
   description: The public key that signed the manifest, with O(signing_key).
   returned: when a restore point was made
   type: str
+cms:
+  description:
+    - What the restore point records of the CMS (C(window), and C(name), C(version), C(source) when it could be
+      described); null without O(cms).
+  returned: always
+  type: dict
+  sample: {name: directus, version: 10.0.0, source: package.json, window: running}
 failed_step:
   description: On failure, the name of the step that failed (for example C(Dump the database)); also C(step), its
     key (C(dump)), C(cause), its message, C(timed_out), and C(point_failed), whether the staged restore point was
@@ -391,6 +432,14 @@ def main():
         'dump_slots': {'type': 'int', 'default': 0},
         'dump_slot_wait': {'type': 'int', 'default': 3600},
         'timeouts': {'type': 'dict', 'default': {}, 'options': timeouts},
+        'cms': {'type': 'dict', 'options': {
+            'install_dir': {'type': 'path'},
+            'command': {'type': 'list', 'elements': 'str'},
+            'url': {'type': 'str'},
+            'token': {'type': 'str', 'no_log': True},
+            'validate_certs': {'type': 'bool', 'default': True},
+            'window': {'type': 'str', 'choices': ['running', 'stopped'], 'default': 'running'},
+        }},
     })
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, lambda m: _backup.backup(m.params, check_mode=m.check_mode))

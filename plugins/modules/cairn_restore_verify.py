@@ -212,6 +212,11 @@ checked_at:
   returned: always
   type: str
   sample: '2026-11-22T03:00:48.301000Z'
+duration_s:
+  description: Seconds the checks took.
+  returned: always
+  type: float
+  sample: 2.41
 unreferenced:
   description:
     - Objects in the configured locations that no C(directus_files) row references, regenerable ones aside
@@ -220,6 +225,8 @@ unreferenced:
   type: dict
   sample: {count: 1, bytes: 2048, examples: ["cloud:stray.bin"], locations: {cloud: 1}}
 '''
+
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -245,6 +252,7 @@ def _serves_app(params, config):
 
 def action(module):
     params = module.params
+    started = time.monotonic()
     repository = load_repository(params)
     manifest = check(repository.resolve(params['instance'], params['restore_point']))
     config = load_config(params, repository, manifest) if set(params['checks']) - {'repository'} else None
@@ -259,7 +267,7 @@ def action(module):
                     location_map=params['location_map'])
     failed = [entry['name'] for entry in report.failed]
     result = {'changed': False, 'restore_point': manifest['id'], 'checks': report.checks, 'failed_checks': failed,
-              'checked_at': iso(utc_now())}
+              'checked_at': iso(utc_now()), 'duration_s': round(time.monotonic() - started, 3)}
     if report.unreferenced is not None:
         result['unreferenced'] = report.unreferenced
     if failed:
