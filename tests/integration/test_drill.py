@@ -18,7 +18,7 @@ import pytest
 import _directus
 import _s3
 import demo_instance
-from conftest import recap, run_module, run_playbook
+from conftest import processes_under, recap, run_module, run_playbook
 
 
 def _digest_tree(directory):
@@ -28,20 +28,6 @@ def _digest_tree(directory):
             path = os.path.join(where, name)
             with open(path, 'rb') as handle:
                 found[os.path.relpath(path, directory)] = hashlib.sha256(handle.read()).hexdigest()
-    return found
-
-
-def _processes_under(directory):
-    """Pids of processes whose working directory is ``directory`` or below it."""
-    found = []
-    for pid in os.listdir('/proc'):
-        if pid.isdigit():
-            try:
-                cwd = os.readlink('/proc/%s/cwd' % pid)
-            except OSError:
-                continue
-            if cwd == directory or cwd.startswith(directory + os.sep):
-                found.append(int(pid))
     return found
 
 
@@ -162,7 +148,7 @@ def test_drill_restores_starts_checks_and_records(backed_up):
     assert 0 <= report['rpo_s'] < 600 and report['restore_point'] == manifest['id']
     # Gone: the sandbox (it held a copy of the secrets) and every process that ran in it.
     assert not os.path.exists(sandbox)
-    assert _processes_under(sandbox) == []
+    assert processes_under(sandbox) == []
     # The live instance was not touched and still serves.
     assert _digest_tree(str(source / 'uploads')) == before
     with sqlite3.connect(str(source / 'data.db')) as db:
@@ -191,7 +177,7 @@ def test_a_flow_answering_wrong_fails_the_drill(backed_up):
     assert name in run.stdout and backed_up['settings']['ADMIN_PASSWORD'] not in run.stdout + run.stderr
     # The other checks still ran and passed; the sandbox is gone; the live flow is as it was.
     assert {'http admin app', 'http activity login', 'http flow'} <= {c['name'] for c in report['checks'] if c['ok']}
-    assert not os.path.exists(sandbox) and _processes_under(sandbox) == []
+    assert not os.path.exists(sandbox) and processes_under(sandbox) == []
     assert _flow_traces(source / 'data.db', backed_up['echo']) == live_echo
 
 
@@ -217,7 +203,7 @@ def test_failed_drills_are_recorded_and_cleaned_up(backed_up):
     assert run.returncode != 0 and 'RPO' in run.stdout, run.stdout
     assert report['ok'] is False and report['failed_checks'] == [], report
     assert [problem for problem in report['problems'] if 'cairn_drill_max_rpo' in problem], report
-    assert not os.path.exists(sandbox) and _processes_under(sandbox) == []
+    assert not os.path.exists(sandbox) and processes_under(sandbox) == []
     info = run_module('cairn_backup_info', repository=backed_up['repository'], instance='cms')
     assert info['last_drill']['id'] == report['id'] and info['last_drill']['ok'] is False
 
