@@ -238,10 +238,12 @@ def test_dump_slots_let_one_dump_at_a_time_run_against_one_server(tmp_path, pg_f
 def test_a_killed_runs_slot_is_taken_over_and_a_step_over_its_timeout_is_stopped(tmp_path, pg_fleet):
     server, database = pg_fleet['server'], pg_fleet['databases']['alpha']
     path = inventory(tmp_path, {'alpha': {'cairn_env_file': str(pg_fleet['base'] / 'alpha' / '.env')}},
-                     cairn_backup_dump_slots=1, cairn_lock_stale_after=2)
+                     cairn_backup_dump_slots=1, cairn_lock_stale_after=2, cairn_lock_wait=10)
     lock = TableLock(server, database)
     try:
-        # A backup killed in its dump: its dump slot (and instance lock) stay behind, silent.
+        # A backup killed in its dump: its dump slot (and instance lock) stay behind, silent. The next run waits for
+        # the slot until it is stale, then for the instance lock, whose last beat came a moment after the slot's
+        # (cairn_lock_wait: without it, the lock a few milliseconds short of stale is refused at once).
         killed = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', path,
                                    os.path.join(ROOT, 'playbooks', 'backup.yml')], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, env=_env(), cwd=ROOT)
