@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import sqlite3
-import subprocess
-import tempfile
 import urllib.parse
 
+from ansible_collections.cairncms.ops.plugins.module_utils._cms.services import run_to_file
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, Timer
 from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend
 from ansible_collections.cairncms.ops.plugins.module_utils._env import parse_dotenv
@@ -82,27 +80,12 @@ def child_environment(env_file):
 
 def _run(args, chdir, env, timeout):
     """(exit code or None when it ran out of time, its output); the CLI's process group is killed at the end."""
-    with tempfile.TemporaryFile() as output:
-        try:
-            process = subprocess.Popen(args, cwd=chdir, env=env, stdin=subprocess.DEVNULL, stdout=output,
-                                       stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
-        except OSError as exc:
-            raise CairnError('cannot run the CMS command %s in %s: %s; set command (cairn_cms_command) to the CMS\'s '
-                             'CLI, for example [node, /opt/cairncms/node_modules/cairncms/cli.js]'
-                             % (args[0], chdir, exc.strerror)) from None
-        try:
-            code = process.wait(timeout=timeout if timeout and timeout > 0 else None)
-        except subprocess.TimeoutExpired:
-            code = None
-        finally:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)  # it, or what it left running
-            except OSError:
-                pass
-            process.wait()
-        output.seek(0, os.SEEK_END)
-        output.seek(max(0, output.tell() - OUTPUT_TAIL_BYTES))
-        return code, output.read()
+    try:
+        return run_to_file(args, timeout, cwd=chdir, env=env, kill_group=True, tail_bytes=OUTPUT_TAIL_BYTES)
+    except OSError as exc:
+        raise CairnError('cannot run the CMS command %s in %s: %s; set command (cairn_cms_command) to the CMS\'s '
+                         'CLI, for example [node, /opt/cairncms/node_modules/cairncms/cli.js]'
+                         % (args[0], chdir, exc.strerror)) from None
 
 
 def run_bootstrap(config, command, chdir, env_file, timeout):

@@ -82,33 +82,45 @@ def tail(text, secrets=()):
     return '\n'.join(mask(text, secrets).strip().splitlines()[-TAIL_LINES:])
 
 
-def execute(args, timeout, what, cwd=None, env=None, secrets=()):
-    """Run ``args`` (a list, never a shell; stdin /dev/null) for at most ``timeout`` s; ``(exit code, tail of its
-    output)``, stdout and stderr together, ``secrets`` masked. A command that does not finish in time is killed
-    with its process group and is a CairnError naming ``what``.
+def run_to_file(args, timeout, cwd=None, env=None, kill_group=False, tail_bytes=STDERR_TAIL):
+    """Run ``args`` (a list, never a shell; stdin /dev/null; its own session) for at most ``timeout`` s (None or
+    0: no limit); ``(exit code, or None when it ran out of time and was killed with its process group, the last
+    ``tail_bytes`` of its output)``, stdout and stderr together. With ``kill_group``, what it left running in its
+    process group is killed when it ends too. An OSError of the start is the caller's to word.
 
     The output goes to a temporary file, not a pipe: a start command that leaves the CMS running in the background
     hands it its output, and a pipe would stay open as long as the CMS runs, so the command would never seem to
-    end. The command gets its own session, so what it leaves behind is not killed with this module."""
+    end."""
     with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(list(args), cwd=cwd, env=tool_env() if env is None else env,
+                                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True)
         try:
-            proc = subprocess.Popen(list(args), cwd=cwd, env=tool_env() if env is None else env,
-                                    stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                                    start_new_session=True, close_fds=True)
-        except OSError as exc:
-            where = ' in %s' % cwd if cwd else ''
-            raise CairnError('cannot run %s (%s%s): %s' % (what, args[0], where, exc.strerror or exc))
-        try:
-            code = proc.wait(timeout=timeout)
+            code = proc.wait(timeout=timeout or None)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             code = None
         except BaseException:  # a deadline of the module ran out: leave nothing of ours running
             _kill_group(proc)
             raise
+        if kill_group:
+            _kill_group(proc)
         output.seek(0, os.SEEK_END)
-        output.seek(max(0, output.tell() - STDERR_TAIL))
-        text = tail(output.read().decode('utf-8', 'replace'), secrets)
+        output.seek(max(0, output.tell() - tail_bytes))
+        return code, output.read()
+
+
+def execute(args, timeout, what, cwd=None, env=None, secrets=()):
+    """Run ``args`` (see ``run_to_file``) for at most ``timeout`` s; ``(exit code, tail of its output)``, stdout
+    and stderr together, ``secrets`` masked. A command that does not finish in time is killed with its process
+    group and is a CairnError naming ``what``. The command gets its own session, so what it leaves behind is not
+    killed with this module."""
+    try:
+        code, data = run_to_file(args, timeout, cwd=cwd, env=env)
+    except OSError as exc:
+        where = ' in %s' % cwd if cwd else ''
+        raise CairnError('cannot run %s (%s%s): %s' % (what, args[0], where, exc.strerror or exc))
+    text = tail(data.decode('utf-8', 'replace'), secrets)
     if code is None:
         raise CairnError('%s did not finish within %d s and was killed%s'
                          % (what, round(timeout), '; its output:\n%s' % text if text else ' (it printed nothing)'))
