@@ -449,7 +449,11 @@ def each(function, items, limit):
 
 
 def restore(config, repository, source_instance, manifest, replace=False, locations=None,
-            include_regenerable=False, check_mode=False, location_map=None, parallel=PARALLEL):
+            include_regenerable=False, check_mode=False, location_map=None, parallel=PARALLEL, before_commit=None):
+    """Stage every file of the restore point beside its place in the target (checked against its sha256), then
+    put them all in place and remove what the restore point does not have. ``before_commit()`` runs between the
+    two (the database restore beside this one, waited for): when it raises, every staged file is removed and
+    nothing in the target has changed."""
     timer = Timer()
     inventory = read_inventory(repository, source_instance, manifest)
     plans = plan_restore(config, inventory, replace, locations, include_regenerable, location_map, parallel)
@@ -500,6 +504,8 @@ def restore(config, repository, source_instance, manifest, replace=False, locati
         committed.append(item[0])
     try:
         each(stage, jobs, parallel)
+        if before_commit is not None:
+            before_commit()
         each(commit, list(staged), parallel)
     except CairnError as exc:
         for _name, write in staged:

@@ -196,14 +196,18 @@ def _relocation_scope(config, scope, location_map):
 
 def restore(config, repository, source_instance, manifest, replace=False, keep_safety_copy=False,
             check_mode=False, options=None, scratch_dir=None, on_version_mismatch='warn',
-            on_migration_mismatch='warn', location_map=None, quiesce=()):
+            on_migration_mismatch='warn', location_map=None, quiesce=(), abort=None, gate=None):
     """Restore the database of ``manifest``; ``quiesce`` names what to turn off in the restored data (see
-    ``OUTWARD``), recorded with the restore like the location map."""
+    ``OUTWARD``), recorded with the restore like the location map. ``abort`` (a ``threading.Event``) stops the load
+    from another thread: the next read of the dump fails, so that the loader stops and the target stays or is put
+    back as it was (a file restore beside it failed). ``gate()`` runs once the dump is loaded, before it counts:
+    when it raises, the target is put back from its safety copy (SQLite: not touched)."""
     db_manifest = manifest['database']
     unknown = sorted(set(quiesce) - set(OUTWARD))
     if unknown:
         raise CairnError('cannot turn off %s; quiesce takes %s' % (', '.join(unknown), ', '.join(sorted(OUTWARD))))
     backend = select_backend(config.database(), options)
+    backend.gate = gate
     if db_manifest['vendor'] != backend.vendor:
         raise CairnError('restore point %s holds a %s database but this instance uses %s (DB_CLIENT); a dump '
                          'cannot cross vendors: restore into a %s instance instead'
@@ -258,7 +262,7 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
     expected = verify_artifact(repository, source_instance, manifest, name)
     with repository.open_artifact(source_instance, manifest['id'], name,
                                   encrypted=expected.get('encrypted', False)) as handle:
-        stored = HashingReader(handle)
+        stored = HashingReader(handle if abort is None else _Abortable(handle, abort))
         source = _compress.reader(stored, db_manifest['compression'])
         if scope:
             facts = backend.restore_content(source, scope['tables'], location_pairs=pairs, point_id=manifest['id'])
@@ -283,3 +287,19 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
     result['duration_s'] = timer.seconds
     result['replaced'] = state == DIFFERENT
     return result
+
+
+ABORTED = 'the database restore was stopped because the file restore beside it failed'
+
+
+class _Abortable:
+    """A stream that fails its next read once ``event`` is set."""
+
+    def __init__(self, source, event):
+        self._source = source
+        self._event = event
+
+    def read(self, size=-1):
+        if self._event.is_set():
+            raise CairnError(ABORTED)
+        return self._source.read(size)

@@ -157,6 +157,14 @@ class DatabaseBackend:
         rows = self.query('BEGIN;\n%sCOMMIT;\n' % self.relocation_sql(location_pairs))
         return tagged_relocations(location_pairs, rows)
 
+    # A callable that a restore passes before the loaded database counts (restore(gate=...)): it raises when the
+    # restore must not go on (the file restore beside it failed), and the target is then put back.
+    gate = None
+
+    def pass_gate(self):
+        if self.gate is not None:
+            self.gate()
+
     def replace_under_safety_copy(self, load, keep_safety_copy, scratch_dir, point_id, location_pairs=(),
                                   quiesce=()):
         """Take a safety copy of the target, ``load(work)``, relocate the file rows and turn off ``quiesce``,
@@ -171,6 +179,7 @@ class DatabaseBackend:
                 load(work)
                 moved = self.relocate(location_pairs)
                 turned = self.turn_off(quiesce)
+                self.pass_gate()
             except CairnError as exc:
                 if safety:
                     self.put_back(safety, work)

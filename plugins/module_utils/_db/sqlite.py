@@ -476,6 +476,7 @@ class SqliteBackend(DatabaseBackend):
             stage = type(self)(Database(self.vendor, self.database.client, {'filename': staged}))
             stage.point_id = point_id
             turned = stage.turn_off(quiesce)
+            self.pass_gate()
             _take_ownership(staged, self.path if os.path.exists(self.path) else directory,
                             None if os.path.exists(self.path) else 0o600)
             safety = self._set_aside()
