@@ -178,6 +178,9 @@ def main():
               % (result.get('bytes'), result.get('files_written'), len([c for c in result.get('checks') or ()
                                                                         if c.get('ok')]),
                  len(result.get('checks') or ()), result.get('duration_s')))
+        print('    its steps (s; the database and the files side by side): %s' % ', '.join(
+            '%s %s' % (name[:-2], value) for name, value in sorted((result.get('steps') or {}).items())
+            if value is not None))
         print('    the slowest tasks of the last restore:')
         for task_s, name in slowest_tasks(times):
             print('    %7.2fs  %s' % (task_s, name))

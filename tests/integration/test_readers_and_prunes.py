@@ -50,8 +50,8 @@ def _prune(repo, **extra):
 
 def test_a_prune_during_a_restore_keeps_the_point_being_read(tmp_path, repo, history):
     oldest, middle, newest = history['points']
-    gate = Gate('restore.yml', history['inventory'], 'Restore the file bytes', tmp_path / 'gate', limit='target',
-                extra=['-e', 'cairn_restore_point=%s' % oldest])
+    gate = Gate('restore.yml', history['inventory'], 'Restore the database and the file bytes', tmp_path / 'gate',
+                limit='target', extra=['-e', 'cairn_restore_point=%s' % oldest])
     try:
         gate.wait()
         claims = os.listdir(os.path.join(repo['path'], 'blog', 'readers'))
@@ -83,8 +83,8 @@ def test_a_prune_during_a_restore_keeps_the_point_being_read(tmp_path, repo, his
 
 def test_a_killed_restore_leaves_a_claim_that_goes_stale_and_the_next_restore_works(tmp_path, repo, history):
     oldest, middle, newest = history['points']
-    gate = Gate('restore.yml', history['inventory'], 'Restore the file bytes', tmp_path / 'gate', limit='target',
-                extra=['-e', 'cairn_restore_point=%s' % oldest])
+    gate = Gate('restore.yml', history['inventory'], 'Restore the database and the file bytes', tmp_path / 'gate',
+                limit='target', extra=['-e', 'cairn_restore_point=%s' % oldest])
     gate.wait()
     gate.kill()
     readers = os.path.join(repo['path'], 'blog', 'readers')

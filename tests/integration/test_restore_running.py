@@ -164,7 +164,7 @@ def test_restore_into_a_running_instance_stops_restores_bootstraps_clears_the_ca
         inventory = world['inventory'](cms, cairn_restore_replace=True, cairn_verify_http={
             'url': cms.url, 'email': cms.settings['ADMIN_EMAIL'], 'password': cms.settings['ADMIN_PASSWORD'],
             'collections': ['articles']})
-        gate = Gate('restore.yml', inventory, 'Restore the database', tmp_path / 'gate')
+        gate = Gate('restore.yml', inventory, 'Restore the database and the file bytes', tmp_path / 'gate')
         gate.wait()
         # While the restore writes, the CMS is down: no answer on its URL, no process of the service.
         down = (_health(cms.url), cms.running)

@@ -162,7 +162,8 @@ def test_restore_result_check_mode_alerts_and_a_step_timeout(world, receiver):
         hole.close()
     assert failed.returncode != 0
     assert "failed in 'Verify the restored instance against the restore point'" in failed.stdout, failed.stdout
-    stopped = 'cairn_restore_verify ran longer than its time limit of 1 s and was stopped'
+    stopped = ('cairn_restore stopped verifying the restored instance against the restore point: it ran longer than '
+               'its time limit of 1 s (cairn_restore_timeouts.verify)')
     assert stopped in failed.stdout, failed.stdout
     result = stats['cairn_restore']['copy']
     assert result['outcome'] == 'failed' and stopped in result['error'], failed.stdout
@@ -230,8 +231,7 @@ def test_clone_result_and_its_module_defaults_stay_out_of_the_restore(world, rec
     assert [path for path, _body in sent] == ['/beat/clone/start', '/beat/clone', '/hook'], sent
     assert sent[2][1]['event'] == 'clone_succeeded'
     # The clone's module_defaults (its .env overrides) do not reach the tasks of the restore role.
-    [discovered] = _invocations(run.stdout, 'cairncms.ops.restore : Plan the database restore (refuses before anything '
-                                            'changes)')
+    [discovered] = _invocations(run.stdout, 'cairncms.ops.restore : Restore the database and the file bytes')
     assert discovered['env_file'] == str(staging / '.env') and discovered['env_overrides'] == {}, discovered
     [claimed] = _invocations(run.stdout, 'cairncms.ops.restore : Claim the restore point, so that no prune removes it '
                                          'while it is read')
