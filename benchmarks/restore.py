@@ -12,8 +12,9 @@ defaults: custom format, zstd 3), and makes the reference's own dump once (`pg_d
 median of ROUNDS, each round into a fresh empty database and an empty uploads directory:
 
 * the restore playbook (`ansible-playbook playbooks/restore.yml`, local connection, `cairn_db_jobs: JOBS`, which
-  parallelises only a directory-format dump, the role's defaults otherwise: re-reading every checksum before
-  writing, verification after) into a second instance whose .env names the empty database and uploads directory;
+  parallelises only a directory-format dump, the role's defaults otherwise: the checksums checked before writing,
+  each file blob as it is staged, verification after) into a second instance whose .env names the empty database
+  and uploads directory;
 * the reference: `pg_restore -j JOBS -d <empty database>` of the `pg_dump -Fc` file, then `cp -a` of the uploads
   and `sync`: what an operator would run by hand, with no checksum, no verification, no claim.
 
