@@ -195,8 +195,12 @@ class Run:
             raise self._fail('database', failed, 'no file was changed') from None
         if not isinstance(exc, CairnError):
             raise exc
-        if failed is None:  # the database did not need loading
-            raise self._fail('files', exc) from None
+        if failed is None:  # nothing to load, or loaded before the files failed while being put in place
+            loaded = database.value or {}
+            if loaded.get('changed'):
+                self.result['database'] = loaded
+            raise self._fail('files', exc, 'the database was restored from %s' % self.manifest['id']
+                             if loaded.get('changed') else '') from None
         message = getattr(failed, 'message', str(failed))
         if _db.ABORTED not in message:
             raise self._fail('files', exc, 'the database restore failed too: %s' % message) from None
