@@ -16,12 +16,11 @@ import signal
 import subprocess
 import time
 
+from ansible_collections.cairncms.ops.plugins.module_utils._cms.bootstrap import secret_values
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CairnError, process_start_time, read_json, write_json)
-from ansible_collections.cairncms.ops.plugins.module_utils._env import parse_dotenv
 from ansible_collections.cairncms.ops.plugins.module_utils._http import health
 from ansible_collections.cairncms.ops.plugins.module_utils._process import mask
-from ansible_collections.cairncms.ops.plugins.module_utils._secrets import is_secret
 
 PID_FILE = '.cairn-cms.pid'  # in the directory the CMS runs in, unless told otherwise
 PASSTHROUGH = ('PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'USER', 'LOGNAME')
@@ -64,12 +63,7 @@ def _masked_tail(log_file, env_file):
             text = handle.read().decode('utf-8', 'replace')
     except OSError:
         return ''
-    try:
-        with open(env_file, 'rb') as handle:  # for masking, odd bytes must not hide the secrets around them
-            values = parse_dotenv(handle.read().decode('utf-8', 'replace'))
-    except OSError:
-        values = {}
-    text = mask(text, [str(value) for name, value in values.items() if is_secret(name) and len(str(value)) >= 4])
+    text = mask(text, secret_values(None, env_file))
     return '\n'.join(text.splitlines()[-LOG_TAIL:])
 
 

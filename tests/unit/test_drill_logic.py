@@ -172,13 +172,15 @@ def test_a_child_that_ignores_sigterm_is_killed_with_its_group(tmp_path):
 
 def test_start_failure_shows_the_log_end_with_secrets_masked(tmp_path):
     env_file = tmp_path / '.env'
-    env_file.write_text('SECRET=s3cr3t-value-123\nPORT=1\n')
-    script = 'print("connecting with s3cr3t-value-123 failed"); raise SystemExit(4)'
+    # a password inside a URL too (CACHE_REDIS is not a secret by its name's shape alone)
+    env_file.write_text('SECRET=s3cr3t-value-123\nPORT=1\nCACHE_REDIS=redis://cms:redis-pw-77@cache:6379\n')
+    script = 'print("connecting with s3cr3t-value-123 failed; auth redis-pw-77 refused"); raise SystemExit(4)'
     with pytest.raises(CairnError) as caught:
         _service.start([sys.executable, '-c', script], str(tmp_path), 'http://127.0.0.1:9', str(env_file),
                        str(tmp_path / 'pid'), str(tmp_path / 'cms.log'), timeout=20)
     assert 'exited with code 4' in caught.value.message and 'connecting with ******** failed' in caught.value.message
     assert 's3cr3t' not in caught.value.message and not (tmp_path / 'pid').exists()
+    assert 'redis-pw-77' not in caught.value.message and 'auth ******** refused' in caught.value.message
 
 
 def test_turn_off_active_flows_and_webhooks_once(tmp_path):

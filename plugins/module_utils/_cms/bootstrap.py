@@ -48,8 +48,10 @@ def applied_migrations(config):
 
 
 def secret_values(config, env_file):
-    """The secret values of the configuration (with its overrides) and of the .env file, longest first."""
-    values = {name: value for name, value in config.values.items() if is_secret(name)}
+    """The secret values of the configuration (with its overrides; none when ``config`` is None) and of the .env
+    file, passwords inside URLs too, longest first."""
+    configured = config.values if config is not None else {}
+    values = {name: value for name, value in configured.items() if is_secret(name)}
     try:
         with open(env_file, 'rb') as handle:  # odd bytes must not hide the secrets around them
             raw = parse_dotenv(handle.read().decode('utf-8', 'replace'))
@@ -57,7 +59,7 @@ def secret_values(config, env_file):
         raw = {}
     values.update(('file:' + name, value) for name, value in raw.items() if is_secret(name))
     found = {str(value) for value in values.values() if value is not None and len(str(value)) >= MIN_MASKED}
-    for value in list(config.values.values()) + list(raw.values()):  # passwords in URLs (CACHE_REDIS, ...)
+    for value in list(configured.values()) + list(raw.values()):  # passwords in URLs (CACHE_REDIS, ...)
         for match in _URL_PASSWORD.finditer(str(value)):
             for password in (match.group(1), urllib.parse.unquote(match.group(1))):
                 if len(password) >= MIN_MASKED:
