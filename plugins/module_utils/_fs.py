@@ -153,6 +153,20 @@ def _close(fds):
         os.close(fd)
 
 
+def sync_parents(root, names):
+    """Sync the directory of each of ``names`` once (opened as ``_parent`` opens it: never through a symlink), so
+    that files put in place there survive a crash. A directory gone meanwhile is passed over."""
+    for parts in sorted({tuple(split(name)[:-1]) for name in names}):
+        try:
+            fd = _parent(root, list(parts) + ['.'])
+        except (Missing, NotRegular):
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def _parent(root, parts, create=False, mode=0o755, owner=None):
     """A descriptor of the directory that holds the last of ``parts``."""
     fds = _open_dirs(root, '/'.join(parts), parts[:-1], create, mode, owner)
@@ -292,7 +306,9 @@ class StagedFile:
             os.fsync(fd)
             self._handle.close()
 
-    def commit(self):
+    def commit(self, sync_dir=True):
+        """Put the file in place; without ``sync_dir`` the directory is not synced here (``sync_parents`` syncs
+        the directories of many files once each, after they are all in place)."""
         self.close()
         dir_fd = _parent(self.root, self._parts)
         try:
@@ -306,7 +322,8 @@ class StagedFile:
             else:
                 os.rename(self.tmp, leaf, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             self.tmp = None
-            os.fsync(dir_fd)
+            if sync_dir:
+                os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
 

@@ -28,6 +28,7 @@ temporary files that an interrupted restore left.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import re
@@ -506,7 +507,10 @@ def restore(config, repository, source_instance, manifest, replace=False, locati
         each(stage, jobs, parallel)
         if before_commit is not None:
             before_commit()
-        each(commit, list(staged), parallel)
+        with contextlib.ExitStack() as batches:
+            for plan in plans:
+                batches.enter_context(plan['backend'].batch())
+            each(commit, list(staged), parallel)
     except CairnError as exc:
         for _name, write in staged:
             write.discard()

@@ -298,3 +298,19 @@ def test_local_storage_writes_replace_links_and_never_cross_them(tree):
     assert entries(outside) == before
     with pytest.raises(ObjectNotRegular, match='is a directory, which a file can neither replace nor be removed'):
         storage.begin_write('dir')
+
+
+def test_sync_parents_syncs_each_directory_once_and_never_through_a_symlink(tmp_path, monkeypatch):
+    root = tmp_path / 'root'
+    (root / 'real').mkdir(parents=True)
+    (tmp_path / 'outside').mkdir()
+    os.symlink(str(tmp_path / 'outside'), str(root / 'link'))
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink('/proc/self/fd/%d' % fd))
+        real_fsync(fd)
+    monkeypatch.setattr(_fs.os, 'fsync', fsync)
+    _fs.sync_parents(str(root), ['real/a', 'real/b', 'top', 'link/c', 'gone/d'])
+    assert sorted(synced) == sorted([str(root), str(root / 'real')])

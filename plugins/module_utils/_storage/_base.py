@@ -108,6 +108,12 @@ class StorageBackend:
     def __init__(self, location):
         self.location = location
 
+    @contextlib.contextmanager
+    def batch(self):
+        """Commits of many staged writes inside this block may leave what makes them durable to its end (a
+        local disk syncs each directory once, not once per file). Object stores: nothing to do."""
+        yield
+
     def describe(self):
         raise NotImplementedError
 

@@ -10,6 +10,7 @@ reads and writes refuse to cross a symlink, and a write replaces a symlink itsel
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _fs
@@ -26,6 +27,16 @@ class LocalStorage(StorageBackend):
         super().__init__(location)
         self._irregular = []
         self._leftovers = []
+        self._committed = None  # inside batch(): the names put in place, whose directories are synced at its end
+
+    @contextlib.contextmanager
+    def batch(self):
+        self._committed = []
+        try:
+            yield
+        finally:
+            names, self._committed = self._committed, None
+            _fs.sync_parents(self.root, names)
 
     @property
     def root(self):
@@ -128,8 +139,11 @@ class _LocalStagedWrite(StagedWrite):
 
     def commit(self):
         name = self._staged.name
+        batched = self._storage._committed
         try:
-            self._staged.commit()
+            self._staged.commit(sync_dir=batched is None)
+            if batched is not None:
+                batched.append(name)
         except FileExistsError:
             self._staged.discard()
             raise CairnError('file %s appeared in storage location %s after the restore began writing it, and was '
