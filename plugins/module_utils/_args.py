@@ -24,6 +24,44 @@ def instance_spec():
     }
 
 
+def db_restore_spec():
+    """The options of a database restore (cairn_db_restore, cairn_restore)."""
+    return {
+        'replace': {'type': 'bool', 'default': False},
+        'keep_safety_copy': {'type': 'bool', 'default': False},
+        'jobs': {'type': 'int', 'default': 1},
+        'work_dir': {'type': 'path'},
+        'on_version_mismatch': {'type': 'str', 'choices': ['warn', 'refuse'], 'default': 'warn'},
+        'on_migration_mismatch': {'type': 'str', 'choices': ['warn', 'refuse'], 'default': 'warn'},
+        'location_map': {'type': 'dict', 'default': {}},
+        'quiesce': {'type': 'list', 'elements': 'str', 'choices': ['flows', 'webhooks'], 'default': []},
+    }
+
+
+def http_spec(flows=True):
+    """The HTTP checks of a running instance (cairn_restore_verify; cairn_restore without the flow checks, which
+    write into the instance)."""
+    options = {
+        'url': {'type': 'str'},
+        'email': {'type': 'str'},
+        'password': {'type': 'str', 'no_log': True},
+        'collections': {'type': 'list', 'elements': 'str', 'default': []},
+        'assets': {'type': 'int', 'default': 10},
+        'app': {'type': 'bool', 'default': False},
+        'activity': {'type': 'bool', 'default': False},
+        'timeout': {'type': 'int', 'default': 30},
+        'validate_certs': {'type': 'bool', 'default': True},
+    }
+    if flows:
+        options['flow'] = {'type': 'bool', 'default': False}
+        options['named_flow'] = {'type': 'dict', 'options': {
+            'id': {'type': 'str', 'required': True},
+            'payload': {'type': 'dict', 'default': {}},
+            'expect': {'type': 'raw', 'required': True},
+        }}
+    return {'type': 'dict', 'default': {}, 'options': options}
+
+
 def repository_spec(point=True):
     """cairncms.ops.repository: where restore points live, and the keys to their encrypted parts."""
     spec = {

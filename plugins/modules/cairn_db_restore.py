@@ -194,7 +194,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _db
 from ansible_collections.cairncms.ops.plugins.module_utils._args import (
-    instance_spec, load_config, load_repository, repository_spec)
+    db_restore_spec, instance_spec, load_config, load_repository, repository_spec)
 from ansible_collections.cairncms.ops.plugins.module_utils._common import run
 from ansible_collections.cairncms.ops.plugins.module_utils._manifest import check
 
@@ -213,16 +213,7 @@ def action(module):
 
 def main():
     spec = dict(instance_spec(), **repository_spec())
-    spec.update({
-        'replace': {'type': 'bool', 'default': False},
-        'keep_safety_copy': {'type': 'bool', 'default': False},
-        'jobs': {'type': 'int', 'default': 1},
-        'work_dir': {'type': 'path'},
-        'on_version_mismatch': {'type': 'str', 'choices': ['warn', 'refuse'], 'default': 'warn'},
-        'on_migration_mismatch': {'type': 'str', 'choices': ['warn', 'refuse'], 'default': 'warn'},
-        'location_map': {'type': 'dict', 'default': {}},
-        'quiesce': {'type': 'list', 'elements': 'str', 'choices': ['flows', 'webhooks'], 'default': []},
-    })
+    spec.update(db_restore_spec())
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, action)
 

@@ -251,7 +251,7 @@ duration_s:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cairncms.ops.plugins.module_utils._args import (
-    instance_spec, load_config, load_repository, repository_spec)
+    db_restore_spec, http_spec, instance_spec, load_config, load_repository, repository_spec)
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, run
 from ansible_collections.cairncms.ops.plugins.module_utils._manifest import check
 from ansible_collections.cairncms.ops.plugins.module_utils._restore import Run
@@ -282,30 +282,13 @@ def action(module):
 
 def main():
     spec = dict(instance_spec(), **repository_spec())
+    spec.update(db_restore_spec())
     spec.update({
         'phase': {'type': 'str', 'choices': ['all', 'check', 'apply'], 'default': 'all'},
-        'replace': {'type': 'bool', 'default': False},
-        'keep_safety_copy': {'type': 'bool', 'default': False},
-        'jobs': {'type': 'int', 'default': 1},
         'parallel': {'type': 'int', 'default': 8},
-        'work_dir': {'type': 'path'},
-        'on_version_mismatch': {'type': 'str', 'choices': ['warn', 'refuse'], 'default': 'warn'},
-        'on_migration_mismatch': {'type': 'str', 'choices': ['warn', 'refuse'], 'default': 'warn'},
-        'location_map': {'type': 'dict', 'default': {}},
-        'quiesce': {'type': 'list', 'elements': 'str', 'choices': ['flows', 'webhooks'], 'default': []},
         'verify_repository': {'type': 'bool', 'default': True},
         'verify': {'type': 'bool', 'default': True},
-        'http': {'type': 'dict', 'default': {}, 'options': {
-            'url': {'type': 'str'},
-            'email': {'type': 'str'},
-            'password': {'type': 'str', 'no_log': True},
-            'collections': {'type': 'list', 'elements': 'str', 'default': []},
-            'assets': {'type': 'int', 'default': 10},
-            'app': {'type': 'bool', 'default': False},
-            'activity': {'type': 'bool', 'default': False},
-            'timeout': {'type': 'int', 'default': 30},
-            'validate_certs': {'type': 'bool', 'default': True},
-        }},
+        'http': http_spec(flows=False),
         'time_limits': {'type': 'dict', 'default': {}, 'options': {
             step: {'type': 'int', 'default': 0} for step in ('repository', 'database', 'files', 'verify')}},
     })

@@ -231,7 +231,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cairncms.ops.plugins.module_utils._args import (
-    instance_spec, load_config, load_repository, repository_spec)
+    http_spec, instance_spec, load_config, load_repository, repository_spec)
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, iso, run, utc_now
 from ansible_collections.cairncms.ops.plugins.module_utils._manifest import check
 from ansible_collections.cairncms.ops.plugins.module_utils._verify import verify
@@ -282,23 +282,7 @@ def main():
         'checks': {'type': 'list', 'elements': 'str', 'choices': ['repository', 'database', 'files', 'key'],
                    'default': ['database', 'files']},
         'location_map': {'type': 'dict', 'default': {}},
-        'http': {'type': 'dict', 'default': {}, 'options': {
-            'url': {'type': 'str'},
-            'email': {'type': 'str'},
-            'password': {'type': 'str', 'no_log': True},
-            'collections': {'type': 'list', 'elements': 'str', 'default': []},
-            'assets': {'type': 'int', 'default': 10},
-            'app': {'type': 'bool', 'default': False},
-            'activity': {'type': 'bool', 'default': False},
-            'flow': {'type': 'bool', 'default': False},
-            'named_flow': {'type': 'dict', 'options': {
-                'id': {'type': 'str', 'required': True},
-                'payload': {'type': 'dict', 'default': {}},
-                'expect': {'type': 'raw', 'required': True},
-            }},
-            'timeout': {'type': 'int', 'default': 30},
-            'validate_certs': {'type': 'bool', 'default': True},
-        }},
+        'http': http_spec(),
     })
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, action)
