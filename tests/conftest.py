@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -137,6 +138,17 @@ def process_argvs():
                     yield handle.read().split(b'\0')
             except OSError:
                 continue
+
+
+def digest_tree(directory):
+    """{relative path: sha256} of every file below ``directory``, hidden ones too."""
+    found = {}
+    for where, _dirs, files in os.walk(str(directory)):
+        for name in files:
+            path = os.path.join(where, name)
+            with open(path, 'rb') as handle:
+                found[os.path.relpath(path, str(directory))] = hashlib.sha256(handle.read()).hexdigest()
+    return found
 
 
 def processes_under(directory):

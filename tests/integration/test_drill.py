@@ -6,7 +6,6 @@ is recorded with its RTO and RPO; failures are recorded too, and the guard keeps
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -18,17 +17,7 @@ import pytest
 import _directus
 import _s3
 import demo_instance
-from conftest import processes_under, recap, run_module, run_playbook
-
-
-def _digest_tree(directory):
-    found = {}
-    for where, _dirs, files in os.walk(directory):
-        for name in files:
-            path = os.path.join(where, name)
-            with open(path, 'rb') as handle:
-                found[os.path.relpath(path, directory)] = hashlib.sha256(handle.read()).hexdigest()
-    return found
+from conftest import digest_tree, processes_under, recap, run_module, run_playbook
 
 
 FLOW, WEBHOOK = _directus.OUTWARD_FLOW, _directus.OUTWARD_WEBHOOK
@@ -129,7 +118,7 @@ def _drill(backed_up, name, check=False, **variables):
 
 def test_drill_restores_starts_checks_and_records(backed_up):
     source = backed_up['source']
-    before = _digest_tree(str(source / 'uploads'))
+    before = digest_tree(str(source / 'uploads'))
     live_echo = _flow_traces(source / 'data.db', backed_up['echo'])
     # The live instance's echo flow, run in the sandbox: its answer holds the word sent.
     run, report, sandbox = _drill(backed_up, 'passing', cairn_drill_flow={
@@ -165,7 +154,7 @@ def test_drill_restores_starts_checks_and_records(backed_up):
     assert not os.path.exists(sandbox)
     assert processes_under(sandbox) == []
     # The live instance was not touched and still serves.
-    assert _digest_tree(str(source / 'uploads')) == before
+    assert digest_tree(str(source / 'uploads')) == before
     with sqlite3.connect(str(source / 'data.db')) as db:
         assert db.execute('SELECT COUNT(*) FROM articles').fetchone()[0] == 4
         assert db.execute('SELECT status FROM directus_flows').fetchall() == [('active',), ('active',)]

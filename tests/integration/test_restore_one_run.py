@@ -5,11 +5,10 @@ database and the files go side by side, and a failure of either leaves the other
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import _servers
-from conftest import SHOW_STATS, custom_stats, run_playbook, write_inventory
+from conftest import SHOW_STATS, custom_stats, digest_tree, run_playbook, write_inventory
 
 
 def _instance(tmp_path, name, env):
@@ -19,17 +18,6 @@ def _instance(tmp_path, name, env):
         'KEY="k-%s"\nSECRET="s-%s"\nSTORAGE_LOCATIONS=local\nSTORAGE_LOCAL_DRIVER=local\n'
         'STORAGE_LOCAL_ROOT=./uploads\n' % (name, name)))
     return directory
-
-
-def _tree(directory):
-    """{relative path: sha256} of every file below ``directory``, hidden ones too."""
-    found = {}
-    for root, _dirs, names in os.walk(directory):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, 'rb') as handle:
-                found[os.path.relpath(path, directory)] = hashlib.sha256(handle.read()).hexdigest()
-    return found
 
 
 def _world(tmp_path, repo, pg_database, **copy_vars):
@@ -54,7 +42,7 @@ def _world(tmp_path, repo, pg_database, **copy_vars):
     backup = run_playbook('backup.yml', inventory, limit='cms')
     assert backup.returncode == 0, backup.stdout + backup.stderr
     return {'server': server, 'copy': copy, 'source': source, 'target': target, 'inventory': inventory,
-            'before': _servers.row_counts(server, copy), 'files': _tree(target / 'uploads')}
+            'before': _servers.row_counts(server, copy), 'files': digest_tree(target / 'uploads')}
 
 
 def test_the_database_and_the_files_are_restored_together(tmp_path, repo, pg_database):
@@ -65,8 +53,8 @@ def test_the_database_and_the_files_are_restored_together(tmp_path, repo, pg_dat
         result = custom_stats(run.stdout)['cairn_restore']['copy']
         assert result['outcome'] == 'succeeded' and result['database_changed'], result
         assert _servers.row_counts(world['server'], world['copy']) == pg_database.row_counts()
-        source_files = _tree(world['source'] / 'uploads')
-        assert _tree(world['target'] / 'uploads') == source_files  # with replace: the extra file goes
+        source_files = digest_tree(world['source'] / 'uploads')
+        assert digest_tree(world['target'] / 'uploads') == source_files  # with replace: the extra file goes
         assert len(result['checks']) == 5 and all(check['ok'] for check in result['checks']), result['checks']
         steps = result['steps']
         assert all(steps[name] is not None and steps[name] >= 0 for name in (
@@ -95,7 +83,7 @@ def test_a_database_that_fails_to_load_changes_no_file(tmp_path, repo, pg_databa
         assert result['files_written'] == 0 and not result['database_changed'], result
         assert _servers.row_counts(server, copy) == world['before']
         # every file as it was, and nothing staged left beside them
-        assert _tree(world['target'] / 'uploads') == world['files']
+        assert digest_tree(world['target'] / 'uploads') == world['files']
     finally:
         server.drop_database(copy)
 
@@ -119,7 +107,7 @@ def test_a_file_that_fails_while_staged_puts_the_database_back(tmp_path, repo, p
                                           'database was put back from its safety copy): blob '), result['error']
         assert 'fails its checksum' in result['error'] and 'the repository copy is damaged' in result['error'], result
         assert _servers.row_counts(server, copy) == world['before']
-        assert _tree(world['target'] / 'uploads') == world['files']
+        assert digest_tree(world['target'] / 'uploads') == world['files']
         # A restore that stops the CMS first reads every blob before it (the check phase): refused, nothing changed.
         refused = run_playbook('restore.yml', world['inventory'], limit='copy', environ=SHOW_STATS, extra=[
             '-e', '{"cairn_cms_service": {"kind": "command", "start": ["true"], "stop": ["true"], '
@@ -130,6 +118,6 @@ def test_a_file_that_fails_while_staged_puts_the_database_back(tmp_path, repo, p
         assert 'file blobs sha256' in result['error'] and 'nothing was changed' in result['error'], result
         assert result['cms']['was_running'] is None, result  # never stopped
         assert _servers.row_counts(server, copy) == world['before']
-        assert _tree(world['target'] / 'uploads') == world['files']
+        assert digest_tree(world['target'] / 'uploads') == world['files']
     finally:
         server.drop_database(copy)
