@@ -75,6 +75,7 @@ class Run:
         self.started = time.monotonic()
         self.steps = {}
         self.result = {'changed': False, 'restore_point': manifest['id'], 'steps': self.steps}
+        self._file_plans = None
 
     def _db(self, check_mode, abort=None, gate=None):
         opts = self.options
@@ -86,10 +87,15 @@ class Run:
                            location_map=opts['location_map'], quiesce=opts['quiesce'], abort=abort, gate=gate)
 
     def _files(self, check_mode, before_commit=None):
+        """The file restore, on the plan made once per run (listing the target and hashing what may be equal)."""
         opts = self.options
+        if self._file_plans is None:
+            inventory = _sync.read_inventory(self.repository, self.instance, self.manifest)
+            self._file_plans = _sync.plan_restore(self.config, inventory, opts['replace'],
+                                                  location_map=opts['location_map'], parallel=opts['parallel'])
         return _sync.restore(self.config, self.repository, self.instance, self.manifest, replace=opts['replace'],
                              check_mode=check_mode, location_map=opts['location_map'], parallel=opts['parallel'],
-                             before_commit=before_commit)
+                             before_commit=before_commit, plans=self._file_plans)
 
     def _fail(self, step, exc, note=''):
         """The error of ``step``: what failed, then (first, since a tool's error may run over several lines) what

@@ -450,14 +450,17 @@ def each(function, items, limit):
 
 
 def restore(config, repository, source_instance, manifest, replace=False, locations=None,
-            include_regenerable=False, check_mode=False, location_map=None, parallel=PARALLEL, before_commit=None):
+            include_regenerable=False, check_mode=False, location_map=None, parallel=PARALLEL, before_commit=None,
+            plans=None):
     """Stage every file of the restore point beside its place in the target (checked against its sha256), then
     put them all in place and remove what the restore point does not have. ``before_commit()`` runs between the
     two (the database restore beside this one, waited for): when it raises, every staged file is removed and
-    nothing in the target has changed."""
+    nothing in the target has changed. ``plans``: what ``plan_restore`` returned for the same arguments moments
+    ago in this run (its check-mode call), so that the target is not listed and compared a second time."""
     timer = Timer()
-    inventory = read_inventory(repository, source_instance, manifest)
-    plans = plan_restore(config, inventory, replace, locations, include_regenerable, location_map, parallel)
+    if plans is None:
+        inventory = read_inventory(repository, source_instance, manifest)
+        plans = plan_restore(config, inventory, replace, locations, include_regenerable, location_map, parallel)
     summary = _describe(plans)
     irregular = _found((plan['target'], name, kind) for plan in plans for name, kind in plan['irregular'])
     conflicts = sum(len(plan['differ']) + len(plan['extra']) for plan in plans)
