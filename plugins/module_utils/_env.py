@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import posixpath
 import re
 import urllib.parse
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
+from ansible_collections.cairncms.ops.plugins.module_utils._storage import backend_class, drivers
 
 _KEY = re.compile(r'[\w.-]+')
 _NUMBER = re.compile(r'^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$')
@@ -263,47 +263,6 @@ def process_values(raw, base_dir):
     return result
 
 
-# STORAGE_<LOC>_* variables of an s3 location, by option name.
-S3_VARIABLES = {'key': 'KEY', 'secret': 'SECRET', 'bucket': 'BUCKET', 'region': 'REGION',
-                'endpoint': 'ENDPOINT', 'root': 'ROOT', 'server_side_encryption': 'SERVER_SIDE_ENCRYPTION',
-                'acl': 'ACL'}
-S3_DESCRIBED = ('bucket', 'region', 'endpoint', 'force_path_style', 'server_side_encryption', 'acl')
-# ... of a gcs location and of an azure location.
-GCS_VARIABLES = {'bucket': 'BUCKET', 'key_filename': 'KEY_FILENAME', 'api_endpoint': 'API_ENDPOINT', 'root': 'ROOT',
-                 'credentials': 'CREDENTIALS'}
-AZURE_VARIABLES = {'container_name': 'CONTAINER_NAME', 'account_name': 'ACCOUNT_NAME', 'account_key': 'ACCOUNT_KEY',
-                   'endpoint': 'ENDPOINT', 'root': 'ROOT'}
-# ... of a cloudinary location; API_URL and DELIVERY_URL are read by cairncms.ops only (CairnCMS always
-# talks to api.cloudinary.com and res.cloudinary.com): for private CNAMEs, proxies and the tests.
-CLOUDINARY_VARIABLES = {'cloud_name': 'CLOUD_NAME', 'api_key': 'API_KEY', 'api_secret': 'API_SECRET',
-                        'access_mode': 'ACCESS_MODE', 'root': 'ROOT', 'api_url': 'API_URL',
-                        'delivery_url': 'DELIVERY_URL'}
-CLOUDINARY_ACCESS_MODES = ('public', 'authenticated')
-
-
-def service_account_info(value, what):
-    """The service account key ``value`` (the key file's content: JSON text, optionally with CairnCMS's ``json:``
-    type prefix, or already parsed), named ``what`` in errors. Its content is never quoted."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith('json:'):
-            text = text[len('json:'):]
-        try:
-            value = json.loads(text)
-        except ValueError:
-            raise CairnError('%s is not JSON: give the whole content of the service account\'s key file (the value '
-                             'is not shown)' % what) from None
-    if isinstance(value, list):
-        raise CairnError('%s is a list, not a service account key (a JSON object that needs client_email and '
-                         'private_key); in a .env variable write it with the json: prefix (json:{...}), as CairnCMS '
-                         'reads a value with commas as a list (the value is not shown)' % what)
-    if not isinstance(value, dict) or not all(isinstance(value.get(key), str) and value.get(key)
-                                              for key in ('client_email', 'private_key')):
-        raise CairnError('%s is not a service account key: it needs client_email and private_key, as in the JSON key '
-                         'file Google Cloud makes for a service account (the value is not shown)' % what)
-    return value
-
-
 class Location:
     def __init__(self, name, driver, options):
         self.name = name
@@ -311,26 +270,11 @@ class Location:
         self.options = options
 
     def describe(self):
-        """What the location is, without its credentials."""
+        """What the location is, without its credentials (the driver says what it shows)."""
         described = {'name': self.name, 'driver': self.driver, 'root': self.options.get('root')}
-        if self.driver == 's3':
-            described.update({key: self.options.get(key) for key in S3_DESCRIBED})
-            described['credentials'] = 'configured' if self.options.get('key') else 'environment'
-        elif self.driver == 'gcs':
-            described.update({key: self.options.get(key) for key in ('bucket', 'api_endpoint', 'key_filename')})
-            if self.options.get('service_account_info'):
-                described['credentials'] = 'service account key'
-            elif self.options.get('key_filename'):
-                described['credentials'] = 'key file'
-            else:
-                described['credentials'] = 'anonymous' if self.options.get('api_endpoint') else 'environment'
-        elif self.driver == 'azure':
-            described.update({key: self.options.get(key) for key in ('container_name', 'account_name', 'endpoint')})
-            described['credentials'] = 'configured' if self.options.get('account_key') else 'environment'
-        elif self.driver == 'cloudinary':
-            described.update({key: self.options.get(key)
-                              for key in ('cloud_name', 'access_mode', 'api_url', 'delivery_url')})
-            described['credentials'] = 'configured'
+        backend = backend_class(self.driver)
+        if backend is not None:
+            described.update(backend.describe_options(self.options))
         return described
 
 
@@ -492,117 +436,34 @@ class InstanceConfig:
             driver = self.values.get(prefix + 'DRIVER')
             if driver is None:
                 raise CairnError('%sDRIVER is not set for storage location %r' % (prefix, name))
-            if driver == 'local':
-                result.append(Location(name, 'local', {'root': self.path(prefix + 'ROOT')}))
-            elif driver == 's3':
-                result.append(Location(name, 's3', self._s3_options(prefix)))
-            elif driver == 'gcs':
-                result.append(Location(name, 'gcs', self._gcs_options(prefix)))
-            elif driver == 'azure':
-                result.append(Location(name, 'azure', self._azure_options(prefix)))
-            elif driver == 'cloudinary':
-                result.append(Location(name, 'cloudinary', self._cloudinary_options(prefix)))
-            else:
-                raise CairnError('%sDRIVER=%s is not supported by this version of cairncms.ops; '
-                                 'local, s3, gcs, azure and cloudinary are' % (prefix, driver))
+            backend = backend_class(driver)
+            if backend is None:
+                known = drivers()
+                raise CairnError('%sDRIVER=%s is not supported by this version of cairncms.ops; %s and %s are'
+                                 % (prefix, driver, ', '.join(known[:-1]), known[-1]))
+            result.append(Location(name, backend.driver, backend.options_from_env(self, prefix)))
         return result
 
-    def _texts(self, prefix, variables):
+    # -- for the drivers' options_from_env (see _storage) ----------------------------------------
+
+    @property
+    def where(self):
+        """Where the configuration comes from, for messages."""
+        return self.env_file or 'the instance configuration'
+
+    def texts(self, prefix, variables):
+        """``{option: the text of <prefix><suffix> or None when unset or empty}`` for ``variables``
+        (``{option: suffix}``)."""
         options = {}
         for option, suffix in variables.items():
             value = self.values.get(prefix + suffix)
             options[option] = None if value is None or value == '' else str(value)
         return options
 
-    def _missing(self, variable, driver, what):
+    def missing(self, variable, driver, what):
+        """The error for a ``driver`` location whose ``variable`` (its ``what``) is not set."""
         return CairnError('%s is not set in %s; a %s storage location needs its %s'
-                          % (variable, self.env_file or 'the instance configuration', driver, what))
-
-    def _gcs_options(self, prefix):
-        """The options of a GCS location, as CairnCMS's GCS driver reads them. Without KEY_FILENAME the
-        credentials are Google application default credentials (GOOGLE_APPLICATION_CREDENTIALS, the
-        metadata server), or none at all with a custom API_ENDPOINT (an emulator). CREDENTIALS (the key file's
-        content, given to cairncms.ops as a secret override, e.g. from an AWX credential) wins over KEY_FILENAME."""
-        options = self._texts(prefix, GCS_VARIABLES)
-        if not options['bucket']:
-            raise self._missing(prefix + 'BUCKET', 'gcs', 'bucket')
-        options.pop('credentials')
-        credentials = self.values.get(prefix + 'CREDENTIALS')  # as read: JSON text, or parsed already (json:)
-        if credentials not in (None, ''):
-            options['service_account_info'] = service_account_info(credentials, prefix + 'CREDENTIALS')
-            options['key_filename'] = None  # the key given as a secret wins over the file the .env names
-        elif options['key_filename']:
-            options['key_filename'] = self.path(prefix + 'KEY_FILENAME')
-        endpoint = options['api_endpoint']
-        if endpoint and '://' not in endpoint:
-            endpoint = 'https://' + endpoint
-        options['api_endpoint'] = endpoint.rstrip('/') if endpoint else None
-        options['root'] = (options['root'] or '').strip('/')
-        return options
-
-    def _azure_options(self, prefix):
-        """The options of an Azure Blob location, as CairnCMS's Azure driver reads them. Without
-        ACCOUNT_KEY the credentials come from azure-identity's DefaultAzureCredential (AZURE_* variables,
-        managed identity, Azure CLI login)."""
-        options = self._texts(prefix, AZURE_VARIABLES)
-        if not options['container_name']:
-            raise self._missing(prefix + 'CONTAINER_NAME', 'azure', 'container')
-        if not options['account_name'] and (options['account_key'] or not options['endpoint']):
-            raise self._missing(prefix + 'ACCOUNT_NAME', 'azure', 'storage account name')
-        endpoint = options['endpoint'] or 'https://%s.blob.core.windows.net' % options['account_name']
-        if '://' not in endpoint:
-            endpoint = 'https://' + endpoint
-        options['endpoint'] = endpoint.rstrip('/')
-        options['root'] = (options['root'] or '').strip('/')
-        return options
-
-    def _cloudinary_options(self, prefix):
-        """The options of a Cloudinary location, as CairnCMS's Cloudinary driver (Directus 10.0.0) reads them:
-        CLOUD_NAME, API_KEY and API_SECRET are needed (the driver has no other way to authenticate), ROOT is
-        normalised as the driver does (no leading, trailing or doubled slashes), ACCESS_MODE is sent with every
-        upload. API_URL and DELIVERY_URL replace https://api.cloudinary.com and https://res.cloudinary.com."""
-        options = self._texts(prefix, CLOUDINARY_VARIABLES)
-        for option, what, overrides in (('cloud_name', 'cloud name', 'cairn_env_overrides'),
-                                        ('api_key', 'API key', 'cairn_env_secret_overrides'),
-                                        ('api_secret', 'API secret', 'cairn_env_secret_overrides')):
-            if not options[option]:
-                raise CairnError('%s%s is not set in %s; a cloudinary storage location needs its %s (the Cloudinary '
-                                 'console shows it under Settings > API Keys); set it there or in %s'
-                                 % (prefix, CLOUDINARY_VARIABLES[option], self.env_file or 'the instance configuration',
-                                    what, overrides))
-        if options['access_mode'] is not None and options['access_mode'] not in CLOUDINARY_ACCESS_MODES:
-            raise CairnError('%sACCESS_MODE=%s is not a Cloudinary access mode; set it to public or authenticated'
-                             % (prefix, options['access_mode']))
-        for option, default in (('api_url', 'https://api.cloudinary.com'), ('delivery_url', 'https://res.cloudinary.com')):
-            url = options[option] or default
-            if '://' not in url:
-                url = 'https://' + url
-            options[option] = url.rstrip('/')
-        root = posixpath.normpath('/' + (options['root'] or '').replace('\\', '/'))
-        options['root'] = root.strip('/')
-        return options
-
-    def _s3_options(self, prefix):
-        """The options of an S3 location, as CairnCMS's S3 driver reads them. Without KEY and SECRET
-        the credentials come from the standard AWS chain (AWS_* variables, profiles, instance roles)."""
-        def text(suffix):
-            value = self.values.get(prefix + suffix)
-            return None if value is None or value == '' else str(value)
-        options = {option: text(suffix) for option, suffix in S3_VARIABLES.items()}
-        if not options['bucket']:
-            raise CairnError('%sBUCKET is not set in %s; an s3 storage location needs its bucket'
-                             % (prefix, self.env_file or 'the instance configuration'))
-        if bool(options['key']) != bool(options['secret']):
-            raise CairnError('%sKEY and %sSECRET must be set together (or neither, to use the AWS credential '
-                             'chain)' % (prefix, prefix))
-        endpoint = options['endpoint']
-        if endpoint and '://' not in endpoint:
-            endpoint = 'https://' + endpoint  # as CairnCMS: no scheme means https
-        options['endpoint'] = endpoint
-        options['root'] = (options['root'] or '').strip('/')
-        force = self.values.get(prefix + 'FORCE_PATH_STYLE')
-        options['force_path_style'] = force is True or str(force).lower() == 'true'
-        return options
+                          % (variable, self.where, driver, what))
 
     def location(self, name):
         for location in self.locations():

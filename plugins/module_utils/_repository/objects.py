@@ -35,34 +35,23 @@ import time
 from ansible_collections.cairncms.ops.plugins.module_utils import _scratch
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, check_name, iso, utc_now
 from ansible_collections.cairncms.ops.plugins.module_utils._crypto import Crypto, unwrap_identity, wrap_identity
-from ansible_collections.cairncms.ops.plugins.module_utils._env import Location, service_account_info
+from ansible_collections.cairncms.ops.plugins.module_utils._env import Location
 from ansible_collections.cairncms.ops.plugins.module_utils._repository._base import (
     MANIFEST, BlobWriter, Repository, _json, check_sha256, lock_holder)
 from ansible_collections.cairncms.ops.plugins.module_utils._signing import SIGNATURE
-from ansible_collections.cairncms.ops.plugins.module_utils._storage import select_backend
+from ansible_collections.cairncms.ops.plugins.module_utils._storage import backend_class, drivers, select_backend
 from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import ObjectMissing
 
 BLOBS = {False: 'blobs', True: 'blobs-age'}
 SPOOL = 8 * 1024 * 1024   # a blob up to this size is hashed in memory before it is uploaded
 
-# spec key -> (backend option, what it is); the place (bucket/container) is required
-SPECS = {
-    's3': {'place': 'bucket', 'options': {'region': 'region', 'endpoint': 'endpoint', 'profile': 'profile',
-                                          'force_path_style': 'force_path_style',
-                                          'server_side_encryption': 'server_side_encryption'},
-           'credentials': {'key': 'key', 'secret': 'secret'}},
-    'gcs': {'place': 'bucket', 'options': {'api_endpoint': 'api_endpoint', 'key_filename': 'key_filename'},
-            'credentials': {'service_account_json': 'service_account_info'}},
-    'azure': {'place': 'container', 'options': {'account_name': 'account_name', 'endpoint': 'endpoint'},
-              'credentials': {'account_key': 'account_key'}},
-}
-PLACE_OPTION = {'s3': 'bucket', 'gcs': 'bucket', 'azure': 'container_name'}
-
 
 def location_of(spec, credentials=None):
-    """The storage ``Location`` that serves a repository spec (one of ``SPECS``)."""
+    """The storage ``Location`` that serves a repository spec: the driver named by its type says which keys
+    it takes (``repository_spec``) and checks them (``repository_options``)."""
     kind = spec['type']
-    known = SPECS[kind]
+    backend = backend_class(kind)
+    known = backend.repository_spec
     credentials = dict(credentials or {})
     allowed = {'type', 'prefix', known['place']} | set(known['options'])
     unknown = set(spec) - allowed
@@ -78,35 +67,19 @@ def location_of(spec, credentials=None):
     if not spec.get(known['place']):
         raise CairnError('cairn_repository of type %s needs its %s, e.g. {type: %s, %s: cairn-backups, '
                          'prefix: prod}' % (kind, known['place'], kind, known['place']))
-    options = {PLACE_OPTION[kind]: str(spec[known['place']]), 'root': str(spec.get('prefix') or '').strip('/')}
+    options = {backend.place_option: str(spec[known['place']]), 'root': str(spec.get('prefix') or '').strip('/')}
     for key, option in known['options'].items():
         value = spec.get(key)
         options[option] = None if value in (None, '') else value
     for key, option in known['credentials'].items():
         value = credentials.get(key)
         options[option] = None if value in (None, '', {}) else value if isinstance(value, dict) else str(value)
-    if kind == 's3':
-        options['force_path_style'] = bool(options.get('force_path_style'))
-        if bool(options.get('key')) != bool(options.get('secret')):
-            raise CairnError('cairn_repository_credentials needs key and secret together (or neither, to use the '
-                             'AWS credential chain)')
-        if options.get('endpoint') and '://' not in options['endpoint']:
-            options['endpoint'] = 'https://' + options['endpoint']
-    elif kind == 'gcs':
-        if options.get('service_account_info'):
-            options['service_account_info'] = service_account_info(
-                options['service_account_info'], 'cairn_repository_credentials.service_account_json')
-            if options.get('key_filename'):
-                raise CairnError('cairn_repository of type gcs takes its service account key once: as '
-                                 'cairn_repository_credentials.service_account_json or as key_filename, not both')
-        if options.get('api_endpoint'):
-            options['api_endpoint'] = options['api_endpoint'].rstrip('/')
-    elif kind == 'azure':
-        if not options.get('account_name') and not options.get('endpoint'):
-            raise CairnError('cairn_repository of type azure needs account_name (or endpoint)')
-        endpoint = options.get('endpoint') or 'https://%s.blob.core.windows.net' % options['account_name']
-        options['endpoint'] = (endpoint if '://' in endpoint else 'https://' + endpoint).rstrip('/')
-    return Location('repository', kind, options)
+    return Location('repository', kind, backend.repository_options(options))
+
+
+def repository_types():
+    """The storage drivers that can hold a repository (their ``repository_spec`` says how)."""
+    return tuple(driver for driver in drivers() if backend_class(driver).repository_spec is not None)
 
 
 class _Stat:

@@ -100,10 +100,57 @@ class UploadOnCommit(StagedWrite):
 
 
 class StorageBackend:
+    """One driver (``STORAGE_<LOC>_DRIVER``): its configuration (class methods, no backend needed), the
+    objects of one location (a backend serves one ``_env.Location``), and, for object stores, the bucket
+    posture and the repository spec. A driver's file sets ``BACKEND`` to its subclass."""
+
     driver = None
     # Whether the directories of ``a/b`` names are real (a local disk: a file ``a`` and a file ``a/b`` cannot
     # both exist); in object stores they are only a part of the name.
     has_directories = False
+
+    # -- the driver's configuration ---------------------------------------------------------------
+
+    @classmethod
+    def options_from_env(cls, config, prefix):
+        """The options of the location whose variables start with ``prefix`` (``STORAGE_<LOC>_``) in ``config``
+        (an ``_env.InstanceConfig``: ``values``, ``path()``, ``texts()``, ``missing()``, ``where``), read as
+        CairnCMS's driver reads them; a ``CairnError`` names a variable that is missing or wrong."""
+        raise NotImplementedError
+
+    @classmethod
+    def describe_options(cls, options):
+        """What a location's description shows beyond its name, driver and root; never a secret."""
+        return {}
+
+    # The options that say which objects a location is (two locations alike in them share their objects), for
+    # ``_guard``; None: none do (a local location is its resolved root).
+    identity_options = None
+
+    # -- bucket posture (``_posture``) --------------------------------------------------------------
+    # A store with bucket settings defines ``read_posture(self, posture)``, which fills a ``_posture.blank``
+    # posture, and ``enforce_posture(self, versioning, noncurrent_days, check_mode)``, which returns the
+    # changes (see ``_posture.enforce``); None: no bucket settings (the posture is not applicable).
+    read_posture = None
+    enforce_posture = None
+    # How to fix what ``_posture`` finds weak, by finding (versioning, lifecycle, object_lock, replication,
+    # soft_delete, default_encryption): a text, ``{bucket}`` standing for the bucket. Soft delete is judged
+    # only where the driver names its fix.
+    posture_fixes = {}
+    mfa_delete = False          # whether the store has MFA delete (else the posture says not_applicable)
+    lock_retention = False      # whether object lock has a default retention (object_lock days/years)
+
+    # -- a repository in the store (``_repository.objects``) -----------------------------------------
+    # None, or {'place': spec key naming the bucket/container, 'options': {spec key: option},
+    # 'credentials': {credential key: option}}; the place becomes the option ``place_option``.
+    repository_spec = None
+
+    @classmethod
+    def repository_options(cls, options):
+        """Check and complete the options a repository spec gives (a ``CairnError`` says what is wrong)."""
+        return options
+
+    # -- the objects ------------------------------------------------------------------------------
 
     def __init__(self, location):
         self.location = location

@@ -65,6 +65,13 @@ RETRY_AFTER_MAX_S = 30
 TIMEOUT_S = 120
 _TRANSIENT = (urllib.error.URLError, http.client.HTTPException, ConnectionError, socket.timeout)
 
+# STORAGE_<LOC>_* variables of a cloudinary location, by option name; API_URL and DELIVERY_URL are read by
+# cairncms.ops only (CairnCMS always talks to api.cloudinary.com and res.cloudinary.com): for private CNAMEs,
+# proxies and the tests.
+VARIABLES = {'cloud_name': 'CLOUD_NAME', 'api_key': 'API_KEY', 'api_secret': 'API_SECRET',
+             'access_mode': 'ACCESS_MODE', 'root': 'ROOT', 'api_url': 'API_URL', 'delivery_url': 'DELIVERY_URL'}
+ACCESS_MODES = ('public', 'authenticated')
+
 
 def resource_type(path):
     extension = posixpath.splitext(path)[1]
@@ -145,6 +152,45 @@ class CloudinaryStorage(ObjectStore):
     scheme = 'cloudinary'
     place_option = 'cloud_name'
     secret_option = 'api_secret'
+
+    # -- the driver's configuration ---------------------------------------------------------------
+
+    @classmethod
+    def options_from_env(cls, config, prefix):
+        """As CairnCMS's Cloudinary driver (Directus 10.0.0) reads them: CLOUD_NAME, API_KEY and API_SECRET are
+        needed (the driver has no other way to authenticate), ROOT is normalised as the driver does (no leading,
+        trailing or doubled slashes), ACCESS_MODE is sent with every upload. API_URL and DELIVERY_URL replace
+        https://api.cloudinary.com and https://res.cloudinary.com."""
+        options = config.texts(prefix, VARIABLES)
+        for option, what, overrides in (('cloud_name', 'cloud name', 'cairn_env_overrides'),
+                                        ('api_key', 'API key', 'cairn_env_secret_overrides'),
+                                        ('api_secret', 'API secret', 'cairn_env_secret_overrides')):
+            if not options[option]:
+                raise CairnError('%s%s is not set in %s; a cloudinary storage location needs its %s (the Cloudinary '
+                                 'console shows it under Settings > API Keys); set it there or in %s'
+                                 % (prefix, VARIABLES[option], config.where, what, overrides))
+        if options['access_mode'] is not None and options['access_mode'] not in ACCESS_MODES:
+            raise CairnError('%sACCESS_MODE=%s is not a Cloudinary access mode; set it to public or authenticated'
+                             % (prefix, options['access_mode']))
+        for option, default in (('api_url', 'https://api.cloudinary.com'),
+                                ('delivery_url', 'https://res.cloudinary.com')):
+            url = options[option] or default
+            if '://' not in url:
+                url = 'https://' + url
+            options[option] = url.rstrip('/')
+        root = posixpath.normpath('/' + (options['root'] or '').replace('\\', '/'))
+        options['root'] = root.strip('/')
+        return options
+
+    @classmethod
+    def describe_options(cls, options):
+        described = {key: options.get(key) for key in ('cloud_name', 'access_mode', 'api_url', 'delivery_url')}
+        described['credentials'] = 'configured'
+        return described
+
+    identity_options = ('cloud_name', 'root')
+
+    # -- the backend ------------------------------------------------------------------------------
 
     def __init__(self, location):
         super().__init__(location)
@@ -329,3 +375,6 @@ class CloudinaryStorage(ObjectStore):
                                 headers={'Content-Type': 'application/x-www-form-urlencoded;charset=UTF-8'})
         if result.get('result') not in ('ok', 'not found'):
             raise CairnError('Failed to delete %s: Cloudinary answered %r' % (self._url(name), result.get('result')))
+
+
+BACKEND = CloudinaryStorage

@@ -23,6 +23,10 @@ class LocalStorage(StorageBackend):
     driver = 'local'
     has_directories = True
 
+    @classmethod
+    def options_from_env(cls, config, prefix):
+        return {'root': config.path(prefix + 'ROOT')}
+
     def __init__(self, location):
         super().__init__(location)
         self._irregular = []
@@ -154,3 +158,6 @@ class _LocalStagedWrite(StagedWrite):
 
     def discard(self):
         self._staged.discard()
+
+
+BACKEND = LocalStorage
