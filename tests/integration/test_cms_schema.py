@@ -100,9 +100,9 @@ def take_both(tmp_path, workdir, url, token):
 def assert_same_snapshots(tmp_path, taken, live, vendor):
     cli, http, again = taken['cli'], taken['http'], taken['again']
     assert taken['no_cli']['failed'] is True and not (tmp_path / 'x.json').exists()
-    assert taken['no_cli']['msg'].startswith("the CMS's schema snapshot (%s %s schema snapshot, in %s) failed (exit 1); "
-                                             "the end of its output:\n" % (_directus._node(), tmp_path / 'gone.js',
-                                                                            tmp_path)), taken['no_cli']['msg']
+    expected = ("the CMS's schema snapshot (%s %s schema snapshot, in %s) failed (exit 1); the end of its output:\n"
+                % (_directus._node(), tmp_path / 'gone.js', tmp_path))
+    assert taken['no_cli']['msg'].startswith(expected), taken['no_cli']['msg']
     assert "Cannot find module '%s'" % (tmp_path / 'gone.js') in taken['no_cli']['msg']
     assert not cli.get('failed') and not http.get('failed'), (cli, http)
     assert (cli['changed'], http['changed'], again['changed']) == (True, True, False)
