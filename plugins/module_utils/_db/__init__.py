@@ -15,6 +15,8 @@ from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CHUNK, CairnError, HashingReader, HashingWriter, Timer, iso, utc_now)
 from ansible_collections.cairncms.ops.plugins.module_utils._db import mysql, postgres, sqlite
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import DIFFERENT, EMPTY, IDENTICAL, OUTWARD
+from ansible_collections.cairncms.ops.plugins.module_utils._manifest import artifacts as manifest_artifacts
+from ansible_collections.cairncms.ops.plugins.module_utils._manifest import part as manifest_part
 
 BACKENDS = {
     'sqlite': sqlite.SqliteBackend,
@@ -82,6 +84,7 @@ def dump(config, repository, instance, point_id, compression='zstd', level=3, th
         snapshot_at = iso(utc_now())
         facts = backend.dump(raw, _scratch.directory())
         compressor.close()
+    rows = facts.pop('rows', None)
     part = {
         'vendor': backend.vendor,
         'client': config.database().client,
@@ -108,10 +111,13 @@ def dump(config, repository, instance, point_id, compression='zstd', level=3, th
     repository.write_part(instance, point_id, 'database', part)
     result.update({
         'size_bytes': stored.size, 'sha256': stored.sha256, 'raw_size_bytes': raw.size,
-        'duration_s': part['duration_s'], 'row_counts': facts['row_counts'],
+        'duration_s': part['duration_s'], 'row_counts': facts['row_counts'], 'snapshot_at': snapshot_at,
         'migration_level': facts['migration_level'], 'tables': len(facts['row_counts']),
     })
     result.update({key: part[key] for key in ('server_flavor', 'dump_tool', 'dump_tool_version') if key in part})
+    if backend.read:
+        # the tables asked for (options ``read``), read inside the dump's snapshot: for the caller, never a result
+        result['rows'] = rows if rows is not None else {}
     warnings = list(facts.get('warnings', []))
     if facts['migration_level'] is None:
         warnings.append('no directus_migrations table found: is %s a CairnCMS database?' % probe.get('path', 'this'))
@@ -136,7 +142,7 @@ def verify_artifact(repository, instance, manifest, name):
 
 
 def artifact_entry(manifest, name):
-    for entry in manifest.get('artifacts', []):
+    for entry in manifest_artifacts(manifest):
         if entry['path'] == name:
             return entry
     raise CairnError('the manifest of restore point %s lists no artifact %s' % (manifest.get('id'), name))
@@ -202,7 +208,7 @@ def restore(config, repository, source_instance, manifest, replace=False, keep_s
     from another thread: the next read of the dump fails, so that the loader stops and the target stays or is put
     back as it was (a file restore beside it failed). ``gate()`` runs once the dump is loaded, before it counts:
     when it raises, the target is put back from its safety copy (SQLite: not touched)."""
-    db_manifest = manifest['database']
+    db_manifest = manifest_part(manifest, 'database')
     unknown = sorted(set(quiesce) - set(OUTWARD))
     if unknown:
         raise CairnError('cannot turn off %s; quiesce takes %s' % (', '.join(unknown), ', '.join(sorted(OUTWARD))))

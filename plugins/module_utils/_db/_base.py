@@ -93,6 +93,14 @@ class DatabaseBackend:
     def __init__(self, database, options=None):
         self.database = database
         self.options = options or {}
+        # Tables a dump also reads whole, inside its own snapshot, for the parts made from rows (the config part):
+        # ``dump`` returns them as ``facts['rows']``.
+        self.read = tuple(self.options.get('read') or ())
+
+    def read_tables(self, names):
+        """``{table: [row as a dict]}`` of the tables among ``names`` that exist, read now; values as the vendor
+        gives them as JSON (PostgreSQL: JSON types; MariaDB: JSON_OBJECT's; SQLite: its storage classes)."""
+        raise NotImplementedError
 
     def probe(self):
         """Facts about the server/library and whether the database exists; no change."""

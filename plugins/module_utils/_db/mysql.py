@@ -141,14 +141,15 @@ class MysqlBackend(DatabaseBackend):
             shutil.rmtree(directory, ignore_errors=True)
 
     def sql(self, statement, database=True):
-        out = self._run('client', ['--batch', '--skip-column-names', '--raw'], database=database,
-                        stdin=statement.encode('utf-8'))
+        out = self._run('client', ['--batch', '--skip-column-names', '--raw', '--default-character-set=utf8mb4'],
+                        database=database, stdin=statement.encode('utf-8'))
         return [line.split('\t') for line in out.splitlines() if line]
 
     def _session(self, directory, what):
         cnf = self._defaults_file(directory)
         return _process.Streaming([self.tool('client'), '--defaults-extra-file=' + cnf, '--batch',
-                                   '--skip-column-names', '--unbuffered', '--database=' + self.name],
+                                   '--skip-column-names', '--unbuffered', '--default-character-set=utf8mb4',
+                                   '--database=' + self.name],
                                   secrets=self.secrets, mode='rw', what=what)
 
     # facts ----------------------------------------------------------------
@@ -179,6 +180,26 @@ class MysqlBackend(DatabaseBackend):
 
     def _tables(self):
         return [row[0] for row in self.sql(self._tables_sql())]
+
+    def _columns_sql(self, names):
+        listed = ', '.join(_literal(name) for name in names)
+        return ('SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME '
+                'IN (%s) ORDER BY TABLE_NAME, ORDINAL_POSITION' % (_literal(self.name), listed))
+
+    @staticmethod
+    def _rows_sql(name, columns):
+        return 'SELECT JSON_OBJECT(%s) FROM %s' % (', '.join('%s, %s' % (_literal(column), _ident(column))
+                                                             for column in columns), _ident(name))
+
+    def read_tables(self, names):
+        if not self._exists():
+            raise CairnError('the database %s does not exist' % self.name)
+        present = set(self._tables())
+        names = [name for name in names if name in present]
+        columns = {}
+        for table, column in (self.sql(self._columns_sql(names)) if names else ()):
+            columns.setdefault(table, []).append(column)
+        return {name: [json.loads(row[0]) for row in self.sql(self._rows_sql(name, columns[name]))] for name in names}
 
     def _count_sql(self, tables):
         counts = ' UNION ALL '.join('SELECT %s, COUNT(*) FROM %s' % (_literal(t), _ident(t)) for t in tables)
@@ -414,6 +435,15 @@ class _SnapshotGate:
             self.counts.start()
 
 
+_ESCAPES = {'\\\\': '\\', '\\n': '\n', '\\t': '\t', '\\0': '\0'}
+
+
+def _unescape(text):
+    """A value of the client's batch output as it is (the client writes a backslash, newline, tab and NUL as
+    ``\\\\``, ``\\n``, ``\\t`` and ``\\0``)."""
+    return re.sub(r'\\[\\nt0]', lambda match: _ESCAPES[match.group(0)], text) if '\\' in text else text
+
+
 class _Counter(threading.Thread):
     """Counts rows in the session that opened its snapshot with the dump's."""
 
@@ -423,6 +453,27 @@ class _Counter(threading.Thread):
         self.session = session
         self.result = None
         self.error = None
+
+    def _ask(self, sql):
+        """The lines the session answers to ``sql`` (batch mode's escapes undone)."""
+        self.session.write((sql + ";\nSELECT '--end--';\n").encode())
+        self.session.flush()
+        lines = []
+        for line in iter(self.session.readline, b''):
+            text = line.decode('utf-8').rstrip('\n')
+            if text == '--end--':
+                break
+            lines.append(_unescape(text))
+        return lines
+
+    def _rows(self, names):
+        """``{table: [row]}`` of ``names`` in the session's snapshot."""
+        columns = {}
+        for line in self._ask(self.backend._columns_sql(names)):
+            table, column = line.split('\t', 1)
+            columns.setdefault(table, []).append(column)
+        return {name: [json.loads(line) for line in self._ask(self.backend._rows_sql(name, columns.get(name, [])))]
+                for name in names}
 
     def run(self):
         try:
@@ -435,7 +486,7 @@ class _Counter(threading.Thread):
                 tables.append(line.decode('utf-8').rstrip('\n'))
             counts_sql, level_sql = self.backend._count_sql(tables)
             statements = (counts_sql + ';\n' if tables else '') + (level_sql + ';\n' if level_sql else '')
-            self.session.write((statements + "SELECT '--end--';\nCOMMIT;\n").encode())
+            self.session.write((statements + "SELECT '--end--';\n").encode())
             self.session.flush()
             counts, level = {}, None
             for line in iter(self.session.readline, b''):
@@ -447,7 +498,11 @@ class _Counter(threading.Thread):
                     counts[parts[0]] = int(parts[1])
                 else:
                     level = None if text == 'NULL' else text
-            self.session.finish()
             self.result = {'row_counts': counts, 'migration_level': level}
+            names = [name for name in self.backend.read if name in tables]
+            if names:
+                self.result['rows'] = self._rows(names)
+            self.session.write(b"COMMIT;\n")
+            self.session.finish()
         except CairnError as exc:
             self.error = exc

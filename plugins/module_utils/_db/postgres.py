@@ -245,7 +245,30 @@ class PostgresBackend(DatabaseBackend):
                 counts[table if schema == 'public' else '%s.%s' % (schema, table)] = int(value)
             else:
                 migration = value or None
-        return {'row_counts': counts, 'migration_level': migration}
+        facts = {'row_counts': counts, 'migration_level': migration}
+        if self.read:
+            facts['rows'] = self._rows([name for name in self.read if name in counts], snapshot)
+        return facts
+
+    def _rows(self, names, snapshot=None):
+        """``{table: [row]}`` of ``names`` (tables that exist), each row as row_to_json gives it (in ``snapshot``)."""
+        if not names:
+            return {}
+        sql = '; '.join("SELECT %s, row_to_json(t)::text FROM %s t" % (_literal(name), _ident(name)) for name in names)
+        if snapshot:
+            sql = ('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s; %s; COMMIT'
+                   % (_literal(snapshot), sql))
+        found = {name: [] for name in names}
+        for name, text in self.psql(sql):
+            found[name].append(json.loads(text))
+        return found
+
+    def read_tables(self, names):
+        if not self._exists():
+            raise CairnError('the PostgreSQL database %s does not exist' % self.name)
+        present = {row[0] for row in self.psql(
+            "SELECT c.relname FROM pg_class c WHERE c.relkind IN ('r', 'p') AND pg_table_is_visible(c.oid)")}
+        return self._rows([name for name in names if name in present])
 
     def inspect(self):
         if not self._exists():

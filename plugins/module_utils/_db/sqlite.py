@@ -185,6 +185,19 @@ def tables(conn):
     return [row[0] for row in rows]
 
 
+def read_rows(conn, names):
+    """``{table: [row as a dict]}`` of the tables among ``names`` that ``conn`` has (blobs as hex text)."""
+    present = set(tables(conn))
+    found = {}
+    for name in names:
+        if name in present:
+            cursor = conn.execute('SELECT * FROM "%s"' % name.replace('"', '""'))
+            columns = [column[0] for column in cursor.description]
+            found[name] = [{column: value.hex() if isinstance(value, bytes) else value
+                            for column, value in zip(columns, row)} for row in cursor]
+    return found
+
+
 def describe(conn):
     """Row counts per table and the CMS migration level."""
     names = tables(conn)
@@ -257,6 +270,8 @@ class SqliteBackend(DatabaseBackend):
                     raise CairnError('the backup copy of %s fails PRAGMA integrity_check: %s; the source '
                                      'database is damaged' % (self.path, check))
                 facts = describe(conn)
+                if self.read:
+                    facts['rows'] = read_rows(conn, self.read)
                 if self.tables:
                     facts = limit_facts(facts, self.tables)
                     prefixes = tuple('INSERT INTO %s VALUES' % self.quote(table) for table in self.tables)
@@ -298,6 +313,14 @@ class SqliteBackend(DatabaseBackend):
             conn.close()
         return [{'id': row[0], 'storage': row[1], 'filename_disk': row[2],
                  'filesize': None if row[3] is None else int(row[3])} for row in rows]
+
+    def read_tables(self, names):
+        self._require_source()
+        conn = connect_ro(self.path)
+        try:
+            return read_rows(conn, names)
+        finally:
+            conn.close()
 
     def query(self, sql):
         conn = connect_ro(self.path)
