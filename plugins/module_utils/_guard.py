@@ -17,15 +17,13 @@ import socket
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig, parse_dotenv
+from ansible_collections.cairncms.ops.plugins.module_utils._storage import backend_class
 
 # Relative paths of a captured configuration resolve below this directory, which exists nowhere: where the source
 # kept them is not known here (the live .env, where it is at hand, says).
 SOURCE_DIR = os.path.join(os.sep, '.cairn-source-instance')
 DEFAULT_PORTS = {'postgres': 5432, 'mysql': 3306}
 LOOPBACK = ('localhost', '127.0.0.1', '::1', '')
-# What identifies a storage location's objects, by driver.
-LOCATION_KEYS = {'s3': ('bucket', 'endpoint', 'root'), 'gcs': ('bucket', 'api_endpoint', 'root'),
-                 'azure': ('container_name', 'account_name', 'endpoint', 'root'), 'cloudinary': ('cloud_name', 'root')}
 
 
 def made_here(manifest):
@@ -68,10 +66,10 @@ def location_identity(location):
     """``(identity, host_local)`` of a storage location."""
     if location.driver == 'local':
         return ('local', os.path.realpath(location.options['root'])), True
-    if location.driver not in LOCATION_KEYS:
+    keys = getattr(backend_class(location.driver), 'identity_options', None)  # what the driver's file says
+    if not keys:
         return (location.driver, location.name), False
-    return (location.driver,) + tuple(str(location.options.get(key) or '').strip('/')
-                                      for key in LOCATION_KEYS[location.driver]), False
+    return (location.driver,) + tuple(str(location.options.get(key) or '').strip('/') for key in keys), False
 
 
 def _locations(config):

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._repository import local, objects
+from ansible_collections.cairncms.ops.plugins.module_utils._storage import backend_class, drivers
 
-TYPES = {
-    'local': local.LocalRepository,
-    's3': objects.ObjectRepository,
-    'gcs': objects.ObjectRepository,
-    'azure': objects.ObjectRepository,
-}
+# A directory, or a bucket of every storage driver whose file says how it holds a repository (``repository_spec``).
+TYPES = dict({'local': local.LocalRepository},
+             **{driver: objects.ObjectRepository for driver in drivers()
+                if driver != 'local' and backend_class(driver).repository_spec})
 
 
 def select_repository(spec, crypto=None, credentials=None):
