@@ -140,6 +140,17 @@ def process_argvs():
                 continue
 
 
+def part_of(manifest, kind):
+    """The entry of part ``kind`` of a (format 2) manifest, itself: a test that forges a manifest changes it here."""
+    [entry] = [entry for entry in manifest['parts'] if entry['kind'] == kind]
+    return entry
+
+
+def artifacts_of(manifest):
+    """Every artifact entry of a (format 2) manifest, themselves (to rewrite a size or checksum)."""
+    return [artifact for entry in manifest['parts'] for artifact in entry['artifacts']]
+
+
 def digest_tree(directory):
     """{relative path: sha256} of every file below ``directory``, hidden ones too."""
     found = {}

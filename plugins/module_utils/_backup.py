@@ -24,7 +24,7 @@ import secrets
 import time
 import traceback
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _db, _lifecycle, _posture, _process, _secrets
+from ansible_collections.cairncms.ops.plugins.module_utils import _db, _lifecycle, _parts, _posture, _process, _secrets
 from ansible_collections.cairncms.ops.plugins.module_utils import _signing, _sync
 from ansible_collections.cairncms.ops.plugins.module_utils._args import load_config, load_repository
 from ansible_collections.cairncms.ops.plugins.module_utils._cms import install as _cms_install
@@ -32,8 +32,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CairnError, iso, parse_time, utc_now)
 from ansible_collections.cairncms.ops.plugins.module_utils._manifest import build, check
 from ansible_collections.cairncms.ops.plugins.module_utils._repository._base import holder_text, new_point_id
-from ansible_collections.cairncms.ops.plugins.module_utils._storage import select_backend
-from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import ObjectStore
+from ansible_collections.cairncms.ops.plugins.module_utils._storage import backend_class, select_backend
 
 # step -> what it does (the name its error log and its failure carry: the backup role's task names of old)
 STEPS = {
@@ -42,6 +41,8 @@ STEPS = {
     'dump': 'Dump the database',
     'files': 'Copy the file bytes',
     'secrets': 'Capture the configuration and secrets',
+    'schema': 'Take the CMS\'s schema snapshot',
+    'config': 'Capture the roles and permissions',
     'finalize': 'Finalize the restore point',
     'verify': 'Check every checksum of the new restore point',
     'prune': 'Apply the retention policy',
@@ -250,10 +251,9 @@ def buckets(config, repository):
     """(the object stores of the instance's storage locations, by name; the repository's bucket or None)."""
     stores = {}
     for location in config.locations():
-        if location.driver in ('s3', 'gcs', 'azure'):
-            store = select_backend(location)
-            if isinstance(store, ObjectStore):
-                stores[location.name] = store
+        backend = backend_class(location.driver)
+        if backend is not None and backend.read_posture is not None:  # a store with bucket settings
+            stores[location.name] = select_backend(location)
     return stores, getattr(repository, 'store', None)
 
 
@@ -310,6 +310,8 @@ def _sentence(result, check_mode):
         files.get('files'), files.get('transferred'), 'to copy' if check_mode else 'copied', files.get('reused'),
         files.get('skipped_regenerable'))
     text += '; encrypted: %s; secrets captured: %s' % (result['encrypted'], bool(secrets_.get('captured')))
+    text += '; schema captured: %s; config captured: %s' % tuple(
+        bool((result[kind] or {}).get('captured')) for kind in ('schema', 'config'))
     if not check_mode:
         text += '; verified: %s' % result['verified']
     pruned = result['pruned']
@@ -319,15 +321,109 @@ def _sentence(result, check_mode):
     return text
 
 
+PART_STEPS = {'database': 'dump', 'files': 'files', 'secrets': 'secrets', 'schema': 'schema', 'config': 'config'}
+PARTS = tuple(PART_STEPS)
+OPTIONAL_PARTS = ('secrets', 'schema', 'config')
+
+
+class Capture:
+    """One backup's making of the parts of its restore point, as the part kinds' ``produce`` see it (``_parts``): the
+    instance's configuration, the run's options, the staged point, and the rows the dump read inside its snapshot
+    for the parts made of rows."""
+
+    def __init__(self, params, config, repository, instance, point, steps, check_mode):
+        self.params, self.config, self.repository = params, config, repository
+        self.instance, self.point, self.steps, self.check_mode = instance, point, steps, check_mode
+        self.wanted = set(params.get('parts') or PARTS)
+        self.rows = self.vendor = self.snapshot_at = None
+        self.read = tuple(sorted({table for module in _parts.registry().values()
+                                  for table in getattr(module, 'snapshot_tables', lambda run: ())(self)}))
+
+    def wants(self, kind_name):
+        return kind_name in self.wanted and (kind_name != 'secrets' or self.params.get('secrets', True))
+
+    @staticmethod
+    def cause(exc):
+        return _cause(exc)
+
+    def warn(self, text):
+        self.steps.warnings.append(text)
+
+    def dump(self):
+        params = self.params
+        result = self.steps.keep(_db.dump(
+            self.config, self.repository, self.instance, self.point, compression=params['compression'],
+            level=params['compression_level'], threads=params['compression_threads'], check_mode=self.check_mode,
+            options={'format': params['format'], 'jobs': params['jobs'], 'tables': [], 'read': self.read}))
+        self.rows = result.pop('rows', None)
+        self.vendor, self.snapshot_at = result['vendor'], result.get('snapshot_at')
+        return result
+
+    def files(self):
+        params = self.params
+        result = self.steps.keep(_sync.backup(
+            self.config, self.repository, self.instance, self.point, include_regenerable=params['include_regenerable'],
+            checksum=params['checksum'], check_mode=self.check_mode, parallel=params['parallel']))
+        result.pop('direction', None)
+        return result
+
+    def secrets(self):
+        if not self.wants('secrets'):
+            return {'captured': False, 'reason': 'not asked (cairn_backup_secrets: false)'}
+        params = self.params
+        captured = self.steps.keep(_secrets.capture(
+            self.config, self.repository, self.instance, self.point, extra_files=params['secret_files'],
+            secret_patterns=params['secret_variables'], check_mode=self.check_mode))
+        # names of variables and paths of files stay out of the result: counts only
+        captured['variables'] = len(captured.get('variables') or ())
+        captured['files'] = len(captured.get('files') or ())
+        if not captured['captured']:
+            captured['reason'] = ('no encryption recipient is configured (cairn_encryption_recipients): '
+                                  'secrets are never stored in plaintext')
+        return captured
+
+    def live_rows(self, tables):
+        """The rows of ``tables`` as they are now."""
+        return _db.select_backend(self.config.database()).read_tables(tables)
+
+    def stage_missing(self, kind_name, reason, warn=False):
+        """Stage part ``kind_name`` as not captured, and why (a warning with ``warn``)."""
+        if warn:
+            self.warn('restore point %s has no %s part: %s' % (self.point, kind_name, reason))
+        if not self.check_mode:
+            self.repository.write_part(self.instance, self.point, _parts.kind(kind_name).STAGED,
+                                       {'captured': False, 'reason': reason})
+        return {'captured': False, 'reason': reason}
+
+    def stage_document(self, kind_name, name, data, details):
+        """Write ``data`` as artifact ``name`` (encrypted when the repository encrypts) and stage part ``kind_name``
+        with ``details``; the step's result."""
+        result = dict(details, artifact=name, size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                      encrypted=self.repository.crypto.encrypts)
+        if self.check_mode:
+            return dict(result, captured=False, reason='check mode: would be captured')
+        with self.repository.heartbeat(self.instance, self.point), \
+                self.repository.artifact_writer(self.instance, self.point, name, encrypted=result['encrypted']) as out:
+            out.write(data)
+        self.repository.write_part(self.instance, self.point, _parts.kind(kind_name).STAGED, result)
+        return result
+
+
 def backup(params, check_mode=False):
     """The whole backup of ``params`` (the cairn_backup options); the module result."""
     steps = _Steps(params.get('timeouts'))
     instance = params['instance']
+    missing = [kind_name for kind_name in PARTS if kind_name not in OPTIONAL_PARTS
+               and kind_name not in (params.get('parts') or PARTS)]
+    if missing:
+        raise CairnError('parts (cairn_backup_parts) must include %s: a restore point always holds its database and '
+                         'its files; the optional parts are %s' % (' and '.join(missing), ', '.join(OPTIONAL_PARTS)))
     if not 1 <= params['parallel'] <= 64:
         raise CairnError('parallel (cairn_storage_parallel) must be between 1 and 64 (files transferred at a time), '
                          'got %d' % params['parallel'])
     result = {'changed': False, 'instance': instance, 'restore_point': None, 'made': False, 'fresh': None, 'cms': None,
-              'check_mode': check_mode, 'database': None, 'files': None, 'secrets': None, 'verified': False,
+              'check_mode': check_mode, 'database': None, 'files': None, 'secrets': None, 'schema': None,
+              'config': None, 'verified': False,
               'checks': [], 'pruned': None, 'posture': None, 'posture_error': None, 'dump_slot': None,
               'interrupted_runs': [], 'bytes': 0, 'steps': steps.durations, 'newest_point': None, 'rpo_s': None,
               'capture_skew_s': None}
@@ -373,33 +469,14 @@ def backup(params, check_mode=False):
                 point, result['interrupted_runs'] = repository.begin(
                     instance, utc_now(), stale_after=params['lock_stale_after'], wait=params['lock_wait'])
             result['restore_point'] = point
-        with steps('dump'):
-            result['database'] = steps.keep(_db.dump(
-                config, repository, instance, point, compression=params['compression'],
-                level=params['compression_level'], threads=params['compression_threads'], check_mode=check_mode,
-                options={'format': params['format'], 'jobs': params['jobs'], 'tables': []}))
-        result['database']['started_at'], result['database']['finished_at'] = steps.windows['dump']
-        if slots is not None:
-            slots.release()
-        with steps('files'):
-            result['files'] = steps.keep(_sync.backup(
-                config, repository, instance, point, include_regenerable=params['include_regenerable'],
-                checksum=params['checksum'], check_mode=check_mode, parallel=params['parallel']))
-            result['files'].pop('direction', None)
-        if params['secrets']:
-            with steps('secrets'):
-                captured = steps.keep(_secrets.capture(
-                    config, repository, instance, point, extra_files=params['secret_files'],
-                    secret_patterns=params['secret_variables'], check_mode=check_mode))
-                # names of variables and paths of files stay out of the result: counts only
-                captured['variables'] = len(captured.get('variables') or ())
-                captured['files'] = len(captured.get('files') or ())
-                if not captured['captured']:
-                    captured['reason'] = ('no encryption recipient is configured (cairn_encryption_recipients): '
-                                          'secrets are never stored in plaintext')
-                result['secrets'] = captured
-        else:
-            result['secrets'] = {'captured': False, 'reason': 'not asked (cairn_backup_secrets: false)'}
+        capture = Capture(params, config, repository, instance, point, steps, check_mode)
+        for kind_name, module in _parts.registry().items():
+            with steps(PART_STEPS[kind_name]):
+                result[kind_name] = module.produce(capture)
+            if kind_name == 'database':
+                result['database']['started_at'], result['database']['finished_at'] = steps.windows['dump']
+                if slots is not None:
+                    slots.release()
         if not check_mode:
             with steps('finalize'):
                 manifest, signed_by = finalize_point(repository, instance, point, config, key, cms=result['cms'])
@@ -475,7 +552,8 @@ def _failed(exc, steps, result, repository, point, finalized, check_mode):
             message += ('; the staged restore point %s could not be marked failed (%s): the next backup removes it '
                         'once its lock is stale' % (point, _cause(error)))
     details = {key: value for key, value in result.items() if key in (
-        'instance', 'restore_point', 'made', 'encrypted', 'database', 'files', 'secrets', 'dump_slot', 'interrupted_runs',
+        'instance', 'restore_point', 'made', 'encrypted', 'database', 'files', 'secrets', 'schema', 'config', 'dump_slot',
+        'interrupted_runs',
         'bytes', 'steps')}
     details.update({'failed_step': title, 'step': exc.step, 'cause': exc.cause, 'timed_out': exc.timed_out,
                     'point_failed': marked})

@@ -21,6 +21,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils import _guard, _secre
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     AtomicFile, CairnError, iso, makedirs, parse_time, utc_now, write_json)
 from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig, looks_secret, read_env_text
+from ansible_collections.cairncms.ops.plugins.module_utils._manifest import part
 
 MARKER = '.cairn-drill.json'
 ENV = '.env'
@@ -72,7 +73,7 @@ def sandbox_overrides(captured_names, manifest, sandbox, host, port, operator):
     overrides.update({'HOST': host, 'PORT': str(port),
                       'PUBLIC_URL': 'http://%s:%d' % ('[%s]' % host if ':' in host else host, port),
                       'EXTENSIONS_PATH': os.path.join(sandbox, 'extensions')})
-    vendor = manifest['database']['vendor']
+    vendor = part(manifest, 'database')['vendor']
     if vendor == 'sqlite':
         overrides['DB_FILENAME'] = os.path.join(sandbox, 'database', 'data.db')
     elif not any(name in operator for name in ('DB_DATABASE', 'DB_CONNECTION_STRING')):
@@ -80,7 +81,7 @@ def sandbox_overrides(captured_names, manifest, sandbox, host, port, operator):
                          'name, and replaces that database. Set DB_DATABASE (and DB_HOST, DB_PORT, DB_USER) in '
                          'cairn_drill_env_overrides and DB_PASSWORD in cairn_drill_env_secret_overrides'
                          % (manifest['id'], vendor))
-    names = [location['name'] for location in (manifest.get('storage') or {}).get('locations') or []]
+    names = [location['name'] for location in (part(manifest, 'files') or {}).get('locations') or []]
     names += [name for name in captured_names if name not in names]
     for name in names:
         prefix = 'STORAGE_%s_' % name.upper()
@@ -110,7 +111,7 @@ def prepare(repository, instance, manifest, sandbox, host='127.0.0.1', port=0, o
     plan = {'sandbox': sandbox, 'env_file': os.path.join(sandbox, ENV), 'url': values['PUBLIC_URL'], 'port': port,
             'env_overrides': sorted(values), 'started_at': iso(utc_now()),
             'restore_point': {'id': manifest['id'], 'started_at': manifest['started_at']},
-            'vendor': manifest['database']['vendor']}
+            'vendor': part(manifest, 'database')['vendor']}
     text = _secrets.render_env(captured_text, values)
     if diff:
         # the .env of a sandbox an earlier drill left behind is what this one replaces (never through a symlink)

@@ -17,6 +17,7 @@ import secrets
 from ansible_collections.cairncms.ops.plugins.module_utils import _retention
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CHUNK, CairnError, HashingWriter, Timer, iso, parse_time, utc_now)
+from ansible_collections.cairncms.ops.plugins.module_utils._manifest import artifacts
 from ansible_collections.cairncms.ops.plugins.module_utils._repository._base import holder_text
 from ansible_collections.cairncms.ops.plugins.module_utils._signing import SIGNATURE
 from ansible_collections.cairncms.ops.plugins.module_utils._sync import blobs_encrypted, read_inventory
@@ -180,10 +181,10 @@ def _check(repository, instance, manifests, damaged, percent, max_bytes, rng, re
     referenced = set()
     problems = [{'restore_point': bad['id'], 'kind': 'manifest', 'detail': bad['problem']} for bad in damaged]
     for manifest in manifests:
-        listed = {a['path'] for a in manifest['artifacts']} | {'manifest.json', SIGNATURE}
+        listed = {a['path'] for a in artifacts(manifest)} | {'manifest.json', SIGNATURE}
         for extra in sorted(set(repository.point_files(instance, manifest['id'])) - listed):
             problems.append({'restore_point': manifest['id'], 'kind': 'unreferenced', 'detail': extra})
-        for artifact in manifest['artifacts']:
+        for artifact in artifacts(manifest):
             items.append((manifest['id'], 'artifact', artifact['path'], artifact['sha256'], artifact['size_bytes'],
                           artifact.get('encrypted', False)))
         try:
@@ -322,7 +323,7 @@ def _copy(source, target, instance, wanted, result, stale_after, wait):
                                      % (row['sha256'], target.describe()))
                 result['blobs_copied'] += 1
                 result['bytes_copied'] += sent[1]
-            for artifact in manifest['artifacts']:
+            for artifact in artifacts(manifest):
                 with source.open_artifact(instance, point, artifact['path'], raw=True) as handle:
                     with target.artifact_writer(instance, point, artifact['path']) as out:
                         hashed = HashingWriter(out)

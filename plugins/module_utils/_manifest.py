@@ -9,10 +9,12 @@ import platform
 import re
 import socket
 
+from ansible_collections.cairncms.ops.plugins.module_utils import _parts
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, iso, parse_time, utc_now
 
 FORMAT = 'cairncms.ops/restore-point'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2          # what this version writes
+READABLE_VERSIONS = (1, 2)  # what it reads: format 1 is the layout of releases before typed parts
 COLLECTION_VERSION = '0.1.0'
 CMS_FACTS = ('name', 'version', 'source', 'window')  # what a backup may record of the CMS beside its migration level
 
@@ -21,40 +23,35 @@ class DamagedManifest(CairnError):
     """A manifest that cannot be used: unreadable, not JSON, the wrong shape, or signed wrongly."""
 
 
-def build(run, parts, instance_facts, artifact_stats, cms=None):
-    """Assemble the manifest of a staged run.
+def build(run, staged, instance_facts, artifact_stats, cms=None):
+    """Assemble the (format 2) manifest of a staged run.
 
-    ``run`` is what ``begin`` recorded, ``parts`` what each step wrote
-    (``database``, ``storage``), ``instance_facts`` the instance's identity,
-    ``artifact_stats`` a callable giving the os.stat of a staged artifact,
-    ``cms`` what the backup found of the CMS (``name``, ``version``, ``source``
-    of ``_cms.install.describe`` and the ``window`` it ran in), recorded
-    beside the migration level when given.
+    ``run`` is what ``begin`` recorded, ``staged`` what each step staged (by the staged name of its part kind:
+    ``database``, ``storage``, ``secrets``, ``schema``, ``config``), ``instance_facts`` the instance's identity,
+    ``artifact_stats`` a callable giving the os.stat of a staged artifact, ``cms`` what the backup found of the CMS
+    (``name``, ``version``, ``source`` of ``_cms.install.describe`` and the ``window`` it ran in), recorded
+    beside the migration level when given. Each part kind's file describes its own part (``_parts``).
     """
-    database = parts.get('database')
-    if not database:
-        raise CairnError('restore point %s has no database dump; run cairn_db_dump before finalizing'
-                         % run['id'])
-    storage = parts.get('storage')
-    if not storage:
-        raise CairnError('restore point %s has no file inventory; run cairn_storage_sync (direction: backup) '
-                         'before finalizing' % run['id'])
-    artifacts = [
-        {'path': database['artifact'], 'kind': 'database', 'size_bytes': database['size_bytes'],
-         'sha256': database['sha256'], 'encrypted': bool(database.get('encrypted'))},
-        {'path': storage['inventory'], 'kind': 'file-inventory', 'size_bytes': storage['inventory_size_bytes'],
-         'sha256': storage['inventory_sha256'], 'encrypted': False},
-    ]
-    secrets = parts.get('secrets') or {'captured': False, 'reason': 'the secrets were not captured in this run'}
-    if secrets.get('captured'):
-        artifacts.append({'path': secrets['artifact'], 'kind': 'secrets', 'size_bytes': secrets['size_bytes'],
-                          'sha256': secrets['sha256'], 'encrypted': True})
-    for artifact in artifacts:
-        stat = artifact_stats(artifact['path'])
-        # An encrypted artifact is larger on disk than the content its size and sha256 describe.
-        if stat is None or (stat.st_size != artifact['size_bytes'] and not artifact['encrypted']):
-            raise CairnError('artifact %s of restore point %s is missing or has the wrong size; the run is '
-                             'incomplete and cannot be finalized' % (artifact['path'], run['id']))
+    entries = []
+    for kind_name, module in _parts.registry().items():
+        record = staged.get(module.STAGED)
+        if not record and module.REQUIRED:
+            raise CairnError('restore point %s has no %s part; its step did not run (%s)'
+                             % (run['id'], kind_name, {'database': 'cairn_db_dump',
+                                                       'files': 'cairn_storage_sync, direction: backup'}.get(
+                                                           kind_name, 'the backup')))
+        if record or kind_name == 'secrets':
+            entries.append(module.describe(record))
+    for entry in entries:
+        for artifact in entry['artifacts']:
+            stat = artifact_stats(artifact['path'])
+            # An encrypted artifact is larger on disk than the content its size and sha256 describe.
+            if stat is None or (stat.st_size != artifact['size_bytes'] and not artifact['encrypted']):
+                raise CairnError('artifact %s of restore point %s is missing or has the wrong size; the run is '
+                                 'incomplete and cannot be finalized' % (artifact['path'], run['id']))
+    database = next(entry for entry in entries if entry['kind'] == 'database')
+    files = next(entry for entry in entries if entry['kind'] == 'files')
+    secrets = next((entry for entry in entries if entry['kind'] == 'secrets'), {})
     return {
         'format': FORMAT,
         'format_version': FORMAT_VERSION,
@@ -68,18 +65,9 @@ def build(run, parts, instance_facts, artifact_stats, cms=None):
                      'instance_dir': instance_facts.get('instance_dir'),
                      'migration_level': database.get('migration_level')},
                     **{key: (cms or {})[key] for key in CMS_FACTS if (cms or {}).get(key) is not None}),
-        'database': {key: database[key] for key in (
-            'vendor', 'client', 'server_version', 'server_flavor', 'dump_tool', 'dump_tool_version', 'jobs',
-            'format', 'compression', 'artifact', 'raw_size_bytes', 'raw_sha256', 'row_counts',
-            'row_counts_consistent', 'scope', 'migration_level', 'duration_s', 'snapshot_at') if key in database},
-        'storage': {key: storage[key] for key in (
-            'inventory', 'locations', 'files', 'bytes', 'include_regenerable', 'encrypted', 'duration_s',
-            'irregular_files', 'swapped_files', 'missing_files', 'listed_at')
-            if key in storage},
-        'capture_skew_s': _skew(database.get('snapshot_at'), storage.get('listed_at')),
-        'secrets': secrets,
-        'encryption': database.get('encryption') or secrets.get('encryption'),
-        'artifacts': artifacts,
+        'capture_skew_s': _skew(database.get('snapshot_at'), files.get('listed_at')),
+        'encryption': (staged['database'].get('encryption') or secrets.get('encryption')),
+        'parts': entries,
     }
 
 
@@ -97,13 +85,141 @@ def check(manifest):
     if not isinstance(manifest, dict) or manifest.get('format') != FORMAT:
         raise CairnError('not a cairncms.ops restore point manifest (format %r)'
                          % (manifest.get('format') if isinstance(manifest, dict) else type(manifest).__name__))
-    if manifest.get('format_version') != FORMAT_VERSION:
-        raise CairnError('restore point %s has format version %s; this version of cairncms.ops reads version %d'
-                         % (manifest.get('id'), manifest.get('format_version'), FORMAT_VERSION))
+    version = manifest.get('format_version')
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        newer = isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION
+        raise CairnError('restore point %s has format version %s; this version of cairncms.ops reads versions %s%s'
+                         % (manifest.get('id'), version, ', '.join(str(v) for v in READABLE_VERSIONS),
+                            ' (it was made by a newer release: upgrade the collection to read it)' if newer else ''))
     return manifest
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Reading: the one place that knows both layouts. Readers ask for parts and artifacts, never for sections.
+# ---------------------------------------------------------------------------------------------------------------
+
+def parts(manifest):
+    """The part entries of a (checked) manifest, in order; a format-1 manifest's sections read as parts."""
+    if _legacy(manifest):
+        found = []
+        for module in _parts.registry().values():
+            entry = module.legacy(manifest)
+            if entry is not None:
+                found.append(entry)
+        return found
+    return manifest.get('parts') or []
+
+
+def part(manifest, kind_name):
+    """The part of kind ``kind_name`` as readers use it (its main artifact named, as ``artifact`` or
+    ``inventory``), or None when the restore point has none."""
+    for entry in parts(manifest):
+        if entry.get('kind') == kind_name:
+            return _parts.kind(kind_name).view(entry)
+    return None
+
+
+def artifacts(manifest):
+    """Every artifact of the restore point (``path``, ``size_bytes``, ``sha256``, ``encrypted``, and ``kind``, the
+    kind of its part)."""
+    if _legacy(manifest):
+        return [dict(entry, kind=_V1_KINDS.get(entry.get('kind'), entry.get('kind')))
+                for entry in manifest.get('artifacts') or []]
+    return [dict(entry, kind=section['kind']) for section in manifest.get('parts') or []
+            for entry in section.get('artifacts') or []]
+
+
+_V1_KINDS = {'file-inventory': 'files'}
+
+
+def _legacy(manifest):
+    """Whether ``manifest`` has the format-1 layout (sections ``database``, ``storage``, ``secrets``)."""
+    return manifest.get('format_version') == 1 or 'parts' not in manifest
+
+
+def blobs_encrypted(manifest):
+    """Whether the file blobs of the restore point are the encrypted ones (``blobs-age/``)."""
+    return bool((part(manifest, 'files') or {}).get('encrypted'))
+
+
 _SHA256 = re.compile(r'^[0-9a-f]{64}$')
+
+
+def _artifact_problem(artifact, paths):
+    if not isinstance(artifact, dict):
+        return 'an artifact entry is not an object'
+    path, size, sha = artifact.get('path'), artifact.get('size_bytes'), artifact.get('sha256')
+    if not isinstance(path, str) or not path or path.startswith('/') or \
+            any(piece in ('', '.', '..') for piece in path.split('/')):
+        return 'artifact path %r is not a relative path' % (path,)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return 'artifact %s has no valid size_bytes' % path
+    if not isinstance(sha, str) or not _SHA256.match(sha):
+        return 'artifact %s has no valid sha256' % path
+    if not isinstance(artifact.get('encrypted', False), bool):
+        return 'artifact %s has a non-boolean encrypted flag' % path
+    if path in paths:
+        return 'artifact %s is listed twice' % path
+    paths.add(path)
+    return None
+
+
+def _v1_problem(manifest):
+    """Format 1: the sections name artifacts that are among the artifact list."""
+    for key, kind in (('artifacts', list), ('database', dict), ('storage', dict)):
+        if key not in manifest:
+            return 'its %s is missing' % key
+        if not isinstance(manifest[key], kind):
+            return 'its %s is %s, not %s' % (key, repr(manifest[key])[:40], {list: 'a list', dict: 'an object'}[kind])
+    if manifest.get('secrets') is not None and not isinstance(manifest['secrets'], dict):
+        return 'its secrets is not an object'
+    paths = set()
+    for artifact in manifest['artifacts']:
+        problem = _artifact_problem(artifact, paths)
+        if problem:
+            return problem
+    database, storage = manifest['database'], manifest['storage']
+    if not isinstance(database.get('artifact'), str) or database['artifact'] not in paths:
+        return 'its database artifact %s is not among its artifacts' % database.get('artifact')
+    if storage.get('inventory') is not None and storage['inventory'] not in paths:
+        return 'its file inventory %s is not among its artifacts' % storage['inventory']
+    secrets = manifest.get('secrets') or {}
+    if secrets.get('captured') and secrets.get('artifact') not in paths:
+        return 'its secrets bundle %s is not among its artifacts' % secrets.get('artifact')
+    return None
+
+
+def _parts_problem(manifest):
+    """Format 2: every part of a kind this version knows, of the right shape, each required kind once."""
+    entries = manifest.get('parts')
+    if not isinstance(entries, list):
+        return 'its parts are %s, not a list' % ('missing' if entries is None else repr(entries)[:40])
+    paths, seen = set(), set()
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get('kind'), str):
+            return 'a part entry is not an object with a kind'
+        try:
+            module = _parts.kind(entry['kind'])
+        except CairnError as exc:
+            return exc.message
+        if entry['kind'] in seen:
+            return 'it has two %s parts' % entry['kind']
+        seen.add(entry['kind'])
+        if not isinstance(entry.get('artifacts'), list):
+            return 'its %s part has no artifact list' % entry['kind']
+        for artifact in entry['artifacts']:
+            problem = _artifact_problem(artifact, paths)
+            if problem:
+                return problem
+        if entry.get('producer') is not None and not isinstance(entry['producer'], dict):
+            return 'the producer of its %s part is not an object' % entry['kind']
+        problem = module.problem(entry)
+        if problem:
+            return problem
+    for kind_name, module in _parts.registry().items():
+        if module.REQUIRED and kind_name not in seen:
+            return 'it has no %s part' % kind_name
+    return None
 
 
 def _problem(manifest, point_id):
@@ -118,53 +234,17 @@ def _problem(manifest, point_id):
         return exc.message
     if point_id is not None and manifest.get('id') != point_id:
         return 'its id is %r, but it is stored as restore point %s' % (manifest.get('id'), point_id)
-    for key, kind in (('id', str), ('instance', str), ('started_at', str), ('artifacts', list),
-                      ('database', dict), ('storage', dict)):
-        if key not in manifest:
-            return 'its %s is missing' % key
-        if not isinstance(manifest[key], kind):
-            return 'its %s is %s, not %s' % (key, repr(manifest[key])[:40],
-                                             {list: 'a list', dict: 'an object', str: 'a string'}[kind])
-    for key in ('secrets', 'cms', 'encryption'):
+    for key in ('id', 'instance', 'started_at'):
+        if not isinstance(manifest.get(key), str):
+            return 'its %s is %s' % (key, 'missing' if key not in manifest else 'not a string')
+    for key in ('cms', 'encryption'):
         if manifest.get(key) is not None and not isinstance(manifest[key], dict):
             return 'its %s is not an object' % key
     try:
         parse_time(manifest['started_at'])
     except ValueError:
         return 'its started_at %r is not a time' % manifest['started_at'][:40]
-    paths = set()
-    for artifact in manifest['artifacts']:
-        if not isinstance(artifact, dict):
-            return 'an artifact entry is not an object'
-        path, size, sha = artifact.get('path'), artifact.get('size_bytes'), artifact.get('sha256')
-        if not isinstance(path, str) or not path or path.startswith('/') or \
-                any(part in ('', '.', '..') for part in path.split('/')):
-            return 'artifact path %r is not a relative path' % (path,)
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            return 'artifact %s has no valid size_bytes' % path
-        if not isinstance(sha, str) or not _SHA256.match(sha):
-            return 'artifact %s has no valid sha256' % path
-        if not isinstance(artifact.get('encrypted', False), bool):
-            return 'artifact %s has a non-boolean encrypted flag' % path
-        paths.add(path)
-    database, storage = manifest['database'], manifest['storage']
-    for key in ('vendor', 'artifact', 'compression'):
-        if not isinstance(database.get(key), str):
-            return 'its database part has no %s' % key
-    if database['artifact'] not in paths:
-        return 'its database artifact %s is not among its artifacts' % database['artifact']
-    if not isinstance(database.get('row_counts', {}), dict):
-        return 'its database row_counts is not an object'
-    if storage.get('inventory') is not None and storage['inventory'] not in paths:
-        return 'its file inventory %s is not among its artifacts' % storage['inventory']
-    secrets = manifest.get('secrets') or {}
-    if secrets.get('captured') and secrets.get('artifact') not in paths:
-        return 'its secrets bundle %s is not among its artifacts' % secrets.get('artifact')
-    scope = database.get('scope')
-    if scope is not None and not (isinstance(scope, dict) and isinstance(scope.get('tables'), list)
-                                  and all(isinstance(table, str) for table in scope['tables'])):
-        return 'its database scope is not a list of tables'
-    return None
+    return _v1_problem(manifest) if manifest['format_version'] == 1 else _parts_problem(manifest)
 
 
 def validate(manifest, where, point_id=None):
@@ -179,22 +259,28 @@ def validate(manifest, where, point_id=None):
 
 def summary(manifest):
     """The short description of a restore point that listings return."""
-    database = manifest.get('database', {})
-    storage = manifest.get('storage', {})
     cms = manifest.get('cms') or {}
+    found = parts(manifest)
+    described = {}
+    for entry in found:
+        described.update(_parts.kind(entry['kind']).summary(entry))
     return {
         'id': manifest.get('id'),
         'instance': manifest.get('instance'),
         'started_at': manifest.get('started_at'),
         'finished_at': manifest.get('finished_at'),
-        'vendor': database.get('vendor'),
+        'format_version': manifest.get('format_version'),
+        'vendor': described.get('vendor'),
         'migration_level': cms.get('migration_level'),
         'cms_name': _short_text(cms.get('name')),
         'cms_version': _short_text(cms.get('version')),
-        'size_bytes': sum(a['size_bytes'] for a in manifest.get('artifacts', [])),
-        'files': storage.get('files'),
-        'file_bytes': storage.get('bytes'),
-        'secrets_captured': (manifest.get('secrets') or {}).get('captured', False),
+        'size_bytes': sum(a['size_bytes'] for a in artifacts(manifest)),
+        'files': described.get('files'),
+        'file_bytes': described.get('file_bytes'),
+        'secrets_captured': described.get('secrets_captured', False),
+        'schema_captured': described.get('schema_captured', False),
+        'config_captured': described.get('config_captured', False),
+        'parts': [entry['kind'] for entry in found if entry.get('captured', True)],
         'encryption': (manifest.get('encryption') or {}).get('scheme', 'none'),
     }
 

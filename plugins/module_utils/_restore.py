@@ -16,7 +16,7 @@ import contextlib
 import threading
 import time
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _db, _process, _sync
+from ansible_collections.cairncms.ops.plugins.module_utils import _db, _parts, _process, _sync
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._verify import Report, check_repository, verify
 
@@ -79,12 +79,12 @@ class Run:
 
     def _db(self, check_mode, abort=None, gate=None):
         opts = self.options
-        return _db.restore(self.config, self.repository, self.instance, self.manifest, replace=opts['replace'],
-                           keep_safety_copy=opts['keep_safety_copy'], check_mode=check_mode,
-                           options={'jobs': opts['jobs']}, scratch_dir=opts['work_dir'],
-                           on_version_mismatch=opts['on_version_mismatch'],
-                           on_migration_mismatch=opts['on_migration_mismatch'],
-                           location_map=opts['location_map'], quiesce=opts['quiesce'], abort=abort, gate=gate)
+        return _parts.kind('database').restore(
+            self.config, self.repository, self.instance, self.manifest, replace=opts['replace'],
+            keep_safety_copy=opts['keep_safety_copy'], check_mode=check_mode, options={'jobs': opts['jobs']},
+            scratch_dir=opts['work_dir'], on_version_mismatch=opts['on_version_mismatch'],
+            on_migration_mismatch=opts['on_migration_mismatch'], location_map=opts['location_map'],
+            quiesce=opts['quiesce'], abort=abort, gate=gate)
 
     def _files(self, check_mode, before_commit=None):
         """The file restore, on the plan made once per run (listing the target and hashing what may be equal)."""
@@ -93,9 +93,10 @@ class Run:
             inventory = _sync.read_inventory(self.repository, self.instance, self.manifest)
             self._file_plans = _sync.plan_restore(self.config, inventory, opts['replace'],
                                                   location_map=opts['location_map'], parallel=opts['parallel'])
-        return _sync.restore(self.config, self.repository, self.instance, self.manifest, replace=opts['replace'],
-                             check_mode=check_mode, location_map=opts['location_map'], parallel=opts['parallel'],
-                             before_commit=before_commit, plans=self._file_plans)
+        return _parts.kind('files').restore(
+            self.config, self.repository, self.instance, self.manifest, replace=opts['replace'], check_mode=check_mode,
+            location_map=opts['location_map'], parallel=opts['parallel'], before_commit=before_commit,
+            plans=self._file_plans)
 
     def _fail(self, step, exc, note=''):
         """The error of ``step``: what failed, then (first, since a tool's error may run over several lines) what

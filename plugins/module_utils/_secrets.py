@@ -24,6 +24,7 @@ import uuid
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _fs, _guard
 from ansible_collections.cairncms.ops.plugins.module_utils._common import AtomicFile, CairnError, HashingWriter, utc_now
+from ansible_collections.cairncms.ops.plugins.module_utils._manifest import part
 from ansible_collections.cairncms.ops.plugins.module_utils._env import (
     InstanceConfig, decode_env, looks_secret, mask_secrets, parse_dotenv, read_env_text)
 
@@ -40,7 +41,7 @@ def secret_test(manifest=None, names=()):
     """Whether a variable is a secret, for showing a .env: what ``is_secret`` says, what the restore point's
     capture classed as secret (with the operator's cairn_secret_variables), and the ``names`` given as secret
     overrides."""
-    flagged = {name for name, entry in ((manifest or {}).get('secrets') or {}).get('variables', {}).items()
+    flagged = {name for name, entry in ((part(manifest, 'secrets') if manifest else None) or {}).get('variables', {}).items()
                if isinstance(entry, dict) and entry.get('secret')}
     flagged.update(str(name) for name in names or ())
     return lambda name: name in flagged or is_secret(name)
@@ -150,12 +151,12 @@ def capture(config, repository, instance, point_id, extra_files=(), secret_patte
 
 def open_bundle(repository, instance, manifest):
     """(index, {member: bytes}) of a restore point's bundle; decrypted and checked before anything is used."""
-    section = manifest.get('secrets') or {}
+    section = part(manifest, 'secrets') or {}
     if not section.get('captured'):
         raise CairnError('restore point %s holds no secrets: %s' % (manifest['id'], section.get('reason', '')))
     with repository.open_artifact(instance, manifest['id'], section['artifact'], encrypted=True) as handle:
         data = handle.read()
-    if hashlib.sha256(data).hexdigest() != section['sha256']:
+    if hashlib.sha256(data).hexdigest() != section['artifacts'][0]['sha256']:
         raise CairnError('the secrets bundle of restore point %s does not match its manifest' % manifest['id'])
     members = {}
     try:

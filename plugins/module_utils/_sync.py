@@ -39,6 +39,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CHUNK, CairnError, HashingReader, HashingWriter, Timer, iso, utc_now)
 from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend as select_database
 from ansible_collections.cairncms.ops.plugins.module_utils._fs import printable
+from ansible_collections.cairncms.ops.plugins.module_utils._manifest import artifacts, blobs_encrypted, part
 from ansible_collections.cairncms.ops.plugins.module_utils._storage import select_backend
 from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import (
     ObjectMissing, ObjectNotRegular, regenerable)
@@ -64,11 +65,11 @@ def _selected(config, names):
 
 def read_inventory(repository, instance, manifest):
     """The file inventory of a restore point, checked against the manifest."""
-    storage = manifest.get('storage') or {}
+    storage = part(manifest, 'files') or {}
     name = storage.get('inventory')
     if not name:
         return []
-    expected = next((a for a in manifest.get('artifacts', []) if a['path'] == name), None)
+    expected = next((a for a in artifacts(manifest) if a['path'] == name), None)
     with repository.open_artifact(instance, manifest['id'], name) as handle:
         reader = HashingReader(handle)
         data = reader.read()
@@ -107,10 +108,6 @@ def _check_row(row):
         raise ValueError('row %s has a malformed md5' % printable(name))
     if mtime is not None and type(mtime) is not int:  # pylint: disable=unidiomatic-typecheck
         raise ValueError('row %s has a malformed mtime_ns' % printable(name))
-
-
-def blobs_encrypted(manifest):
-    return bool((manifest.get('storage') or {}).get('encrypted'))
 
 
 def _previous(repository, instance, warnings):

@@ -12,10 +12,11 @@ import concurrent.futures
 import hashlib
 import json
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _http_checks
+from ansible_collections.cairncms.ops.plugins.module_utils import _http_checks, _parts
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError, utc_now
 from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend, verify_artifact
 from ansible_collections.cairncms.ops.plugins.module_utils._fs import printable
+from ansible_collections.cairncms.ops.plugins.module_utils._manifest import artifacts, part
 from ansible_collections.cairncms.ops.plugins.module_utils._http import health as http_health, request as _http
 from ansible_collections.cairncms.ops.plugins.module_utils._relocate import target_of
 from ansible_collections.cairncms.ops.plugins.module_utils._storage import select_backend as select_storage
@@ -64,10 +65,11 @@ def check_repository(report, repository, instance, manifest, blobs=True):
     ones need the identity; without it only their presence is checked)."""
     if manifest.get('encryption') and not repository.crypto.can_decrypt:
         return _check_presence(report, repository, instance, manifest)
-    for artifact in manifest.get('artifacts', []):
+    for artifact in artifacts(manifest):
         report.attempt('artifact %s sha256' % artifact['path'],
                        lambda a=artifact: verify_artifact(repository, instance, manifest, a['path']) and
                        '%d bytes' % a['size_bytes'])
+    _parts.check_documents(report, repository, instance, manifest)
     if not blobs:
         return
     try:
@@ -96,7 +98,7 @@ def check_repository(report, repository, instance, manifest, blobs=True):
 
 def _check_presence(report, repository, instance, manifest):
     names = set(repository.point_files(instance, manifest['id']))
-    missing = [a['path'] for a in manifest.get('artifacts', []) if a['path'] not in names]
+    missing = [a['path'] for a in artifacts(manifest) if a['path'] not in names]
     report.add('artifacts present', not missing, 'encrypted, no identity given: presence only' if not missing
                else 'missing: %s' % ', '.join(missing))
     encrypted = blobs_encrypted(manifest)
@@ -107,7 +109,7 @@ def _check_presence(report, repository, instance, manifest):
 
 
 def check_database(report, config, manifest):
-    expected = manifest['database']
+    expected = part(manifest, 'database')
     backend = select_backend(config.database())
     try:
         facts = backend.inspect()
@@ -269,7 +271,7 @@ def check_http(report, manifest, http, repository, instance, location_map=None):
     if http.get('activity'):
         report.attempt('http activity login',
                        _http_checks.guarded(lambda: _http_checks.check_activity(client, http['email'], since)))
-    counts = manifest['database']['row_counts']
+    counts = part(manifest, 'database')['row_counts']
     for collection in http.get('collections') or []:
         def items(name=collection):
             body = json.loads(_http('GET', '%s/items/%s?limit=0&meta=total_count' % (base, name), token[0],

@@ -195,6 +195,12 @@ options:
       secrets:
         description: Capturing the secrets bundle.
         type: int
+      schema:
+        description: Taking the CMS's schema snapshot.
+        type: int
+      config:
+        description: Capturing the roles and permissions (and the other config kinds of O(config_kinds)).
+        type: int
       finalize:
         description: Writing the manifest (and signature).
         type: int
@@ -207,6 +213,23 @@ options:
       posture:
         description: Reading (and enforcing) the posture of the buckets.
         type: int
+  parts:
+    description:
+      - The parts the restore point is made of (docs/restore-point-format.md). C(database) and C(files) are always
+        there; C(secrets) (with O(secrets)), C(schema) (the CMS's schema snapshot, through O(cms)) and C(config)
+        (the roles and permissions, read inside the dump's snapshot) are optional.
+    type: list
+    elements: str
+    choices: [database, files, secrets, schema, config]
+    default: [database, files, secrets, schema, config]
+  config_kinds:
+    description:
+      - What the C(config) part holds. C(roles) and C(permissions) by default; C(flows) (with their operations),
+        C(webhooks), C(presets), C(dashboards) (with their panels), C(translations) and C(settings) on request.
+    type: list
+    elements: str
+    choices: [roles, permissions, flows, webhooks, presets, dashboards, translations, settings]
+    default: [roles, permissions]
   cms:
     description:
       - What the restore point records of the CMS beside its migration level (the manifest's C(cms.name),
@@ -215,6 +238,9 @@ options:
         O(cms.command)), else from O(cms.url) with O(cms.token). A CMS that cannot be described is a warning; the
         backup goes on without its name and version.
       - Nothing recorded of the CMS but its migration level when not given.
+      - The same O(cms.command) (the CMS's CLI, C(schema snapshot)), else O(cms.url) with O(cms.token)
+        (C(GET /schema/snapshot)), makes the restore point's C(schema) part; without either the part is recorded
+        as not captured, with the reason, and the backup goes on.
     type: dict
     suboptions:
       install_dir:
@@ -291,6 +317,22 @@ fresh:
   type: dict
   sample: {restore_point: 20261121T020000.042Z-1a2b3c, started_at: '2026-11-21T02:00:00.042000Z', age_s: 120.4,
            min_interval: 3600}
+schema:
+  description:
+    - The schema part - C(captured), and C(reason) when not; when captured C(via) (C(cli) or C(http)), C(vendor),
+      C(cms_version), C(counts) (collections, fields, relations), C(consistent) (the CMS's schema rows were the
+      same in the dump's snapshot and when the CMS took its snapshot), C(artifact), C(size_bytes), C(sha256).
+  returned: when a restore point was made or planned
+  type: dict
+  sample: {captured: true, via: cli, vendor: sqlite, cms_version: 10.0.0, consistent: true,
+           counts: {collections: 2, fields: 9, relations: 1}, artifact: schema.json}
+config:
+  description:
+    - The config part - C(captured), and C(reason) when not; when captured C(kinds), C(counts) per kind,
+      C(vendor), C(snapshot_at) (the dump's snapshot it was read in), C(artifact), C(size_bytes), C(sha256).
+  returned: when a restore point was made or planned
+  type: dict
+  sample: {captured: true, kinds: [roles, permissions], counts: {roles: 3, permissions: 12}, artifact: config.json}
 database:
   description: The dump step's result, as M(cairncms.ops.cairn_db_dump) returns it, with C(started_at) and
     C(finished_at) of the step (UTC).
@@ -432,6 +474,10 @@ def main():
         'dump_slots': {'type': 'int', 'default': 0},
         'dump_slot_wait': {'type': 'int', 'default': 3600},
         'timeouts': {'type': 'dict', 'default': {}, 'options': timeouts},
+        'parts': {'type': 'list', 'elements': 'str', 'choices': list(_backup.PARTS), 'default': list(_backup.PARTS)},
+        'config_kinds': {'type': 'list', 'elements': 'str', 'default': ['roles', 'permissions'],
+                         'choices': ['roles', 'permissions', 'flows', 'webhooks', 'presets', 'dashboards',
+                                     'translations', 'settings']},
         'cms': {'type': 'dict', 'options': {
             'install_dir': {'type': 'path'},
             'command': {'type': 'list', 'elements': 'str'},

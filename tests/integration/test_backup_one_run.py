@@ -24,7 +24,7 @@ import _servers
 import demo_instance
 from ansible_collections.cairncms.ops.plugins.module_utils._common import parse_time
 from ansible_collections.cairncms.ops.plugins.module_utils._process import descendants
-from conftest import ROOT, SHOW_STATS, _env, custom_stats, process_argvs, recap, run_playbook
+from conftest import ROOT, SHOW_STATS, custom_stats, part_of, process_argvs, recap, run_playbook, _env
 
 MODULE_RUN = re.compile(r"EXEC /bin/sh -c '\S*python\S* \S+/AnsiballZ_(\w+)\.py")
 
@@ -70,16 +70,18 @@ def test_one_module_run_its_result_check_mode_and_min_interval(tmp_path, source)
     manifest = json.loads((tmp_path / 'repository' / 'blog' / 'points' / point / 'manifest.json').read_text())
     uploads = sum(os.path.getsize(source / 'uploads' / name) for name in os.listdir(source / 'uploads')
                   if '__' not in name)
-    database = [item for item in manifest['artifacts'] if item['kind'] == 'database'][0]
+    [database] = part_of(manifest, 'database')['artifacts']
     assert (result['outcome'], result['restore_point'], result['host'], result['error'], result['made']) == (
         'succeeded', point, 'blog', None, True), result
     assert result['bytes'] == database['size_bytes'] + uploads and result['verified'] is True, result
     assert result['duration_s'] > 0 and 0 <= result['rpo_s'] < result['duration_s'], result
-    assert set(result['steps']) == {'discover', 'begin', 'dump', 'files', 'secrets', 'finalize', 'verify', 'prune',
-                                    'posture'}, result
-    assert result['database']['tables'] == len(manifest['database']['row_counts']) and result['files']['files'] == 6
+    assert set(result['steps']) == {'discover', 'begin', 'dump', 'files', 'secrets', 'schema', 'config', 'finalize',
+                                    'verify', 'prune', 'posture'}, result
+    assert result['database']['tables'] == len(part_of(manifest, 'database')['row_counts'])
+    assert result['files']['files'] == 6
     # How far apart the dump's snapshot and the end of the file listing were: in the manifest and the result.
-    snapshot, listed = (parse_time(manifest['database']['snapshot_at']), parse_time(manifest['storage']['listed_at']))
+    snapshot, listed = (parse_time(part_of(manifest, 'database')['snapshot_at']),
+                        parse_time(part_of(manifest, 'files')['listed_at']))
     assert snapshot <= listed and manifest['capture_skew_s'] == round((listed - snapshot).total_seconds(), 3)
     assert float(result['capture_skew_s']) == manifest['capture_skew_s'] < result['duration_s'], result
     summary = stats['cairn_fleet']

@@ -19,7 +19,7 @@ import pytest
 
 import demo_instance
 from _cloudinary import FakeCloudinary
-from conftest import run_module
+from conftest import part_of, run_module
 from test_modules import backup, restore
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
@@ -107,7 +107,8 @@ def expected_target(root):
 
 
 def inventory(repo, manifest):
-    path = os.path.join(repo['path'], 'blog', 'points', manifest['id'], manifest['storage']['inventory'])
+    path = os.path.join(repo['path'], 'blog', 'points', manifest['id'],
+                        part_of(manifest, 'files')['artifacts'][0]['path'])
     with open(path, 'rb') as handle:
         return [json.loads(line) for line in handle.read().decode().splitlines()]
 

@@ -16,7 +16,7 @@ import pyrage
 import pytest
 
 import _s3
-from conftest import recap, run_module, run_playbook, write_inventory
+from conftest import artifacts_of, recap, run_module, run_playbook, write_inventory
 
 
 def _hosts(source, target):
@@ -96,10 +96,10 @@ def test_manifests_of_the_wrong_shape_are_named_not_tracebacks(tmp_path, source,
     [point] = _points(repo)
     manifest = json.load(open(_manifest_path(repo, point)))
     if shape == 'keys':
-        del manifest['database']
+        manifest['parts'] = [entry for entry in manifest['parts'] if entry['kind'] != 'database']
         shape = manifest
     elif shape == 'artifact':
-        manifest['artifacts'][0]['path'] = '../../../etc/passwd'
+        artifacts_of(manifest)[0]['path'] = '../../../etc/passwd'
         shape = manifest
     with open(_manifest_path(repo, point), 'w', encoding='utf-8') as handle:
         json.dump(shape, handle)

@@ -15,7 +15,8 @@ import pytest
 import zstandard
 
 import _servers
-from conftest import module_command, process_argvs, recap, run_module, run_playbook, write_inventory, _env
+from conftest import (
+    artifacts_of, module_command, part_of, process_argvs, recap, run_module, run_playbook, write_inventory, _env)
 
 VENDORS = ['pg_database', 'mariadb_database']
 
@@ -75,13 +76,13 @@ def test_round_trip_counts_sequences_blobs_and_idempotence(request, tmp_path, re
     server = database.server
     source = instance(tmp_path, 'source', database.env())
     manifest, dump = backup(source, repo, **dump_args)
-    assert manifest['database']['row_counts'] == database.row_counts()
-    assert manifest['database']['migration_level'] == '20230401A'
-    assert manifest['database']['server_version'] == server.version.split('-')[0].split(' ')[0]
-    assert manifest['database']['dump_tool'] in ('pg_dump', 'mariadb-dump', 'mysqldump')
-    assert manifest['database'].get('row_counts_consistent', True) is True
+    assert part_of(manifest, 'database')['row_counts'] == database.row_counts()
+    assert part_of(manifest, 'database')['migration_level'] == '20230401A'
+    assert part_of(manifest, 'database')['server_version'] == server.version.split('-')[0].split(' ')[0]
+    assert part_of(manifest, 'database')['dump_tool'] in ('pg_dump', 'mariadb-dump', 'mysqldump')
+    assert part_of(manifest, 'database').get('row_counts_consistent', True) is True
     if server.vendor == 'mariadb':
-        assert manifest['database']['server_flavor'] == 'mariadb'
+        assert part_of(manifest, 'database')['server_flavor'] == 'mariadb'
     copy = 'copy_%s' % database.name
     target = instance(tmp_path, 'target', copy_env(database, copy))
     try:
@@ -222,7 +223,7 @@ def test_non_empty_target_refused_then_replaced(request, tmp_path, repo, fixture
         assert _servers.row_counts(server, copy) == before
         replaced = restore(target, repo, replace=True, keep_safety_copy=True, work_dir=str(tmp_path))
         assert replaced['changed'] and replaced['replaced'], replaced
-        assert _servers.row_counts(server, copy) == manifest['database']['row_counts']
+        assert _servers.row_counts(server, copy) == part_of(manifest, 'database')['row_counts']
         assert os.path.getsize(replaced['safety_copy']) > 0
     finally:
         server.drop_database(copy)
@@ -232,15 +233,15 @@ def _rewrite_artifact(repo, manifest, transform):
     """Replace the dump of a restore point with ``transform(raw)`` and fix the manifest's checksums, as a
     valid but failing dump would be."""
     point = os.path.join(repo['path'], 'cms', 'points', manifest['id'])
-    name = manifest['database']['artifact']
+    name = part_of(manifest, 'database')['artifacts'][0]['path']
     with open(os.path.join(point, name), 'rb') as handle:
         raw = zstandard.ZstdDecompressor().stream_reader(handle).read()
     raw = transform(raw)
     data = zstandard.ZstdCompressor().compress(raw)
     with open(os.path.join(point, name), 'wb') as handle:
         handle.write(data)
-    manifest['database'].update(raw_size_bytes=len(raw), raw_sha256=hashlib.sha256(raw).hexdigest())
-    for artifact in manifest['artifacts']:
+    part_of(manifest, 'database').update(raw_size_bytes=len(raw), raw_sha256=hashlib.sha256(raw).hexdigest())
+    for artifact in artifacts_of(manifest):
         if artifact['path'] == name:
             artifact.update(size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
     with open(os.path.join(point, 'manifest.json'), 'w') as handle:
@@ -292,7 +293,7 @@ def test_vendor_version_and_migration_checks(tmp_path, repo, pg_database, mariad
     assert crossed.failed and 'holds a postgres database but this instance uses mysql' in crossed['msg']
     # Pretend the dump came from PostgreSQL 14: warn by default, refuse when asked.
     point = os.path.join(repo['path'], 'cms', 'points', manifest['id'], 'manifest.json')
-    manifest['database']['server_version'] = '14.9'
+    part_of(manifest, 'database')['server_version'] = '14.9'
     with open(point, 'w') as handle:
         json.dump(manifest, handle)
     server, copy = pg_database.server, 'copy_%s' % pg_database.name
@@ -345,7 +346,7 @@ def test_counts_match_the_dump_while_the_cms_writes(request, tmp_path, repo, fix
     assert not errors, errors
     grown = set()
     for manifest in manifests:
-        counts = manifest['database']['row_counts']
+        counts = part_of(manifest, 'database')['row_counts']
         assert counts['articles'] - base['articles'] == counts['directus_activity'] - base['directus_activity']
         grown.add(counts['articles'])
     assert len(grown) > 1, 'the writer made no progress between dumps'
@@ -396,9 +397,9 @@ def test_content_move_replaces_only_the_named_tables(request, tmp_path, repo, fi
     database.sql("UPDATE articles SET title = 'moved content' WHERE id = 2")
     source = instance(tmp_path, 'source', database.env())
     manifest, dump = backup(source, repo, tables=['articles'])
-    assert manifest['database']['scope'] == {'tables': ['articles'], 'data_only': True}
-    assert manifest['database']['row_counts'] == {'articles': database.row_counts()['articles']}
-    assert manifest['database']['artifact'] == 'database.data.sql.zst'
+    assert part_of(manifest, 'database')['scope'] == {'tables': ['articles'], 'data_only': True}
+    assert part_of(manifest, 'database')['row_counts'] == {'articles': database.row_counts()['articles']}
+    assert part_of(manifest, 'database')['artifacts'][0]['path'] == 'database.data.sql.zst'
     copy = 'copy_%s' % database.name
     server.create_database(copy)
     # The target is another instance: its own users, sessions and activity, fewer files.

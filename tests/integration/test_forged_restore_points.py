@@ -22,7 +22,8 @@ import zstandard
 
 import _servers
 import demo_instance
-from conftest import module_command, process_argvs, run_module, run_playbook, write_inventory, _env
+from conftest import (
+    artifacts_of, module_command, part_of, process_argvs, run_module, run_playbook, write_inventory, _env)
 from test_databases import backup as db_backup, instance, other_instance
 from test_modules import backup as sqlite_backup, dump_sql
 from test_relocation import relocate_env
@@ -34,7 +35,7 @@ def forge(repo, instance_name, manifest, transform):
     """Rewrite the database artifact of a restore point with ``transform(raw)`` and fix the manifest's sizes and
     sha256 sums (artifact and raw dump) so that every checksum matches; the forged raw bytes."""
     point = os.path.join(repo['path'], instance_name, 'points', manifest['id'])
-    name = manifest['database']['artifact']
+    name = part_of(manifest, 'database')['artifacts'][0]['path']
     with open(os.path.join(point, name), 'rb') as handle:
         raw = zstandard.ZstdDecompressor().stream_reader(handle).read()
     forged = transform(raw)
@@ -42,10 +43,10 @@ def forge(repo, instance_name, manifest, transform):
     data = zstandard.ZstdCompressor().compress(forged)
     with open(os.path.join(point, name), 'wb') as handle:
         handle.write(data)
-    manifest['database']['raw_size_bytes'] = len(forged)
-    if 'raw_sha256' in manifest['database']:
-        manifest['database']['raw_sha256'] = hashlib.sha256(forged).hexdigest()
-    for artifact in manifest['artifacts']:
+    part_of(manifest, 'database')['raw_size_bytes'] = len(forged)
+    if 'raw_sha256' in part_of(manifest, 'database'):
+        part_of(manifest, 'database')['raw_sha256'] = hashlib.sha256(forged).hexdigest()
+    for artifact in artifacts_of(manifest):
         if artifact['path'] == name:
             artifact.update(size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
     with open(os.path.join(point, 'manifest.json'), 'w') as handle:
@@ -55,7 +56,7 @@ def forge(repo, instance_name, manifest, transform):
 
 def raw_artifact(repo, instance_name, manifest):
     point = os.path.join(repo['path'], instance_name, 'points', manifest['id'])
-    with open(os.path.join(point, manifest['database']['artifact']), 'rb') as handle:
+    with open(os.path.join(point, part_of(manifest, 'database')['artifacts'][0]['path']), 'rb') as handle:
         return zstandard.ZstdDecompressor().stream_reader(handle).read()
 
 

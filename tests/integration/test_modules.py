@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import COLLECTIONS, ROOT, run_module
+from conftest import COLLECTIONS, ROOT, artifacts_of, part_of, run_module
 from demo import digests
 
 
@@ -60,11 +60,11 @@ def test_round_trip_bytes_rows_and_manifest(source, target, repo):
     # The manifest records what the issue asks for.
     assert manifest['format_version'] == 1 and manifest['instance'] == 'blog'
     assert manifest['cms']['key'] and manifest['cms']['migration_level'] == '20230401A'
-    assert manifest['database']['row_counts']['articles'] == 12
-    assert manifest['database']['server_version'] == sqlite3.sqlite_version
+    assert part_of(manifest, 'database')['row_counts']['articles'] == 12
+    assert part_of(manifest, 'database')['server_version'] == sqlite3.sqlite_version
     assert files['skipped_regenerable'] == 1 and files['files'] == 6
     point_dir = os.path.join(repo['path'], 'blog', 'points', manifest['id'])
-    for artifact in manifest['artifacts']:
+    for artifact in artifacts_of(manifest):
         with open(os.path.join(point_dir, artifact['path']), 'rb') as handle:
             data = handle.read()
         assert (len(data), hashlib.sha256(data).hexdigest()) == (artifact['size_bytes'], artifact['sha256'])
@@ -141,7 +141,8 @@ def test_incremental_backup_and_every_point_restores_alone(source, target, repo,
 
 def test_corrupt_database_artifact_fails_before_touching_target(source, target, repo):
     manifest = backup(source / '.env', repo)[0]
-    artifact = os.path.join(repo['path'], 'blog', 'points', manifest['id'], manifest['database']['artifact'])
+    artifact = os.path.join(repo['path'], 'blog', 'points', manifest['id'],
+                            part_of(manifest, 'database')['artifacts'][0]['path'])
     data = bytearray(open(artifact, 'rb').read())
     data[len(data) // 2] ^= 0x01
     open(artifact, 'wb').write(bytes(data))
@@ -194,7 +195,7 @@ def test_backup_while_the_cms_writes_stays_consistent(source, target, repo):
         thread.join()
     assert written[0] > 10
     for manifest in manifests:
-        counts = manifest['database']['row_counts']
+        counts = part_of(manifest, 'database')['row_counts']
         assert counts['articles'] == counts['directus_activity'], counts
     assert len({m['database']['row_counts']['articles'] for m in manifests}) > 1, 'the writer made no progress'
     restore(target / '.env', repo, replace=True)

@@ -12,7 +12,7 @@ import uuid
 import _azure
 import _s3
 import pytest
-from conftest import recap, run_module, run_playbook, write_inventory
+from conftest import artifacts_of, recap, run_module, run_playbook, write_inventory
 from demo import digests
 from test_modules import dump_sql, originals
 from test_playbooks import hosts
@@ -128,7 +128,7 @@ def test_backup_restore_in_an_object_repository(store, source, target):
     point = 'blog/points/%s/' % manifest['id']
     assert point + 'manifest.json' in keys
     assert not [key for key in keys if key.startswith(('blog/staging/', 'blog/lock.json'))], keys
-    for artifact in manifest['artifacts']:  # the artifacts are what the manifest says, byte for byte
+    for artifact in artifacts_of(manifest):  # the artifacts are what the manifest says, byte for byte
         data = store.read(point + artifact['path'])
         assert (len(data), hashlib.sha256(data).hexdigest()) == (artifact['size_bytes'], artifact['sha256'])
     blobs = [key for key in keys if key.startswith('blog/blobs/')]

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import demo_instance
-from conftest import SHOW_STATS, custom_stats, run_module, run_playbook
+from conftest import SHOW_STATS, custom_stats, part_of, run_module, run_playbook
 
 # A stand-in for the CMS a drill starts: it reads the sandbox .env (CONFIG_PATH) and answers /server/health.
 STAND_IN_CMS = '''
@@ -94,11 +94,11 @@ def world(tmp_path_factory, receiver):
     receiver.take()
     [point] = os.listdir(base / 'repository' / 'blog' / 'points')
     manifest = json.load(open(base / 'repository' / 'blog' / 'points' / point / 'manifest.json'))
-    [database] = [artifact for artifact in manifest['artifacts'] if artifact['kind'] == 'database']
+    [database] = part_of(manifest, 'database')['artifacts']
     uploads = sum(os.path.getsize(source / 'uploads' / name) for name in os.listdir(source / 'uploads')
                   if '__' not in name)  # a thumbnail is regenerable: not in the restore point
     world.update(point=point, bytes=database['size_bytes'] + uploads)
-    assert manifest['storage']['bytes'] == uploads
+    assert part_of(manifest, 'files')['bytes'] == uploads
     return world
 
 

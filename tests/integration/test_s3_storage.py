@@ -11,7 +11,7 @@ import uuid
 
 import demo_instance
 from _s3 import ACCESS_KEY, SECRET_KEY, env_lines
-from conftest import run_module
+from conftest import part_of, run_module
 from test_modules import backup, restore
 
 ORIGINAL = str(uuid.UUID(int=7)) + '.png'
@@ -40,7 +40,8 @@ def objects(client, bucket, prefix=''):
 
 
 def inventory(repo, manifest):
-    path = os.path.join(repo['path'], 'blog', 'points', manifest['id'], manifest['storage']['inventory'])
+    path = os.path.join(repo['path'], 'blog', 'points', manifest['id'],
+                        part_of(manifest, 'files')['artifacts'][0]['path'])
     with open(path, 'rb') as handle:
         return [json.loads(line) for line in handle.read().decode().splitlines()]
 

@@ -18,7 +18,7 @@ import tarfile
 import pyrage
 import pytest
 
-from conftest import recap, run_playbook
+from conftest import artifacts_of, recap, run_playbook
 
 OWNER = (4242, 4343)
 
@@ -130,10 +130,9 @@ def test_a_forged_bundle_aimed_outside_writes_nothing(captured, source, tmp_path
     # Anyone can encrypt to the recipients the manifest lists.
     recipient = pyrage.x25519.Recipient.from_str(manifest['encryption']['recipients'][0])
     (point_dir / 'secrets.tar').write_bytes(pyrage.encrypt(forged, [recipient]))
-    for artifact in manifest['artifacts']:
+    for artifact in artifacts_of(manifest):
         if artifact['path'] == 'secrets.tar':
             artifact['sha256'], artifact['size_bytes'] = hashlib.sha256(forged).hexdigest(), len(forged)
-    manifest['secrets']['sha256'], manifest['secrets']['size_bytes'] = hashlib.sha256(forged).hexdigest(), len(forged)
     (point_dir / 'manifest.json').write_text(json.dumps(manifest))
     run = _restore(captured, cairn_restore_secret_paths=[str(captured['tls'])])
     assert run.returncode != 0

@@ -14,7 +14,7 @@ import threading
 import pyrage
 import pytest
 
-from conftest import recap, run_module, run_playbook, write_inventory
+from conftest import artifacts_of, part_of, recap, run_module, run_playbook, write_inventory
 from test_modules import digests, dump_sql, originals
 
 AGE = shutil.which('age')
@@ -68,8 +68,8 @@ def test_everything_sensitive_is_encrypted_and_the_age_tool_reads_it(source, rep
     add_secrets(source, tmp_path)
     manifest = encrypted_backup(source, repo, [keys['ops'][0], keys['recovery'][0]])
     assert manifest['encryption'] == {'scheme': 'age', 'recipients': [keys['ops'][0], keys['recovery'][0]]}
-    assert manifest['secrets']['captured'] and manifest['secrets']['fingerprint_key'] == 'secret'
-    variables = manifest['secrets']['variables']
+    assert part_of(manifest, 'secrets')['captured'] and part_of(manifest, 'secrets')['fingerprint_key'] == 'secret'
+    variables = part_of(manifest, 'secrets')['variables']
     assert variables['SECRET']['secret'] and variables['EMAIL_SMTP_PASSWORD']['secret']
     assert variables['EMAIL_SMTP_TOKEN']['from_file'] and not variables['PUBLIC_URL']['secret']
     assert all(len(v['fingerprint']) == 32 for v in variables.values())
@@ -80,7 +80,7 @@ def test_everything_sensitive_is_encrypted_and_the_age_tool_reads_it(source, rep
     for directory, _subdirs, files in os.walk(blobs):
         for name in files:
             assert open(os.path.join(directory, name), 'rb').read().startswith(b'age-encryption.org/v1\n')
-    for artifact in manifest['artifacts']:
+    for artifact in artifacts_of(manifest):
         head = open(os.path.join(point, artifact['path']), 'rb').read(22)
         assert head.startswith(b'age-encryption.org/v1') == artifact['encrypted'], artifact
     if AGE is None:
@@ -128,8 +128,9 @@ def test_restore_needs_the_right_identity_and_refuses_tampering(source, target, 
 
 def test_no_recipient_means_no_secrets_and_required_fails(source, repo):
     manifest = encrypted_backup(source, repo, [])
-    assert manifest['secrets']['captured'] is False and 'never stored in plaintext' in manifest['secrets']['reason']
-    assert not any(a['kind'] == 'secrets' for a in manifest['artifacts']) and manifest['encryption'] is None
+    secrets = part_of(manifest, 'secrets')
+    assert secrets['captured'] is False and 'never stored in plaintext' in secrets['reason']
+    assert not secrets['artifacts'] and manifest['encryption'] is None
     point = run_module('cairn_restore_point', repository=repo, instance='blog')['restore_point']
     required = run_module('cairn_db_dump', env_file=str(source / '.env'), repository=repo, instance='blog',
                           restore_point=point, encryption_required=True)
@@ -232,7 +233,7 @@ def test_passphrase_mode(source, target, repo, tmp_path):
         assert passphrase not in json.dumps(result)
     manifest = run_module('cairn_restore_point', env_file=str(source / '.env'), repository=repo, instance='blog',
                           restore_point=point, state='complete')['manifest']
-    assert manifest['encryption']['passphrase_key'] and manifest['secrets']['captured']
+    assert manifest['encryption']['passphrase_key'] and part_of(manifest, 'secrets')['captured']
     wrapped = open(os.path.join(repo['path'], 'blog', 'keys', 'passphrase.age'), 'rb').read()
     assert wrapped.startswith(b'age-encryption.org/v1\n-> scrypt ')
     identity = [line for line in pyrage.passphrase.decrypt(wrapped, passphrase).decode().splitlines()

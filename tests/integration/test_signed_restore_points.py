@@ -12,7 +12,7 @@ import os
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from conftest import recap, run_module, run_playbook, write_inventory
+from conftest import part_of, recap, run_module, run_playbook, write_inventory
 from trees import entries
 
 
@@ -50,7 +50,7 @@ def test_only_restore_points_signed_by_a_trusted_key_are_restored(tmp_path, sour
     manifest_path = os.path.join(point_dir, 'manifest.json')
     genuine = open(manifest_path, 'rb').read()
     manifest = json.loads(genuine)
-    manifest['database']['row_counts']['articles'] += 1
+    part_of(manifest, 'database')['row_counts']['articles'] += 1
     with open(manifest_path, 'w', encoding='utf-8') as handle:
         json.dump(manifest, handle, indent=2, sort_keys=True)
     forged = run_playbook('restore.yml', inventory, limit='clone')

@@ -12,7 +12,7 @@ import tempfile
 import uuid
 
 import demo_instance
-from conftest import COLLECTIONS, recap, run_module, run_playbook, write_inventory
+from conftest import COLLECTIONS, part_of, recap, run_module, run_playbook, write_inventory
 from trees import entries
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _fs
@@ -54,7 +54,7 @@ def newest_point(repo):
     point = sorted(os.listdir(points_dir))[-1]
     with open(os.path.join(points_dir, point, 'manifest.json'), 'rb') as handle:
         manifest = json.load(handle)
-    with open(os.path.join(points_dir, point, manifest['storage']['inventory']), 'rb') as handle:
+    with open(os.path.join(points_dir, point, part_of(manifest, 'files')['artifacts'][0]['path']), 'rb') as handle:
         rows = [json.loads(line) for line in handle.read().decode('utf-8').splitlines()]
     return manifest, rows
 
@@ -144,7 +144,7 @@ def test_backup_leaves_out_and_reports_symlinks_fifos_and_rows_without_bytes(sou
     captured = {row['filename_disk'] for row in rows}
     assert captured == kept and len(captured) == 4, captured
     assert not captured & {'evil.png', 'pipe', gone, linked}
-    storage = manifest['storage']
+    storage = part_of(manifest, 'files')
     assert storage['irregular_files'] == {'count': 3, 'examples': sorted([
         'local:%s (symlink)' % linked, 'local:evil.png (symlink)', 'local:pipe (fifo)'])}, storage
     assert storage['missing_files'] == {'count': 2, 'examples': sorted(
@@ -185,7 +185,7 @@ def test_a_file_swapped_for_a_symlink_after_listing_is_not_captured(source, repo
     assert not final.failed, final
     manifest, rows = newest_point(repo)
     assert victim not in {row['filename_disk'] for row in rows} and len(rows) == 5
-    assert manifest['storage']['swapped_files']['count'] == 1
+    assert part_of(manifest, 'files')['swapped_files']['count'] == 1
 
 
 def test_leftovers_of_a_killed_restore_are_removed_by_the_next_restore(source, target, repo, tmp_path):

@@ -25,6 +25,11 @@ sys.path.insert(0, HERE)
 import demo_instance  # noqa: E402  (beside this file)
 
 
+def part_of(manifest, kind):
+    """The part ``kind`` of a restore point's manifest (format 2: a list of typed parts)."""
+    return next(entry for entry in manifest['parts'] if entry['kind'] == kind)
+
+
 def playbook(workdir, name, limit):
     command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'),
                '-i', os.path.join(workdir, 'inventory.yml'), '--limit', limit,
@@ -105,12 +110,12 @@ def main():
     same_files = originals == target_files
     same_key = env_value(os.path.join(source, '.env'), 'KEY') == env_value(os.path.join(target, '.env'), 'KEY')
     print('\n== cairncms.ops demo summary ==')
-    print('restore point   %s (%s, migration %s)' % (manifest['id'], manifest['database']['vendor'],
+    print('restore point   %s (%s, migration %s)' % (manifest['id'], part_of(manifest, 'database')['vendor'],
                                                      manifest['cms']['migration_level']))
     print('database        %d tables, %d rows; restored copy equal: %s'
           % (len(after), sum(after.values()), 'yes' if same_rows else 'NO'))
     print('uploads         %d files backed up, %d regenerable skipped; restored bytes equal: %s'
-          % (manifest['storage']['files'], len(source_files) - len(originals), 'yes' if same_files else 'NO'))
+          % (part_of(manifest, 'files')['files'], len(source_files) - len(originals), 'yes' if same_files else 'NO'))
     print('secrets         .env captured in an age-encrypted bundle; restored .env has the same KEY: %s, '
           'PUBLIC_URL %s' % ('yes' if same_key else 'NO', env_value(os.path.join(target, '.env'), 'PUBLIC_URL')))
     print('repository      %s (encrypted to %s...)' % (repo, manifest['encryption']['recipients'][0][:16]))

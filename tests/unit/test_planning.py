@@ -69,25 +69,32 @@ def test_manifest_lists_every_artifact_and_checks_them():
     manifest = _manifest.build(RUN, _parts(), {'key': 'k', 'public_url': None},
                                _stat({'database.sqlite3.zst': 10, 'files.jsonl': 5}))
     assert _manifest.check(manifest) is manifest
-    assert [(a['path'], a['size_bytes'], a['sha256']) for a in manifest['artifacts']] == [
-        ('database.sqlite3.zst', 10, 'a' * 64), ('files.jsonl', 5, 'c' * 64)]
+    assert manifest['format_version'] == 2
+    assert [(a['path'], a['size_bytes'], a['sha256'], a['kind']) for a in _manifest.artifacts(manifest)] == [
+        ('database.sqlite3.zst', 10, 'a' * 64, 'database'), ('files.jsonl', 5, 'c' * 64, 'files')]
+    assert [entry['kind'] for entry in manifest['parts']] == ['database', 'files', 'secrets']
     assert manifest['cms'] == {'key': 'k', 'public_url': None, 'instance_dir': None, 'migration_level': '20230222A'}
-    assert manifest['secrets']['captured'] is False
+    assert _manifest.part(manifest, 'secrets')['captured'] is False
+    assert _manifest.part(manifest, 'database')['artifact'] == 'database.sqlite3.zst'
+    assert _manifest.part(manifest, 'schema') is None
     assert _manifest.summary(manifest)['size_bytes'] == 15
+    assert _manifest.validate(manifest, 'here', 'p1') is manifest
 
 
 def test_manifest_refuses_incomplete_runs():
     parts = _parts()
     with pytest.raises(CairnError, match='wrong size'):
         _manifest.build(RUN, parts, {}, _stat({'database.sqlite3.zst': 9, 'files.jsonl': 5}))
-    with pytest.raises(CairnError, match='no file inventory'):
+    with pytest.raises(CairnError, match='no files part'):
         _manifest.build(RUN, {'database': parts['database']}, {}, _stat({}))
-    with pytest.raises(CairnError, match='no database dump'):
+    with pytest.raises(CairnError, match='no database part'):
         _manifest.build(RUN, {'storage': parts['storage']}, {}, _stat({}))
 
 
 def test_manifest_version_check():
-    with pytest.raises(CairnError, match='format version 2'):
-        _manifest.check({'format': _manifest.FORMAT, 'format_version': 2, 'id': 'x'})
+    with pytest.raises(CairnError, match='format version 3; .* reads versions 1, 2 .*made by a newer release'):
+        _manifest.check({'format': _manifest.FORMAT, 'format_version': 3, 'id': 'x'})
+    with pytest.raises(CairnError, match='format version True'):
+        _manifest.check({'format': _manifest.FORMAT, 'format_version': True, 'id': 'x'})
     with pytest.raises(CairnError, match='not a cairncms.ops restore point'):
         _manifest.check({'format': 'other'})
