@@ -275,6 +275,7 @@ def summary(manifest):
         'cms_name': _short_text(cms.get('name')),
         'cms_version': _short_text(cms.get('version')),
         'size_bytes': sum(a['size_bytes'] for a in artifacts(manifest)),
+        'database_bytes': sum(a['size_bytes'] for a in artifacts(manifest) if a['kind'] == 'database'),
         'files': described.get('files'),
         'file_bytes': described.get('file_bytes'),
         'secrets_captured': described.get('secrets_captured', False),

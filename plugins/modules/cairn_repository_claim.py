@@ -96,7 +96,15 @@ claim:
   type: str
   sample: 20261122T030000-9f3a1c2b
 restore_point:
-  description: The manifest of the claimed restore point.
+  description: The manifest of the claimed restore point (its layout is docs/restore-point-format.md; read RV(summary)
+    rather than its parts).
+  returned: when O(state=present)
+  type: dict
+summary:
+  description:
+    - What the restore point holds, whatever its manifest format - as M(cairncms.ops.cairn_backup_info) lists it
+      (C(format_version), C(vendor), C(migration_level), C(parts), C(secrets_captured), C(schema_captured),
+      C(config_captured), C(size_bytes), C(database_bytes), ...).
   returned: when O(state=present)
   type: dict
 failed_since:
@@ -112,6 +120,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cairncms.ops.plugins.module_utils._args import load_repository, repository_spec
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, run
+from ansible_collections.cairncms.ops.plugins.module_utils._manifest import summary
 
 
 def action(module):
@@ -135,8 +144,8 @@ def action(module):
     warnings += ['a later backup of %s than restore point %s failed (run %s%s): %s' % (
         instance, manifest['id'], entry['id'], ", in '%s'" % entry['error']['task'] if entry['error'].get('task') else '',
         entry['error']['msg'] or 'no message') for entry in failed[-1:]]
-    return {'changed': False, 'claim': claim, 'restore_point': manifest, 'failed_since': failed,
-            'warnings': warnings}
+    return {'changed': False, 'claim': claim, 'restore_point': manifest, 'summary': summary(manifest),
+            'failed_since': failed, 'warnings': warnings}
 
 
 def main():
