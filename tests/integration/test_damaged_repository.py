@@ -87,7 +87,7 @@ def test_a_damaged_newest_manifest_spoils_only_that_point(tmp_path, source, targ
 @pytest.mark.parametrize('shape, problem', [
     ([1, 2, 3], 'it is a JSON list, not an object'),
     ({'format': 'cairncms.ops/restore-point', 'format_version': 1}, 'its id is None, but it is stored as'),
-    ('keys', 'its database is missing'),
+    ('keys', 'it has no database part'),
     ('artifact', "artifact path '../../../etc/passwd' is not a relative path"),
 ])
 def test_manifests_of_the_wrong_shape_are_named_not_tracebacks(tmp_path, source, target, repo, shape, problem):

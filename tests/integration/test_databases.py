@@ -205,7 +205,7 @@ def test_server_killed_mid_dump_fails_cleanly(request, tmp_path, repo, server_fi
     assert not [name for name in os.listdir(staging) if name.startswith('database')], os.listdir(staging)
     final = run_module('cairn_restore_point', env_file=str(source), repository=repo, instance='cms',
                        restore_point=point, state='complete')
-    assert final.failed and 'no database dump' in final['msg']
+    assert final.failed and 'has no database part' in final['msg']
     assert run_module('cairn_backup_info', repository=repo, instance='cms')['restore_points'] == []
 
 

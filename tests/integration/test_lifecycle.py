@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import module_command, run_module, run_playbook, write_inventory, _env
+from conftest import module_command, part_of, run_module, run_playbook, write_inventory, _env
 from test_modules import backup, digests, originals, restore
 
 UTC = datetime.timezone.utc
@@ -145,7 +145,7 @@ def test_integrity_check_finds_flipped_bytes_missing_and_unreferenced_data(sourc
     data = bytearray(open(victim, 'rb').read())
     data[-1] ^= 0x20
     open(victim, 'wb').write(bytes(data))
-    os.unlink(os.path.join(repo['path'], 'blog', 'points', first['id'], first['database']['artifact']))
+    os.unlink(os.path.join(repo['path'], 'blog', 'points', first['id'], part_of(first, 'database')['artifacts'][0]['path']))
     open(os.path.join(repo['path'], 'blog', 'points', second['id'], 'stray.bin'), 'wb').write(b'?')
     os.makedirs(os.path.join(blobs, 'ab'), exist_ok=True)
     with open(os.path.join(blobs, 'ab', 'ab' + '0' * 62), 'wb') as handle:
