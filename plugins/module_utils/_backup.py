@@ -43,6 +43,7 @@ STEPS = {
     'secrets': 'Capture the configuration and secrets',
     'schema': 'Take the CMS\'s schema snapshot',
     'config': 'Capture the roles and permissions',
+    'rows': 'Stage the typed rows read inside the dump\'s snapshot',
     'finalize': 'Finalize the restore point',
     'verify': 'Check every checksum of the new restore point',
     'prune': 'Apply the retention policy',
@@ -321,9 +322,12 @@ def _sentence(result, check_mode):
     return text
 
 
-PART_STEPS = {'database': 'dump', 'files': 'files', 'secrets': 'secrets', 'schema': 'schema', 'config': 'config'}
+PART_STEPS = {'database': 'dump', 'files': 'files', 'secrets': 'secrets', 'schema': 'schema', 'config': 'config',
+              'rows': 'rows'}
 PARTS = tuple(PART_STEPS)
-OPTIONAL_PARTS = ('secrets', 'schema', 'config')
+OPTIONAL_PARTS = ('secrets', 'schema', 'config', 'rows')
+# What a backup makes unless told otherwise: the rows part (a second read of every table) only on request.
+DEFAULT_PARTS = tuple(kind_name for kind_name in PARTS if kind_name != 'rows')
 
 
 class Capture:
@@ -334,8 +338,8 @@ class Capture:
     def __init__(self, params, config, repository, instance, point, steps, check_mode):
         self.params, self.config, self.repository = params, config, repository
         self.instance, self.point, self.steps, self.check_mode = instance, point, steps, check_mode
-        self.wanted = set(params.get('parts') or PARTS)
-        self.rows = self.vendor = self.snapshot_at = None
+        self.wanted = set(params.get('parts') or DEFAULT_PARTS)
+        self.rows = self.vendor = self.snapshot_at = self.rows_part = None
         self.read = tuple(sorted({table for module in _parts.registry().values()
                                   for table in getattr(module, 'snapshot_tables', lambda run: ())(self)}))
 
@@ -354,8 +358,10 @@ class Capture:
         result = self.steps.keep(_db.dump(
             self.config, self.repository, self.instance, self.point, compression=params['compression'],
             level=params['compression_level'], threads=params['compression_threads'], check_mode=self.check_mode,
-            options={'format': params['format'], 'jobs': params['jobs'], 'tables': [], 'read': self.read}))
+            options={'format': params['format'], 'jobs': params['jobs'], 'tables': [], 'read': self.read},
+            rows=self.wants('rows')))
         self.rows = result.pop('rows', None)
+        self.rows_part = result.pop('rows_part', None)
         self.vendor, self.snapshot_at = result['vendor'], result.get('snapshot_at')
         return result
 
@@ -414,7 +420,7 @@ def backup(params, check_mode=False):
     steps = _Steps(params.get('timeouts'))
     instance = params['instance']
     missing = [kind_name for kind_name in PARTS if kind_name not in OPTIONAL_PARTS
-               and kind_name not in (params.get('parts') or PARTS)]
+               and kind_name not in (params.get('parts') or DEFAULT_PARTS)]
     if missing:
         raise CairnError('parts (cairn_backup_parts) must include %s: a restore point always holds its database and '
                          'its files; the optional parts are %s' % (' and '.join(missing), ', '.join(OPTIONAL_PARTS)))
@@ -423,7 +429,7 @@ def backup(params, check_mode=False):
                          'got %d' % params['parallel'])
     result = {'changed': False, 'instance': instance, 'restore_point': None, 'made': False, 'fresh': None, 'cms': None,
               'check_mode': check_mode, 'database': None, 'files': None, 'secrets': None, 'schema': None,
-              'config': None, 'verified': False,
+              'config': None, 'rows': None, 'verified': False,
               'checks': [], 'pruned': None, 'posture': None, 'posture_error': None, 'dump_slot': None,
               'interrupted_runs': [], 'bytes': 0, 'steps': steps.durations, 'newest_point': None, 'rpo_s': None,
               'capture_skew_s': None}

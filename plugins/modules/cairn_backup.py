@@ -201,6 +201,9 @@ options:
       config:
         description: Capturing the roles and permissions (and the other config kinds of O(config_kinds)).
         type: int
+      rows:
+        description: Staging the rows part (the dump step reads the rows, inside its snapshot).
+        type: int
       finalize:
         description: Writing the manifest (and signature).
         type: int
@@ -217,10 +220,12 @@ options:
     description:
       - The parts the restore point is made of (docs/restore-point-format.md). C(database) and C(files) are always
         there; C(secrets) (with O(secrets)), C(schema) (the CMS's schema snapshot, through O(cms)) and C(config)
-        (the roles and permissions, read inside the dump's snapshot) are optional.
+        (the roles and permissions, read inside the dump's snapshot) are optional and made by default.
+      - C(rows) (every table's rows as vendor-neutral typed records, read inside the dump's snapshot; what a
+        migration to another database vendor loads) is made only when listed.
     type: list
     elements: str
-    choices: [database, files, secrets, schema, config]
+    choices: [database, files, secrets, schema, config, rows]
     default: [database, files, secrets, schema, config]
   config_kinds:
     description:
@@ -333,6 +338,13 @@ config:
   returned: when a restore point was made or planned
   type: dict
   sample: {captured: true, kinds: [roles, permissions], counts: {roles: 3, permissions: 12}, artifact: config.json}
+rows:
+  description:
+    - The rows part - C(captured), and C(reason) when not; when captured C(artifact), C(size_bytes), C(sha256),
+      C(rows) (all tables) and C(duration_s) (of reading them, inside the dump step).
+  returned: when a restore point was made or planned
+  type: dict
+  sample: {captured: true, artifact: rows.jsonl.zst, size_bytes: 48213, rows: 1520, duration_s: 0.8}
 database:
   description: The dump step's result, as M(cairncms.ops.cairn_db_dump) returns it, with C(started_at) and
     C(finished_at) of the step (UTC).
@@ -474,7 +486,8 @@ def main():
         'dump_slots': {'type': 'int', 'default': 0},
         'dump_slot_wait': {'type': 'int', 'default': 3600},
         'timeouts': {'type': 'dict', 'default': {}, 'options': timeouts},
-        'parts': {'type': 'list', 'elements': 'str', 'choices': list(_backup.PARTS), 'default': list(_backup.PARTS)},
+        'parts': {'type': 'list', 'elements': 'str', 'choices': list(_backup.PARTS),
+                  'default': list(_backup.DEFAULT_PARTS)},
         'config_kinds': {'type': 'list', 'elements': 'str', 'default': ['roles', 'permissions'],
                          'choices': ['roles', 'permissions', 'flows', 'webhooks', 'presets', 'dashboards',
                                      'translations', 'settings']},

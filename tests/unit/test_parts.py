@@ -54,14 +54,14 @@ def build(parts=None):
 
 
 def test_the_registry_has_one_file_per_kind_in_manifest_order():
-    assert _parts.kinds() == ('database', 'files', 'secrets', 'schema', 'config')
+    assert _parts.kinds() == ('database', 'files', 'secrets', 'schema', 'config', 'rows')
     for name, module in _parts.registry().items():
         assert module.KIND == name
         for function in ('describe', 'legacy', 'problem', 'view', 'summary', 'produce', 'check'):
             assert callable(getattr(module, function)), (name, function)
         assert callable(module.restore) == (name in ('database', 'files', 'secrets')), name
-    with pytest.raises(CairnError, match="part kind 'rows' is not known .* made by a newer release"):
-        _parts.kind('rows')
+    with pytest.raises(CairnError, match="part kind 'charts' is not known .* made by a newer release"):
+        _parts.kind('charts')
 
 
 def test_format2_lists_typed_parts_with_producers_and_artifacts():
@@ -123,7 +123,7 @@ def _without(kind):
     (_without('files'), 'it has no files part'),
     (lambda m: m['parts'].append(copy.deepcopy(m['parts'][0])), 'it has two database parts'),
     (lambda m: m['parts'][3]['artifacts'][0].__setitem__('path', 'files.jsonl'), 'artifact files.jsonl is listed twice'),
-    (lambda m: m['parts'].append({'kind': 'rows', 'artifacts': []}), "part kind 'rows' is not known"),
+    (lambda m: m['parts'].append({'kind': 'charts', 'artifacts': []}), "part kind 'charts' is not known"),
     (lambda m: m['parts'].append('x'), 'a part entry is not an object with a kind'),
     (lambda m: m.__setitem__('parts', {}), 'its parts are {}, not a list'),
     (lambda m: m.pop('parts'), 'its parts are missing'),

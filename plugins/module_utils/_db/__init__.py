@@ -10,7 +10,9 @@ part and the safety rules, once for every vendor.
 
 from __future__ import annotations
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _compress, _relocate, _scratch
+import contextlib
+
+from ansible_collections.cairncms.ops.plugins.module_utils import _compress, _relocate, _rows, _scratch
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CHUNK, CairnError, HashingReader, HashingWriter, Timer, iso, utc_now)
 from ansible_collections.cairncms.ops.plugins.module_utils._db import mysql, postgres, sqlite
@@ -59,9 +61,43 @@ def dangling_file_references(backend, tables):
     return found
 
 
+class RowsOut:
+    """Where a dump writes the ``rows`` part (``_rows.Writer`` into a compressed artifact of the point), inside its
+    snapshot; ``facts`` afterwards."""
+
+    def __init__(self, repository, instance, point_id, compression, level, threads):
+        self.repository, self.instance, self.point_id = repository, instance, point_id
+        self.compression, self.level, self.threads = compression, level, threads
+        self.name = _rows.ARTIFACT + _compress.SUFFIX[compression]
+        self.facts = None
+
+    @contextlib.contextmanager
+    def writing(self, vendor, order):
+        timer = Timer()
+        encrypted = self.repository.crypto.encrypts
+        with self.repository.artifact_writer(self.instance, self.point_id, self.name, encrypted=encrypted) as handle:
+            stored = HashingWriter(handle)
+            compressor = _compress.writer(stored, self.compression, level=self.level, threads=self.threads)
+            writer = _rows.Writer(compressor, vendor, order)
+            yield writer
+            writer.close()
+            compressor.close()
+        self.facts = {'captured': True, 'artifact': self.name, 'size_bytes': stored.size, 'sha256': stored.sha256,
+                      'encrypted': encrypted, 'compression': self.compression, 'vendor': vendor,
+                      'stream_format': '%s/%d' % (_rows.FORMAT, _rows.VERSION), 'tables': writer.tables,
+                      'rows': writer.rows, 'duration_s': timer.seconds}
+
+
 def dump(config, repository, instance, point_id, compression='zstd', level=3, threads=1, check_mode=False,
-         options=None):
-    backend = select_backend(config.database(), dict(options or {}, level=level))
+         options=None, rows=False):
+    """Dump the database into restore point ``point_id``; with ``rows``, also write its ``rows`` part inside the
+    dump's snapshot (returned as ``rows_part``, for the caller to stage)."""
+    options = dict(options or {}, level=level)
+    rows_out = None
+    if rows and not check_mode:
+        rows_out = options['rows_out'] = RowsOut(repository, instance, point_id,
+                                                 'none' if compression == 'none' else 'zstd', level, threads)
+    backend = select_backend(config.database(), options)
     probe = backend.probe()
     if backend.raw_is_compressed:
         compression = 'none'  # the dump tool compressed it already
@@ -84,7 +120,7 @@ def dump(config, repository, instance, point_id, compression='zstd', level=3, th
         snapshot_at = iso(utc_now())
         facts = backend.dump(raw, _scratch.directory())
         compressor.close()
-    rows = facts.pop('rows', None)
+    read = facts.pop('rows', None)
     part = {
         'vendor': backend.vendor,
         'client': config.database().client,
@@ -117,7 +153,10 @@ def dump(config, repository, instance, point_id, compression='zstd', level=3, th
     result.update({key: part[key] for key in ('server_flavor', 'dump_tool', 'dump_tool_version') if key in part})
     if backend.read:
         # the tables asked for (options ``read``), read inside the dump's snapshot: for the caller, never a result
-        result['rows'] = rows if rows is not None else {}
+        result['rows'] = read if read is not None else {}
+    if rows_out is not None:
+        result['rows_part'] = rows_out.facts or {'captured': False, 'reason': 'the dump wrote no rows'}
+        result['rows_part']['snapshot_at'] = snapshot_at
     warnings = list(facts.get('warnings', []))
     if facts['migration_level'] is None:
         warnings.append('no directus_migrations table found: is %s a CairnCMS database?' % probe.get('path', 'this'))

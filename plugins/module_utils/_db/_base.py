@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import threading
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _relocate, _scratch
+from ansible_collections.cairncms.ops.plugins.module_utils import _relocate, _rows, _scratch
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
 
 # What ``compare`` may answer about a restore target.
@@ -96,6 +96,37 @@ class DatabaseBackend:
         # Tables a dump also reads whole, inside its own snapshot, for the parts made from rows (the config part):
         # ``dump`` returns them as ``facts['rows']``.
         self.read = tuple(self.options.get('read') or ())
+        # Where a dump also writes the ``rows`` part (``_db.RowsOut``), inside its own snapshot; None: no rows part.
+        self.rows_out = self.options.get('rows_out')
+
+    def capture_rows(self, found, stream):
+        """Write the rows part, when one is wanted: ``found`` are the tables (``row_tables``), ``stream(writer,
+        tables)`` the vendor's ``write_rows`` inside the dump's snapshot. The tables go parents first."""
+        if self.rows_out is None or self.tables:
+            return
+        by_name = {table['name']: table for table in found}
+        order = _rows.load_order({table['name']: [key['table'] for key in table['foreign_keys']] for table in found})
+        with self.rows_out.writing(self.vendor, order) as writer:
+            stream(writer, [by_name[name] for name in order])
+
+    def row_tables(self):
+        """Every table with its columns (name, value ``type`` of ``_rows.TYPES``, ``native`` type, what limits the
+        values: ``max_length``, ``bits``, ``precision``...), ``primary_key`` and ``foreign_keys``."""
+        raise NotImplementedError
+
+    def write_rows(self, writer, tables):
+        """Stream the rows of ``tables`` (``row_tables``) into a ``_rows.Writer``, in one read transaction."""
+        raise NotImplementedError
+
+    def load_rows(self, tables, loads):
+        """Replace the content of every table of ``tables`` (``row_tables`` of this target) by the rows of ``loads``
+        (an iterator of ``(table, target columns, rows of neutral values of those columns' types)``), in one
+        transaction that a failure rolls back."""
+        raise NotImplementedError
+
+    def empty_tables(self):
+        """Remove every table of the database (a migration's target goes back to empty)."""
+        raise NotImplementedError
 
     def read_tables(self, names):
         """``{table: [row as a dict]}`` of the tables among ``names`` that exist, read now; values as the vendor
@@ -283,3 +314,24 @@ def limit_facts(facts, tables):
     facts['row_counts'] = {table: facts['row_counts'][table] for table in tables}
     facts['scope'] = {'tables': list(tables), 'data_only': True}
     return facts
+
+
+class TextStream:
+    """A readable byte stream of the text pieces an iterator yields (SQL a loader is fed as it is made)."""
+
+    def __init__(self, pieces):
+        self._pieces = pieces
+        self._buffer = b''
+
+    def read(self, size=CHUNK):
+        parts, length = [self._buffer], len(self._buffer)
+        while length < size:
+            piece = next(self._pieces, None)
+            if piece is None:
+                break
+            data = piece.encode('utf-8')
+            parts.append(data)
+            length += len(data)
+        data = b''.join(parts)
+        self._buffer = data[size:]
+        return data[:size]

@@ -19,6 +19,7 @@ the installed client has (``guard_options``), and without one it is refused.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -27,10 +28,10 @@ import shutil
 import tempfile
 import threading
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _process, _scratch
+from ansible_collections.cairncms.ops.plugins.module_utils import _process, _rows, _scratch
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
-    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, feed_collecting, limit_facts, marker_matches,
+    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, TextStream, feed_collecting, limit_facts, marker_matches,
     restore_marker, tagged_relocations)
 
 CLIENT_PACKAGE = 'the MariaDB or MySQL client (Debian: mariadb-client)'
@@ -409,6 +410,185 @@ class MysqlBackend(DatabaseBackend):
             return ['could not record the restore in the database comment (%s)' % exc.message]
         return []
 
+    def create_database(self):
+        try:
+            self.sql('CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8mb4' % _ident(self.name), database=False)
+        except CairnError as exc:
+            raise CairnError('the database %s does not exist and could not be created (%s); create it, or grant '
+                             'CREATE to %s' % (self.name, exc.message, self.database.options['user'])) from None
+
+    # typed rows (the rows part, migrations between vendors) ----------------
+    INT_BITS = {'tinyint': 8, 'smallint': 16, 'mediumint': 24, 'int': 32, 'integer': 32, 'bigint': 64, 'year': 16}
+    NEUTRAL = {'decimal': 'decimal', 'numeric': 'decimal', 'float': 'float', 'double': 'float', 'real': 'float',
+               'char': 'string', 'varchar': 'string', 'tinytext': 'string', 'text': 'string',
+               'mediumtext': 'string', 'longtext': 'string', 'enum': 'string', 'set': 'string', 'json': 'json',
+               'date': 'date', 'datetime': 'datetime', 'timestamp': 'timestamp', 'time': 'time',
+               'binary': 'binary', 'varbinary': 'binary', 'tinyblob': 'binary', 'blob': 'binary',
+               'mediumblob': 'binary', 'longblob': 'binary', 'uuid': 'uuid'}
+    TEXT_BYTES = {'tinytext': 255, 'text': 65535, 'mediumtext': 16777215}
+    _SESSION = "SET NAMES utf8mb4; SET time_zone = '+00:00'; "
+
+    def _column(self, found, json_columns):
+        data_type, column_type = found['data_type'].lower(), found['column_type'].lower()
+        column = {'name': found['column'], 'native': found['column_type'], 'nullable': bool(found['nullable'])}
+        if data_type == 'tinyint' and column_type.startswith('tinyint(1)'):
+            column['type'] = 'boolean'
+        elif data_type in self.INT_BITS or data_type == 'bit':
+            column.update(type='integer', bits=self.INT_BITS.get(data_type, 64), unsigned='unsigned' in column_type)
+        else:
+            column['type'] = self.NEUTRAL.get(data_type, 'string')
+        if data_type == 'longtext' and found['column'] in json_columns:
+            column['type'] = 'json'
+        if data_type in ('char', 'varchar') and found.get('max_length'):
+            column['max_length'] = int(found['max_length'])
+        if data_type in self.TEXT_BYTES:
+            column['max_bytes'] = self.TEXT_BYTES[data_type]
+        if column['type'] == 'decimal' and found.get('precision') is not None:
+            column['precision'], column['scale'] = int(found['precision']), int(found.get('scale') or 0)
+        if data_type == 'float':
+            column['single'] = True
+        if column['type'] == 'float':
+            column['finite'] = True
+        if data_type == 'timestamp':
+            column['range'] = ['1970-01-01T00:00:01', '2038-01-19T03:14:07']
+        if column['type'] in ('timestamp', 'datetime', 'time'):
+            column['fsp'] = int(found.get('fsp') or 0)
+        if 'auto_increment' in (found.get('extra') or '').lower():
+            column['serial'] = True
+        return column
+
+    def _table_facts_sql(self):
+        schema = 'DATABASE()'
+        return [
+            "SELECT JSON_OBJECT('table', c.TABLE_NAME, 'column', c.COLUMN_NAME, 'data_type', c.DATA_TYPE, "
+            "'column_type', c.COLUMN_TYPE, 'max_length', c.CHARACTER_MAXIMUM_LENGTH, 'precision', "
+            "c.NUMERIC_PRECISION, 'scale', c.NUMERIC_SCALE, 'fsp', c.DATETIME_PRECISION, 'nullable', "
+            "c.IS_NULLABLE = 'YES', 'extra', c.EXTRA) "
+            "FROM information_schema.COLUMNS c JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA "
+            "AND t.TABLE_NAME = c.TABLE_NAME AND t.TABLE_TYPE = 'BASE TABLE' WHERE c.TABLE_SCHEMA = %s "
+            "ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION" % schema,
+            "SELECT JSON_OBJECT('table', TABLE_NAME, 'name', CONSTRAINT_NAME, 'column', COLUMN_NAME, 'references', "
+            "REFERENCED_TABLE_NAME, 'referenced', REFERENCED_COLUMN_NAME) FROM information_schema.KEY_COLUMN_USAGE "
+            "WHERE TABLE_SCHEMA = %s AND (CONSTRAINT_NAME = 'PRIMARY' OR REFERENCED_TABLE_NAME IS NOT NULL) "
+            "ORDER BY TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION" % schema,
+            "SELECT JSON_OBJECT('table', TABLE_NAME, 'name', CONSTRAINT_NAME, 'clause', CHECK_CLAUSE) "
+            "FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s "
+            "AND CHECK_CLAUSE LIKE 'json\\_valid(%%'" % schema]
+
+    def _table_facts(self, columns, keys, checks):
+        json_columns = {}
+        for found in checks:
+            json_columns.setdefault(found['table'], set()).add(found['clause'][len('json_valid('):-1].strip('`'))
+        tables = {}
+        for found in columns:
+            table = tables.setdefault(found['table'], {'name': found['table'], 'columns': [], 'primary_key': [],
+                                                       'foreign_keys': []})
+            table['columns'].append(self._column(found, json_columns.get(found['table'], set())))
+        for found in keys:
+            table = tables.get(found['table'])
+            if table is None:
+                continue
+            if found['name'] == 'PRIMARY':
+                table['primary_key'].append(found['column'])
+                continue
+            keyed = [key for key in table['foreign_keys'] if key['name'] == found['name']]
+            if not keyed:
+                keyed = [{'name': found['name'], 'table': found['references'], 'columns': [], 'referenced': []}]
+                table['foreign_keys'].append(keyed[0])
+            keyed[0]['columns'].append(found['column'])
+            keyed[0]['referenced'].append(found['referenced'])
+        return [tables[name] for name in sorted(tables)]
+
+    def row_tables(self):
+        """Every base table with its columns (and their value types), primary and foreign keys."""
+        parsed = [[json.loads(row[0]) for row in self.sql(statement)] for statement in self._table_facts_sql()]
+        return self._table_facts(*parsed)
+
+    @staticmethod
+    def _rows_select(table):
+        values = ', '.join('HEX(%s)' % _ident(c['name']) if c['type'] == 'binary'
+                           else 'CAST(%s AS CHAR)' % _ident(c['name']) for c in table['columns'])
+        return 'SELECT JSON_ARRAY(%s) FROM %s' % (values, _ident(table['name']))
+
+    def write_rows(self, writer, tables):
+        """Stream the rows of ``tables`` (``row_tables``) into a ``_rows.Writer``, in one consistent snapshot."""
+        directory = tempfile.mkdtemp(prefix='.cairn-my-', dir=_scratch.directory())
+        session = self._session(directory, 'mariadb (rows session)')
+        try:
+            session.write(b"SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ;\n"
+                          b"START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY;\n")
+            stream_rows(session, writer, tables)
+            session.write(b'COMMIT;\n')
+            session.finish()
+        except BaseException:
+            session.abort()
+            raise
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def empty_tables(self):
+        """Drop every table and view of the database (a migration's target goes back to empty)."""
+        names = self.sql("SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
+        views = [_ident(name) for name, kind in names if kind == 'VIEW']
+        tables = [_ident(name) for name, kind in names if kind != 'VIEW']
+        statements = ['SET FOREIGN_KEY_CHECKS = 0']
+        if views:
+            statements.append('DROP VIEW IF EXISTS %s' % ', '.join(views))
+        if tables:
+            statements.append('DROP TABLE IF EXISTS %s' % ', '.join(tables))
+        self.sql(';\n'.join(statements) + ';\n')
+
+    @staticmethod
+    def sql_value(column, item):
+        """A neutral value (already the target column's type) as a literal of this vendor."""
+        if item is None:
+            return 'NULL'
+        kind = column['type']
+        if kind == 'boolean':
+            return '1' if item else '0'
+        if kind == 'integer':
+            return str(item)
+        if kind == 'float':
+            return repr(item)
+        if kind == 'binary':
+            return "X'%s'" % base64.b64decode(item).hex()
+        if kind in ('timestamp', 'datetime'):
+            item = item.rstrip('Z').replace('T', ' ')
+        return "'%s'" % item.translate(_SQL_ESCAPES)
+
+    def load_rows(self, tables, loads):
+        """Replace the content of every table of ``tables`` (``row_tables`` of this target) by the rows of
+        ``loads`` (an iterator of ``(table, target columns, rows of neutral values)``) in one transaction, foreign
+        key checks off for the session (the rows come whole, in the order of their keys). InnoDB moves each
+        auto-increment past the highest id loaded. A failure rolls it all back."""
+        def script():
+            yield (self._SESSION + "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,"
+                   "NO_ENGINE_SUBSTITUTION'; SET FOREIGN_KEY_CHECKS = 0; START TRANSACTION;\n")
+            for table in tables:
+                yield 'DELETE FROM %s;\n' % _ident(table['name'])
+            for name, columns, rows in loads:
+                start = 'INSERT INTO %s (%s) VALUES\n' % (_ident(name), ', '.join(_ident(c['name']) for c in columns))
+                batch, size = [], 0
+                for values in rows:
+                    text = '(%s)' % ', '.join(self.sql_value(column, item) for column, item in zip(columns, values))
+                    batch.append(text)
+                    size += len(text)
+                    if size > INSERT_BYTES or len(batch) >= 1000:
+                        yield start + ',\n'.join(batch) + ';\n'
+                        batch, size = [], 0
+                if batch:
+                    yield start + ',\n'.join(batch) + ';\n'
+            yield 'COMMIT;\n'
+        directory = tempfile.mkdtemp(prefix='.cairn-my-', dir=_scratch.directory())
+        try:
+            cnf = self._defaults_file(directory)
+            command = ([self.tool('client'), '--defaults-extra-file=' + cnf] + self.guard_options()
+                       + ['--local-infile=0', '--batch', '--default-character-set=utf8mb4', '--database=' + self.name])
+            _process.Streaming(command, secrets=self.secrets, mode='w',
+                               what=os.path.basename(self.tool('client'))).pump_in(TextStream(script()))
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
 
 class _SnapshotGate:
     """Holds the global read lock until the dump shows its first table (its snapshot is open then), then
@@ -502,7 +682,38 @@ class _Counter(threading.Thread):
             names = [name for name in self.backend.read if name in tables]
             if names:
                 self.result['rows'] = self._rows(names)
+            self.backend.capture_rows(self.backend.row_tables() if self.backend.rows_out else [],
+                                      lambda writer, found: stream_rows(self.session, writer, found))
             self.session.write(b"COMMIT;\n")
             self.session.finish()
         except CairnError as exc:
             self.error = exc
+        except (ValueError, OSError) as exc:
+            self.error = CairnError('reading in the dump\'s snapshot failed: %s' % exc)
+
+
+INSERT_BYTES = 1024 * 1024
+_SQL_ESCAPES = {ord('\\'): '\\\\', ord("'"): "\\'", ord('\0'): '\\0', ord('\n'): '\\n', ord('\r'): '\\r',
+                ord('\x1a'): '\\Z'}
+
+
+def stream_rows(session, writer, tables):
+    """Stream the rows of ``tables`` through a client ``session`` (in the transaction it has open) into a
+    ``_rows.Writer``: one query per table, its lines read as they come (batch mode's escapes undone)."""
+    session.write(MysqlBackend._SESSION.encode())
+    for table in tables:
+        session.write((MysqlBackend._rows_select(table) + ";\nSELECT '--end--';\n").encode('utf-8'))
+        session.flush()
+        writer.begin(table)
+        kinds = [(column['type'], column['type'] == 'binary') for column in table['columns']]
+        for line in iter(session.readline, b''):
+            text = line.decode('utf-8').rstrip('\n')
+            if text == '--end--':
+                break
+            values = json.loads(_unescape(text))
+            writer.row([_rows.value(kind, bytes.fromhex(raw) if binary and raw is not None else raw)
+                        for (kind, binary), raw in zip(kinds, values)])
+        else:
+            raise CairnError('the rows session ended before table %s was read: %s'
+                             % (table['name'], session.stderr_tail() or 'no message'))
+        writer.end()

@@ -16,6 +16,7 @@ psql too old for that mode is refused before anything changes.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -25,10 +26,10 @@ import tarfile
 import tempfile
 import threading
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _process, _scratch
+from ansible_collections.cairncms.ops.plugins.module_utils import _process, _rows, _scratch
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
-    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, feed_collecting, limit_facts, marker_matches,
+    ABSENT, DIFFERENT, EMPTY, IDENTICAL, DatabaseBackend, TextStream, feed_collecting, limit_facts, marker_matches,
     restore_marker, tagged_relocations)
 
 CLIENT_PACKAGE = 'the PostgreSQL client tools (Debian: postgresql-client)'
@@ -323,6 +324,8 @@ class PostgresBackend(DatabaseBackend):
             facts = counting.result()
             if self.tables:
                 facts = limit_facts(facts, self.tables)
+            self.capture_rows(self.row_tables(snapshot) if self.rows_out else [],
+                              lambda writer, tables: self.write_rows(writer, tables, snapshot))
         except BaseException:
             session.abort()
             raise
@@ -417,7 +420,7 @@ class PostgresBackend(DatabaseBackend):
             return IDENTICAL
         return DIFFERENT
 
-    def _create(self):
+    def create_database(self):
         try:
             self.psql('CREATE DATABASE %s' % _ident(self.name), database='postgres')
             self.forget()
@@ -428,7 +431,7 @@ class PostgresBackend(DatabaseBackend):
     def restore(self, source, db_manifest, keep_safety_copy=False, scratch_dir=None, point_id=None,
                 location_pairs=(), quiesce=()):
         if not self._exists():
-            self._create()
+            self.create_database()
         return self.replace_under_safety_copy(lambda work: self._restore_stream(source, db_manifest['format'], work),
                                               keep_safety_copy, scratch_dir, point_id, location_pairs, quiesce)
 
@@ -476,6 +479,164 @@ class PostgresBackend(DatabaseBackend):
                     'restore point will not recognise it' % exc.message]
         return []
 
+    # typed rows (the rows part, migrations between vendors) ----------------
+    # PostgreSQL types as the rows stream's value types (others are read and written as text).
+    NEUTRAL = {'int2': ('integer', {'bits': 16}), 'int4': ('integer', {'bits': 32}),
+               'int8': ('integer', {'bits': 64}), 'numeric': ('decimal', {}), 'float4': ('float', {'single': True}),
+               'float8': ('float', {}), 'bool': ('boolean', {}), 'varchar': ('string', {}), 'bpchar': ('string', {}),
+               'text': ('string', {}), 'uuid': ('uuid', {}), 'json': ('json', {}), 'jsonb': ('json', {}),
+               'timestamptz': ('timestamp', {}), 'timestamp': ('datetime', {}), 'date': ('date', {}),
+               'time': ('time', {}), 'timetz': ('time', {}), 'bytea': ('binary', {})}
+    _SESSION = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 1; "
+    _TABLES_JSON = (
+        "SELECT json_build_object('name', c.relname, 'columns', (SELECT json_agg(json_build_object("
+        "'name', a.attname, 'udt', t.typname, 'native', format_type(a.atttypid, a.atttypmod), 'typmod', a.atttypmod, "
+        "'nullable', NOT a.attnotnull, 'serial', pg_get_serial_sequence(format('%I', c.relname), a.attname) "
+        "IS NOT NULL OR a.attidentity <> '') ORDER BY a.attnum) FROM pg_attribute a JOIN pg_type t "
+        "ON t.oid = a.atttypid WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), "
+        "'primary_key', (SELECT json_agg(a.attname ORDER BY u.i) FROM pg_constraint k, unnest(k.conkey) "
+        "WITH ORDINALITY u(n, i) JOIN pg_attribute a ON a.attnum = u.n WHERE k.conrelid = c.oid "
+        "AND a.attrelid = c.oid AND k.contype = 'p'), "
+        "'foreign_keys', (SELECT json_agg(json_build_object('name', k.conname, 'table', f.relname, "
+        "'definition', pg_get_constraintdef(k.oid), 'columns', (SELECT json_agg(a.attname ORDER BY u.i) "
+        "FROM unnest(k.conkey) WITH ORDINALITY u(n, i) JOIN pg_attribute a ON a.attnum = u.n "
+        "AND a.attrelid = k.conrelid)) ORDER BY k.conname) FROM pg_constraint k JOIN pg_class f "
+        "ON f.oid = k.confrelid WHERE k.conrelid = c.oid AND k.contype = 'f'))::text "
+        "FROM pg_class c WHERE c.relkind IN ('r', 'p') AND c.relnamespace = current_schema()::regnamespace "
+        "ORDER BY c.relname")
+
+    def _snapshot_sql(self, sql, snapshot):
+        if not snapshot:
+            return sql
+        return ('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT %s; %s; COMMIT'
+                % (_literal(snapshot), sql))
+
+    @classmethod
+    def _column(cls, found):
+        kind, extra = cls.NEUTRAL.get(found['udt'], ('string', {}))
+        column = dict(extra, name=found['name'], type=kind, native=found['native'], nullable=found['nullable'])
+        typmod = int(found.get('typmod') or -1)
+        if found['udt'] in ('varchar', 'bpchar') and typmod > 4:
+            column['max_length'] = typmod - 4
+        if found['udt'] == 'numeric' and typmod > 4:
+            column['precision'], column['scale'] = ((typmod - 4) >> 16) & 0xffff, (typmod - 4) & 0xffff
+        if found.get('serial'):
+            column['serial'] = True
+        if kind in ('timestamp', 'datetime', 'time'):
+            column['fsp'] = typmod if 0 <= typmod <= 6 else 6
+        if kind in ('string', 'json'):
+            column['no_nul'] = True
+        return column
+
+    def row_tables(self, snapshot=None):
+        """Every table of the CMS's schema with its columns (and their value types), primary and foreign keys."""
+        tables = []
+        for (text,) in self.psql(self._snapshot_sql(self._TABLES_JSON, snapshot)):
+            found = json.loads(text)
+            tables.append({'name': found['name'], 'columns': [self._column(c) for c in found['columns'] or []],
+                           'primary_key': found['primary_key'] or [], 'foreign_keys': found['foreign_keys'] or []})
+        return tables
+
+    @staticmethod
+    def _select(column):
+        name = _ident(column['name'])
+        return "encode(%s, 'hex')" % name if column['type'] == 'binary' else '%s::text' % name
+
+    def write_rows(self, writer, tables, snapshot=None):
+        """Stream the rows of ``tables`` (``row_tables``, in that order) into a ``_rows.Writer`` (in ``snapshot``):
+        one psql session, one COPY per table, a marker line between them."""
+        script = self._SESSION + ''.join(
+            "COPY (SELECT json_build_object('cairn_table', %s)) TO STDOUT; COPY (SELECT json_build_array(%s) FROM %s) "
+            "TO STDOUT;\n" % (_literal(table['name']), ', '.join(self._select(c) for c in table['columns']),
+                              _ident(table['name'])) for table in tables)
+        session = _process.Streaming([self.tool('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '--no-password'],
+                                     env=self.env(), secrets=self.secrets, mode='rw', what='psql (rows)')
+        feeder = threading.Thread(target=_feed_script, args=(session, self._snapshot_sql(script, snapshot)),
+                                  daemon=True)
+        feeder.start()
+        by_name = {table['name']: table for table in tables}
+        current = None
+        try:
+            for line in iter(session.readline, b''):
+                line = line.rstrip(b'\n').replace(b'\\\\', b'\\')
+                if line.startswith(b'{'):
+                    if current is not None:
+                        writer.end()
+                    current = by_name[json.loads(line)['cairn_table']]
+                    writer.begin(current)
+                    kinds = [(column['type'], column['type'] == 'binary') for column in current['columns']]
+                    continue
+                values = json.loads(line)
+                writer.row([_rows.value(kind, bytes.fromhex(raw) if binary and raw is not None else raw)
+                            for (kind, binary), raw in zip(kinds, values)])
+            if current is not None:
+                writer.end()
+        except BaseException:
+            session.abort()
+            raise
+        feeder.join()
+        session.finish()
+
+    def empty_tables(self):
+        """Drop every table, view and sequence of the CMS's schema (a migration's target goes back to empty)."""
+        self.psql("DO $$ DECLARE r record; BEGIN FOR r IN SELECT c.relname, c.relkind FROM pg_class c "
+                  "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm') LOOP "
+                  "EXECUTE format(CASE r.relkind WHEN 'v' THEN 'DROP VIEW IF EXISTS %I CASCADE' WHEN 'm' THEN "
+                  "'DROP MATERIALIZED VIEW IF EXISTS %I CASCADE' ELSE 'DROP TABLE IF EXISTS %I CASCADE' END, "
+                  "r.relname); END LOOP; FOR r IN SELECT c.relname FROM pg_class c WHERE c.relnamespace = "
+                  "current_schema()::regnamespace AND c.relkind = 'S' LOOP EXECUTE format('DROP SEQUENCE IF EXISTS "
+                  "%I CASCADE', r.relname); END LOOP; END $$")
+
+    @staticmethod
+    def copy_value(column, item):
+        """A neutral value (already the target column's type) as a field of COPY's text format."""
+        if item is None:
+            return '\\N'
+        kind = column['type']
+        if kind == 'boolean':
+            return 't' if item else 'f'
+        if kind == 'binary':
+            return '\\\\x' + base64.b64decode(item).hex()
+        if kind in ('integer', 'float'):
+            return str(item) if not isinstance(item, float) else repr(item)
+        return item.replace('\\', '\\\\').replace('\n', '\\n').replace('\r', '\\r').replace('\t', '\\t')
+
+    def load_rows(self, tables, loads):
+        """Replace the content of every table of ``tables`` (``row_tables`` of this target) by the rows of
+        ``loads`` (an iterator of ``(table, target columns, rows of neutral values)``) in one transaction: the foreign
+        keys are dropped first and made again at the end (which checks them), every table is emptied, and the
+        sequences are set past the highest id. A failure rolls it all back."""
+        def script():
+            yield self._SESSION + 'SET client_min_messages = warning;\n'
+            for table in tables:
+                for key in table['foreign_keys']:
+                    yield 'ALTER TABLE %s DROP CONSTRAINT %s;\n' % (_ident(table['name']), _ident(key['name']))
+            if tables:
+                yield 'TRUNCATE %s RESTART IDENTITY;\n' % ', '.join(_ident(table['name']) for table in tables)
+            for name, columns, rows in loads:
+                yield 'COPY %s (%s) FROM STDIN;\n' % (_ident(name), ', '.join(_ident(c['name']) for c in columns))
+                batch = []
+                for values in rows:
+                    batch.append('\t'.join(self.copy_value(column, item) for column, item in zip(columns, values)))
+                    if len(batch) >= 1000:
+                        yield '\n'.join(batch) + '\n'
+                        batch = []
+                yield '\n'.join(batch + ['\\.']) + '\n'
+            for table in tables:
+                for key in table['foreign_keys']:
+                    yield 'ALTER TABLE %s ADD CONSTRAINT %s %s;\n' % (
+                        _ident(table['name']), _ident(key['name']), key['definition'])
+                for column in table['columns']:
+                    if column.get('serial'):
+                        yield ("SELECT setval(pg_get_serial_sequence(%s, %s), COALESCE(MAX(%s), 0) + 1, false) "
+                               "FROM %s;\n" % (_literal(_ident(table['name'])), _literal(column['name']),
+                                               _ident(column['name']), _ident(table['name'])))
+            yield 'ANALYZE;\n'
+        load = _process.Streaming([self.tool('psql'), '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
+                                   '--single-transaction', '--no-password'], env=self.env(), secrets=self.secrets,
+                                  mode='w', what='psql (rows)')
+        load.pump_in(TextStream(script()))
+
 
 class _Background(threading.Thread):
     """Run ``function(*args)`` in a thread; ``result()`` joins and returns or raises."""
@@ -497,3 +658,11 @@ class _Background(threading.Thread):
         if self._error:
             raise self._error
         return self._value
+
+
+def _feed_script(session, script):
+    try:
+        session.write(script.encode('utf-8'))
+        session.proc.stdin.close()
+    except (CairnError, OSError):
+        pass  # the reader sees psql's failure

@@ -16,6 +16,8 @@ content move) do anything but insert rows into the named tables.
 
 from __future__ import annotations
 
+import base64
+import datetime
 import io
 import json
 import os
@@ -26,7 +28,7 @@ import stat
 import tempfile
 import urllib.parse
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _relocate, _scratch
+from ansible_collections.cairncms.ops.plugins.module_utils import _relocate, _rows, _scratch
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     CHUNK, AtomicFile, CairnError, HashingWriter, fsync_dir, process_start_time, sha256_file)
 from ansible_collections.cairncms.ops.plugins.module_utils._env import Database
@@ -34,6 +36,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils._db._base import (
     ABSENT, DIFFERENT, EMPTY, IDENTICAL, OUTWARD, DatabaseBackend, limit_facts, marker_matches, restore_marker)
 
 SIDE_FILES = ('-wal', '-shm', '-journal')
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 # A restore that relocated file rows leaves the restored file's sha256 here (the file is no longer the
 # raw dump, whose hash otherwise tells that a target already holds a restore point).
 MARKER_SUFFIX = '.cairn-restore.json'
@@ -48,7 +51,7 @@ SAFETY_INFIX = '.cairn-safety-'
 # PRAGMAs that only read (all others change settings or the file's structure).
 FILE_FUNCTIONS = frozenset(('load_extension', 'fts3_tokenizer', 'readfile', 'writefile', 'edit', 'fsdir',
                             'lsmode', 'zipfile', 'sqlar_compress', 'sqlar_uncompress'))
-READ_PRAGMAS = frozenset(('integrity_check', 'quick_check', 'table_info', 'table_xinfo'))
+READ_PRAGMAS = frozenset(('integrity_check', 'quick_check', 'table_info', 'table_xinfo', 'foreign_key_list'))
 ANY = None  # a rule that allows an action on any table of the main database
 _READING = (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, getattr(sqlite3, 'SQLITE_RECURSIVE', 33))
 _WRITING = (sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE)
@@ -272,6 +275,8 @@ class SqliteBackend(DatabaseBackend):
                 facts = describe(conn)
                 if self.read:
                     facts['rows'] = read_rows(conn, self.read)
+                self.capture_rows(row_tables(conn) if self.rows_out else [],
+                                  lambda writer, found: write_rows(conn, writer, found))
                 if self.tables:
                     facts = limit_facts(facts, self.tables)
                     prefixes = tuple('INSERT INTO %s VALUES' % self.quote(table) for table in self.tables)
@@ -562,6 +567,68 @@ class SqliteBackend(DatabaseBackend):
             os.rmdir(safety)
         fsync_dir(os.path.dirname(self.path))
 
+    # typed rows (the rows part, migrations between vendors) ----------------
+    def row_tables(self):
+        self._require_source()
+        conn = connect_ro(self.path)
+        try:
+            return row_tables(conn)
+        finally:
+            conn.close()
+
+    def write_rows(self, writer, tables):
+        self._require_source()
+        # one read transaction for every table
+        conn = connect_ro(self.path, guard=Guard(rules={sqlite3.SQLITE_TRANSACTION: ANY}))
+        try:
+            conn.execute('BEGIN')
+            write_rows(conn, writer, tables)
+        finally:
+            conn.close()
+
+    def empty_tables(self):
+        """Remove the database file (a migration's target goes back to absent)."""
+        for suffix in ('',) + SIDE_FILES:
+            if os.path.lexists(self.path + suffix):
+                os.unlink(self.path + suffix)
+
+    def load_rows(self, tables, loads):
+        """Replace the content of every table of ``tables`` (``row_tables`` of this target) by the rows of ``loads``
+        (an iterator of ``(table, target columns, rows of neutral values)``) in one transaction, foreign keys not
+        checked while loading (SQLite's default); ``sqlite_sequence`` is set past the highest id. A failure rolls
+        it all back."""
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            conn.execute('PRAGMA foreign_keys = OFF')
+            conn.execute('BEGIN IMMEDIATE')
+            try:
+                for table in tables:
+                    conn.execute('DELETE FROM "%s"' % table['name'].replace('"', '""'))
+                for name, columns, rows in loads:
+                    sql = 'INSERT INTO "%s" (%s) VALUES (%s)' % (
+                        name.replace('"', '""'), ', '.join('"%s"' % c['name'].replace('"', '""') for c in columns),
+                        ', '.join('?' for _c in columns))
+                    conn.executemany(sql, ([sqlite_value(column, item) for column, item in zip(columns, values)]
+                                           for values in rows))
+                if 'sqlite_sequence' in {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}:
+                    conn.execute('DELETE FROM sqlite_sequence')
+                    for table in tables:
+                        serial = [c['name'] for c in table['columns'] if c.get('serial')]
+                        if serial:
+                            conn.execute('INSERT INTO sqlite_sequence (name, seq) SELECT ?, MAX("%s") FROM "%s" '
+                                         'HAVING MAX("%s") IS NOT NULL' % ((serial[0].replace('"', '""'),
+                                                                           table['name'].replace('"', '""'),
+                                                                           serial[0].replace('"', '""'))),
+                                         (table['name'],))
+                conn.execute('COMMIT')
+            except BaseException:
+                conn.execute('ROLLBACK')
+                raise
+        except sqlite3.Error as exc:
+            raise CairnError('loading rows into the SQLite database %s failed: %s' % (self.path, exc)) from None
+        finally:
+            conn.close()
+
 
 def _relocate_rows(conn, location_pairs):
     """Count and move the file rows inside the caller's transaction; ``[{from, to, rows}]``."""
@@ -605,3 +672,87 @@ def _relocate_file(path, location_pairs, point_id=None, unchanged='nothing was c
     finally:
         conn.close()
     return moved
+
+
+# typed rows (the rows part, migrations between vendors) --------------------------------------------------------
+# SQLite keeps any value in any column: a column's value type comes from its declared type, and for a timestamp (which
+# SQLite declares ``datetime`` like a dateTime) from the CMS's own flag on the field (``directus_fields.special``).
+DECLARED = (('bool', 'boolean'), ('int', 'integer'), ('uuid', 'uuid'), ('json', 'json'), ('timestamp', 'datetime'),
+            ('datetime', 'datetime'), ('date', 'date'), ('time', 'time'), ('char', 'string'), ('clob', 'string'),
+            ('text', 'string'), ('blob', 'binary'), ('real', 'float'), ('floa', 'float'), ('doub', 'float'),
+            ('dec', 'decimal'), ('numeric', 'decimal'))
+SPECIAL = {'cast-timestamp': 'timestamp', 'cast-boolean': 'boolean', 'cast-json': 'json'}
+
+
+def _declared(declared):
+    lowered = (declared or '').lower()
+    for fragment, kind in DECLARED:
+        if fragment in lowered:
+            return kind
+    return 'string'
+
+
+def row_tables(conn):
+    """Every table with its columns (and their value types), primary and foreign keys."""
+    fields = {}
+    if 'directus_fields' in tables(conn):
+        for collection, field, special in conn.execute('SELECT collection, field, special FROM directus_fields'):
+            for flag in str(special or '').split(','):
+                if flag.strip() in SPECIAL:
+                    fields[(collection, field)] = SPECIAL[flag.strip()]
+    found = []
+    for name in tables(conn):
+        quoted = name.replace('"', '""')
+        columns, keyed = [], []
+        for _cid, column, declared, notnull, _default, primary in conn.execute('PRAGMA table_info("%s")' % quoted):
+            kind = fields.get((name, column)) or _declared(declared)
+            columns.append({'name': column, 'type': kind, 'native': declared, 'nullable': not notnull})
+            if kind == 'float':
+                columns[-1]['no_nan'] = True  # SQLite stores a NaN as NULL
+            if kind in ('timestamp', 'datetime'):
+                columns[-1]['fsp'] = 3  # written as the CMS writes them, in epoch milliseconds
+            if primary:
+                keyed.append((primary, column))
+        keys = {}
+        for row in conn.execute('PRAGMA foreign_key_list("%s")' % quoted):
+            key = keys.setdefault(row[0], {'name': 'fk_%s_%d' % (name, row[0]), 'table': row[2], 'columns': [],
+                                           'referenced': []})
+            key['columns'].append(row[3])
+            key['referenced'].append(row[4])
+        if len(keyed) == 1 and _declared(columns[[c['name'] for c in columns].index(keyed[0][1])]['native']) \
+                == 'integer':
+            columns[[c['name'] for c in columns].index(keyed[0][1])]['serial'] = True
+        found.append({'name': name, 'columns': columns, 'primary_key': [column for _n, column in sorted(keyed)],
+                      'foreign_keys': [keys[number] for number in sorted(keys)]})
+    return found
+
+
+def write_rows(conn, writer, found):
+    """Stream the rows of ``found`` (``row_tables``) from ``conn`` into a ``_rows.Writer``."""
+    for table in found:
+        writer.begin(table)
+        kinds = [column['type'] for column in table['columns']]
+        names = ', '.join('"%s"' % column['name'].replace('"', '""') for column in table['columns'])
+        cursor = conn.execute('SELECT %s FROM "%s"' % (names, table['name'].replace('"', '""')))
+        for row in cursor:
+            writer.row([_rows.value(kind, raw) for kind, raw in zip(kinds, row)])
+        writer.end()
+
+
+def sqlite_value(column, item):
+    """A neutral value (already the target column's type) as this vendor stores it, as the CMS writes it: booleans
+    as 0 and 1, dates and times of day with a date as epoch milliseconds."""
+    if item is None:
+        return None
+    kind = column['type']
+    if kind == 'boolean':
+        return 1 if item else 0
+    if kind == 'float' and isinstance(item, str):
+        return float(item.replace('Infinity', 'inf'))
+    if kind == 'binary':
+        return base64.b64decode(item)
+    if kind in ('timestamp', 'datetime', 'date'):
+        moment = datetime.datetime.fromisoformat(item.rstrip('Z') if len(item) > 10 else item + 'T00:00:00')
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+        return (moment - _EPOCH) // datetime.timedelta(milliseconds=1)
+    return item

@@ -47,7 +47,7 @@ def registry():
         # The registry: one name per part kind (its file here), in the order of the manifest.
         # pylint: disable-next=import-outside-toplevel,unused-import
         from ansible_collections.cairncms.ops.plugins.module_utils._parts import (
-            database, files, secrets, schema, config)
+            database, files, secrets, schema, config, rows)
         found = dict(locals())
         for name, module in found.items():
             if module.KIND != name:

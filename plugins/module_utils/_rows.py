@@ -1,0 +1,565 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Vendor-neutral typed rows (private): the ``rows`` part's stream, its value types, and the checks a migration makes.
+
+A rows stream (``rows.jsonl``, compressed) is JSON lines (docs/restore-point-format.md, "The rows part"):
+
+* a head ``{"format": "cairn-rows", "version": 1, "vendor": ..., "tables": [names in load order]}``;
+* per table, ``{"table": name, "columns": [{"name", "type", ...}], "primary_key": [...], "foreign_keys": [...]}``,
+  then one JSON array per row (values in column order), then ``{"end": name, "rows": n, "checksum": hex}``;
+* a tail ``{"end_of_rows": true, "tables": n, "rows": n}``: a stream without it was cut short.
+
+Values have one encoding whatever the vendor (``TYPES``): integers as JSON integers of any size (read them exactly),
+decimals as strings of their exact digits, floats as JSON numbers (``"NaN"``, ``"Infinity"``, ``"-Infinity"``),
+booleans, strings, UUIDs as strings, JSON as the text stored, ``timestamp`` (with a zone) in UTC ending in ``Z``,
+``datetime`` without a zone, ``date``, ``time``, binary as base64; NULL is ``null`` and never an empty string.
+Vendors turn what they store into these values (``value``); a migration turns them into what the target column
+takes (``convert``), refusing what would change (``Lossy``); ``Digest`` is the per-table checksum over a canonical
+form of every value, the same for equal content whatever the vendor and row order.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import hashlib
+import json
+import math
+import re
+import struct
+import uuid
+
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
+
+FORMAT = 'cairn-rows'
+VERSION = 1
+ARTIFACT = 'rows.jsonl'
+TYPES = ('integer', 'decimal', 'float', 'boolean', 'string', 'uuid', 'json', 'timestamp', 'datetime', 'date', 'time',
+         'binary')
+# Integer ranges of the native types (bits), for a target that stores fewer than the source.
+INT_BITS = {'tinyint': 8, 'smallint': 16, 'mediumint': 24, 'integer': 32, 'int': 32, 'bigint': 64}
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_STAMP = re.compile(r'^(\d{4,})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?)?\s*'
+                    r'(Z|[+-]\d\d(?::?\d\d)?)?$')
+_TIME = re.compile(r'^(-?\d\d+):(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?([+-]\d\d(?::?\d\d)?)?$')
+MAX_LINE = 256 * 1024 * 1024
+
+
+class Lossy(CairnError):
+    """A value the target column cannot hold as it is (text too long, a number out of range...)."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# values: what a vendor stores -> the neutral encoding
+# ---------------------------------------------------------------------------------------------------------------
+
+def _fraction(digits):
+    digits = (digits or '').rstrip('0')
+    return '.' + digits[:6] if digits else ''
+
+
+def _stamp(text, zoned):
+    """``text`` (ISO 8601 or SQL, with or without a zone) as the neutral timestamp (UTC, ``Z``) or datetime."""
+    match = _STAMP.match(text.strip())
+    if not match:
+        raise CairnError('%r is not a date and time' % text)
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    moment = datetime.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
+                               int(((fraction or '') + '000000')[:6]))
+    if zone and zone != 'Z':
+        sign = -1 if zone[0] == '-' else 1
+        digits = zone[1:].replace(':', '')
+        offset = datetime.timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+        moment = moment - sign * offset  # to UTC
+    text = moment.strftime('%Y-%m-%dT%H:%M:%S') + _fraction('%06d' % moment.microsecond)
+    if moment.year < 1000:
+        text = '%04d' % moment.year + text[text.index('-'):]
+    return text + 'Z' if zoned else text
+
+
+def _from_millis(number, zoned):
+    moment = _EPOCH + datetime.timedelta(milliseconds=int(number))
+    text = moment.strftime('%Y-%m-%dT%H:%M:%S') + _fraction('%06d' % moment.microsecond)
+    return text + 'Z' if zoned else text
+
+
+def _time(text):
+    match = _TIME.match(text.strip())
+    if not match:
+        raise CairnError('%r is not a time of day' % text)
+    hour, minute, second, fraction, _zone = match.groups()
+    return '%s:%s:%s%s' % (hour, minute, second or '00', _fraction(fraction))
+
+
+def _decimal_text(raw):
+    if isinstance(raw, float):
+        raw = repr(raw)
+    try:
+        number = decimal.Decimal(str(raw).strip())
+    except decimal.InvalidOperation:
+        raise CairnError('%r is not a decimal number' % (raw,)) from None
+    if not number.is_finite():
+        raise CairnError('%r is not a finite decimal number' % (raw,))
+    return format(number, 'f')
+
+
+def _float(raw):
+    if isinstance(raw, str):
+        text = raw.strip()
+        special = {'nan': 'NaN', 'infinity': 'Infinity', 'inf': 'Infinity', '-infinity': '-Infinity',
+                   '-inf': '-Infinity'}.get(text.lower())
+        if special:
+            return special
+        raw = float(text)
+    number = float(raw)
+    if math.isnan(number):
+        return 'NaN'
+    if math.isinf(number):
+        return 'Infinity' if number > 0 else '-Infinity'
+    return number
+
+
+TRUE = (True, 1, '1', 't', 'true', 'y', 'yes', 'on')
+FALSE = (False, 0, '0', 'f', 'false', 'n', 'no', 'off')
+
+
+def _boolean(raw):
+    key = raw.strip().lower() if isinstance(raw, str) else raw
+    if isinstance(key, float) and key in (0.0, 1.0):
+        key = int(key)
+    if key in TRUE:
+        return True
+    if key in FALSE:
+        return False
+    raise CairnError('%r is not a boolean' % (raw,))
+
+
+def value(kind, raw):
+    """``raw`` (a vendor's stored value: text, a number, bytes, a bool, None) as the neutral value of ``kind``."""
+    if raw is None:
+        return None
+    try:
+        if kind == 'integer':
+            if isinstance(raw, bool):
+                return int(raw)
+            if isinstance(raw, float):
+                if raw != int(raw):
+                    raise CairnError('%r is not an integer' % raw)
+                return int(raw)
+            return int(raw) if isinstance(raw, int) else int(str(raw).strip())
+        if kind == 'decimal':
+            return _decimal_text(raw)
+        if kind == 'float':
+            return _float(raw)
+        if kind == 'boolean':
+            return _boolean(raw)
+        if kind == 'binary':
+            data = raw if isinstance(raw, (bytes, bytearray, memoryview)) else str(raw).encode('utf-8')
+            return base64.b64encode(bytes(data)).decode('ascii')
+        if isinstance(raw, (bytes, bytearray, memoryview)):
+            raw = bytes(raw).decode('utf-8')
+        if kind in ('timestamp', 'datetime', 'date'):
+            zoned = kind == 'timestamp'
+            if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+                text = _from_millis(raw, zoned)  # SQLite: the CMS writes epoch milliseconds
+            elif isinstance(raw, str) and raw.strip().lstrip('-').isdigit() and len(raw.strip()) > 8:
+                text = _from_millis(int(raw), zoned)
+            else:
+                text = _stamp(str(raw), zoned)
+            return text[:10] if kind == 'date' else text
+        if kind == 'time':
+            return _time(str(raw))
+        if kind == 'json':
+            return raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
+        if kind in ('string', 'uuid'):
+            return raw if isinstance(raw, str) else (repr(raw) if isinstance(raw, float) else str(raw))
+    except (ValueError, OverflowError, UnicodeDecodeError) as exc:
+        raise CairnError('%r is not a %s value: %s' % (raw, kind, exc)) from None
+    raise CairnError('value type %r is not known (the types are %s)' % (kind, ', '.join(TYPES)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# canonical form and checksums
+# ---------------------------------------------------------------------------------------------------------------
+
+def canonical(kind, neutral):
+    """The form a checksum hashes: equal for equal values, whatever the vendor wrote (scale of decimals, case of
+    UUIDs, key order and spacing of JSON)."""
+    if neutral is None:
+        return None
+    if kind == 'decimal':
+        number = decimal.Decimal(neutral)
+        return '0' if number.is_zero() else format(number.normalize(), 'f')
+    if kind == 'float':
+        return neutral if isinstance(neutral, str) else repr(float(neutral))
+    if kind == 'uuid':
+        return neutral.lower()
+    if kind == 'json':
+        try:
+            return json.dumps(json.loads(neutral), sort_keys=True, separators=(',', ':'), ensure_ascii=False)
+        except ValueError:
+            return neutral
+    return neutral
+
+
+class Digest:
+    """A table's row count and checksum: the sum of every row's sha256 (of its canonical values by column name)
+    modulo 2^256, so that it does not depend on the order the rows come in."""
+
+    def __init__(self, columns):
+        self.columns = [(column['name'], column['type']) for column in columns]
+        self.rows = 0
+        self._sum = 0
+
+    def add(self, values):
+        row = {name: canonical(kind, item) for (name, kind), item in zip(self.columns, values)}
+        text = json.dumps(row, sort_keys=True, separators=(',', ':'), ensure_ascii=False)
+        self._sum = (self._sum + int.from_bytes(hashlib.sha256(text.encode('utf-8')).digest(), 'big')) % (1 << 256)
+        self.rows += 1
+
+    @property
+    def checksum(self):
+        return '%064x' % self._sum
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the stream
+# ---------------------------------------------------------------------------------------------------------------
+
+def _line(obj):
+    return json.dumps(obj, ensure_ascii=False, separators=(',', ':'), allow_nan=False).encode('utf-8') + b'\n'
+
+
+class Writer:
+    """Writes a rows stream into a binary ``sink``; ``tables`` (what ``Table``\\ s it wrote) for the manifest."""
+
+    def __init__(self, sink, vendor, order):
+        self._sink = sink
+        self.tables = {}
+        self.rows = 0
+        self._table = None
+        self._digest = None
+        sink.write(_line({'format': FORMAT, 'version': VERSION, 'vendor': vendor, 'tables': list(order)}))
+
+    def begin(self, table):
+        """Start ``table`` (a dict: name, columns, primary_key, foreign_keys)."""
+        self._table = table
+        self._digest = Digest(table['columns'])
+        head = {'table': table['name'], 'columns': table['columns'], 'primary_key': table.get('primary_key') or [],
+                'foreign_keys': table.get('foreign_keys') or []}
+        self._sink.write(_line(head))
+
+    def row(self, values):
+        self._digest.add(values)
+        self._sink.write(_line(values))
+
+    def end(self):
+        name = self._table['name']
+        self.tables[name] = {'rows': self._digest.rows, 'checksum': self._digest.checksum}
+        self.rows += self._digest.rows
+        self._sink.write(_line({'end': name, 'rows': self._digest.rows, 'checksum': self._digest.checksum}))
+        self._table = None
+
+    def close(self):
+        self._sink.write(_line({'end_of_rows': True, 'tables': len(self.tables), 'rows': self.rows}))
+
+
+class _Lines:
+    """Lines of a binary stream, each at most ``MAX_LINE`` bytes."""
+
+    def __init__(self, source, where):
+        self._source = source
+        self._where = where
+        self._buffer = b''
+        self._done = False
+
+    def next(self):
+        while True:
+            cut = self._buffer.find(b'\n')
+            if cut >= 0:
+                line, self._buffer = self._buffer[:cut], self._buffer[cut + 1:]
+                return line
+            if self._done:
+                if self._buffer:
+                    line, self._buffer = self._buffer, b''
+                    return line
+                return None
+            if len(self._buffer) > MAX_LINE:
+                raise CairnError('%s has a line longer than %d bytes: not a rows stream' % (self._where, MAX_LINE))
+            chunk = self._source.read(1024 * 1024)
+            if not chunk:
+                self._done = True
+            self._buffer += chunk
+
+
+def _parse(line, where):
+    try:
+        return json.loads(line.decode('utf-8'))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CairnError('%s is not a rows stream: a line is not JSON (%s)' % (where, exc)) from None
+
+
+def _check_table(head, where):
+    columns = head.get('columns')
+    if not isinstance(head.get('table'), str) or not isinstance(columns, list) or not columns:
+        raise CairnError('%s has a table head without a name or columns' % where)
+    for column in columns:
+        if not isinstance(column, dict) or not isinstance(column.get('name'), str) or column.get('type') not in TYPES:
+            raise CairnError('%s: table %s has a column without a name or of an unknown type'
+                             % (where, head['table']))
+    names = [column['name'] for column in columns]
+    if len(set(names)) != len(names):
+        raise CairnError('%s: table %s names a column twice' % (where, head['table']))
+    return head
+
+
+def read(source, where):
+    """Read a rows stream from the binary ``source``: ``(head, tables)`` where ``tables`` yields
+    ``(table, rows)`` with ``rows`` an iterator of value lists; every table's count and checksum and the tail are
+    checked as they go by (an error names what is wrong). Consume each ``rows`` before the next table."""
+    lines = _Lines(source, where)
+    first = lines.next()
+    head = _parse(first, where) if first is not None else None
+    if not isinstance(head, dict) or head.get('format') != FORMAT:
+        raise CairnError('%s is not a rows stream (no %s head)' % (where, FORMAT))
+    if head.get('version') != VERSION:
+        raise CairnError('%s is a rows stream of version %r; this release reads version %d: upgrade the collection'
+                         % (where, head.get('version'), VERSION))
+
+    def tables():
+        count = 0
+        while True:
+            line = lines.next()
+            if line is None:
+                raise CairnError('%s ends before its tail: the rows stream was cut short' % where)
+            item = _parse(line, where)
+            if isinstance(item, dict) and item.get('end_of_rows'):
+                if item.get('tables') != count:
+                    raise CairnError('%s says it holds %r tables but holds %d' % (where, item.get('tables'), count))
+                return
+            table = _check_table(item if isinstance(item, dict) else {}, where)
+            count += 1
+            yield table, _rows(lines, table, where)
+
+    return head, tables()
+
+
+def _rows(lines, table, where):
+    digest = Digest(table['columns'])
+    width = len(table['columns'])
+    while True:
+        line = lines.next()
+        if line is None:
+            raise CairnError('%s ends inside table %s: the rows stream was cut short' % (where, table['table']))
+        item = _parse(line, where)
+        if isinstance(item, list):
+            if len(item) != width:
+                raise CairnError('%s: a row of table %s has %d values for %d columns'
+                                 % (where, table['table'], len(item), width))
+            digest.add(item)
+            yield item
+            continue
+        if not isinstance(item, dict) or item.get('end') != table['table']:
+            raise CairnError('%s: table %s does not end where it should' % (where, table['table']))
+        if item.get('rows') != digest.rows or item.get('checksum') != digest.checksum:
+            raise CairnError('%s: table %s holds %d rows of checksum %s, its end line says %r rows of checksum %r: '
+                             'the rows stream was changed'
+                             % (where, table['table'], digest.rows, digest.checksum, item.get('rows'),
+                                item.get('checksum')))
+        return
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# into another column: conversions and what they would lose
+# ---------------------------------------------------------------------------------------------------------------
+
+def _float32(number):
+    """The double a single-precision column gives back for ``number`` (its shortest decimal form)."""
+    single = struct.unpack('<f', struct.pack('<f', number))[0]
+    for digits in range(1, 10):
+        text = '%.*g' % (digits, single)
+        if struct.unpack('<f', struct.pack('<f', float(text)))[0] == single:
+            return float(text)
+    return single
+
+
+def convert(item, source, target):
+    """``item`` (neutral value of column ``source``) as the neutral value the ``target`` column takes; a ``Lossy``
+    error when the target would store something else. Columns are the dicts of a table head: ``type`` and, where
+    they limit what fits, ``max_length`` (characters), ``max_bytes`` (UTF-8), ``bits``, ``unsigned``,
+    ``precision``, ``scale``, ``single`` (single-precision floats), ``no_nul`` (text without NUL characters),
+    ``finite`` (no NaN or infinities), ``no_nan``, ``range`` (of a date and time, in UTC) and ``fsp`` (digits of
+    seconds' fractions kept: cut to them, not lossy)."""
+    if item is None:
+        return None
+    kind, want = source['type'], target['type']
+    try:
+        result = _convert(item, kind, want)
+    except (ValueError, decimal.InvalidOperation, OverflowError) as exc:
+        raise Lossy('%r cannot be stored as %s (%s)' % (item, want, exc)) from None
+    if want in ('timestamp', 'datetime', 'time') and target.get('fsp') is not None:
+        result = _cut_fraction(result, target['fsp'])
+    _fits(result, target, item)
+    return result
+
+
+def _cut_fraction(text, digits):
+    """A date and time or time of day with at most ``digits`` digits of seconds' fractions: the column's own
+    precision, a property of its type (reported as drift), not a lossy value."""
+    zone = 'Z' if text.endswith('Z') else ''
+    body = text[:-1] if zone else text
+    if '.' not in body:
+        return text
+    whole, fraction = body.split('.', 1)
+    return whole + _fraction(fraction[:digits]) + zone
+
+
+def _convert(item, kind, want):
+    if kind == want:
+        return item
+    if want == 'string':
+        if kind == 'boolean':
+            return 'true' if item else 'false'
+        return item if isinstance(item, str) else (repr(item) if isinstance(item, float) else str(item))
+    if want == 'json':
+        if kind == 'string':
+            json.loads(item)
+            return item
+        return json.dumps(item)
+    if want == 'uuid':
+        return str(uuid.UUID(item)) if str(uuid.UUID(item)) == item.lower() else item.lower()
+    if want == 'integer':
+        if kind == 'boolean':
+            return int(item)
+        if kind == 'float' and isinstance(item, str):
+            raise ValueError('not a finite number')
+        number = decimal.Decimal(str(item))
+        if number != number.to_integral_value():
+            raise ValueError('it has a fraction')
+        return int(number)
+    if want == 'boolean':
+        return _boolean(item)
+    if want == 'decimal':
+        return _decimal_text(item)
+    if want == 'float':
+        return _float(item)
+    if want in ('timestamp', 'datetime', 'date'):
+        text = _stamp(str(item), want == 'timestamp') if kind != 'time' else None
+        if text is None:
+            raise ValueError('a time of day is not a date')
+        if want == 'date':
+            if text[10:].strip('T0:.Z'):
+                raise ValueError('it has a time of day')
+            return text[:10]
+        return text
+    if want == 'time':
+        if kind in ('timestamp', 'datetime'):
+            raise ValueError('a date and time is not a time of day')
+        return _time(str(item))
+    if want == 'binary':
+        return base64.b64encode(str(item).encode('utf-8')).decode('ascii')
+    raise ValueError('no conversion from %s' % kind)
+
+
+def _fits(result, target, original):
+    want = target['type']
+    if want == 'string' and target.get('max_length') and len(result) > target['max_length']:
+        raise Lossy('a text of %d characters is longer than the column\'s %d' % (len(result), target['max_length']))
+    if want == 'string' and target.get('max_bytes') and len(result.encode('utf-8')) > target['max_bytes']:
+        raise Lossy('a text of %d bytes is longer than the column\'s %d'
+                    % (len(result.encode('utf-8')), target['max_bytes']))
+    if isinstance(result, str) and target.get('no_nul') and '\0' in result:
+        raise Lossy('the column cannot hold a NUL character')
+    if want in ('timestamp', 'datetime') and target.get('range') and not \
+            target['range'][0] <= result.rstrip('Z')[:19] <= target['range'][1]:
+        raise Lossy('%s is outside the column\'s range (%s to %s)' % (result, target['range'][0], target['range'][1]))
+    if want == 'float' and isinstance(result, str) and (target.get('finite') or
+                                                        (target.get('no_nan') and result == 'NaN')):
+        raise Lossy('the column cannot hold %s' % result)
+    if want == 'integer' and target.get('bits'):
+        bits = target['bits']
+        low, high = (0, (1 << bits) - 1) if target.get('unsigned') else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+        if not low <= result <= high:
+            raise Lossy('%d is out of the column\'s range (%d to %d)' % (result, low, high))
+    if want == 'decimal' and target.get('precision'):
+        number = decimal.Decimal(result)
+        scale = int(target.get('scale') or 0)
+        if number != number.quantize(decimal.Decimal(1).scaleb(-scale), rounding=decimal.ROUND_HALF_EVEN):
+            raise Lossy('%s has more than the column\'s %d decimal places' % (result, scale))
+        if abs(number) >= decimal.Decimal(10) ** (int(target['precision']) - scale):
+            raise Lossy('%s has more digits than the column\'s precision %d' % (result, target['precision']))
+    if want == 'float' and target.get('single') and not isinstance(result, str) and _float32(result) != result:
+        raise Lossy('%r would be stored as %r (the column holds single-precision floats)'
+                    % (original, _float32(result)))
+
+
+def lose(item, source, target):
+    """What a target column stores of ``item`` when a lossy conversion is allowed: text cut at the column's length,
+    decimals and floats rounded; the ``Lossy`` error where nothing sensible can be stored (a number out of range, a
+    text that is no UUID)."""
+    try:
+        return convert(item, source, target)
+    except Lossy as exc:
+        problem = exc
+    want = target['type']
+    try:
+        result = _convert(item, source['type'], want)
+    except (ValueError, decimal.InvalidOperation, OverflowError):
+        raise problem from None
+    if isinstance(result, str) and target.get('no_nul'):
+        result = result.replace('\0', '')
+    if want == 'string' and (target.get('max_length') or target.get('max_bytes')):
+        result = result[:target.get('max_length') or len(result)]
+        while target.get('max_bytes') and len(result.encode('utf-8')) > target['max_bytes']:
+            result = result[:-1]
+        return result
+    if isinstance(result, str) and target.get('no_nul'):
+        return convert(result, dict(source, type=want), target)
+    if want == 'decimal' and target.get('precision'):
+        scale = int(target.get('scale') or 0)
+        rounded = decimal.Decimal(result).quantize(decimal.Decimal(1).scaleb(-scale), rounding=decimal.ROUND_HALF_EVEN)
+        return convert(format(rounded, 'f'), dict(source, type='decimal'), target)
+    if want == 'float' and target.get('single'):
+        return _float32(result)
+    raise problem
+
+
+def drift(source, target):
+    """How a column's stored type changes from ``source`` to ``target`` (``{from, to}``, the value type and native
+    type of each side), or None: another value type, single instead of double precision, another length limit or
+    decimal precision and scale, fractions of seconds, where both sides have one."""
+    changed = source['type'] != target['type'] or bool(source.get('single')) != bool(target.get('single'))
+    for key in ('max_length', 'precision', 'scale', 'fsp'):
+        if source.get(key) is not None and target.get(key) is not None and source[key] != target[key]:
+            changed = True
+    if not changed:
+        return None
+    return {'from': {'type': source['type'], 'native': source.get('native')},
+            'to': {'type': target['type'], 'native': target.get('native')}}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# load order
+# ---------------------------------------------------------------------------------------------------------------
+
+def load_order(tables):
+    """Table names so that a table comes after the tables its foreign keys point at (``tables``: name ->
+    list of referenced table names); a cycle or a self-reference is kept in name order (the loaders do not
+    check foreign keys while loading)."""
+    order, done, visiting = [], set(), set()
+
+    def visit(name):
+        if name in done or name in visiting:
+            return
+        visiting.add(name)
+        for parent in sorted(tables.get(name) or ()):
+            if parent in tables and parent != name:
+                visit(parent)
+        visiting.discard(name)
+        done.add(name)
+        order.append(name)
+    for name in sorted(tables):
+        visit(name)
+    return order

@@ -1,0 +1,274 @@
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The vendor-neutral rows stream (_rows): values as each vendor stores them turned into one encoding, the canonical
+form checksums hash, the stream's checks (a stream cut short, changed, or forged is refused, naming what is wrong),
+conversions into another column and what they would lose, the load order; and the migration's type-drift
+prediction (_migrate)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from ansible_collections.cairncms.ops.plugins.module_utils import _migrate, _rows
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
+
+
+@pytest.mark.parametrize('kind,raw,expected', [
+    ('integer', '9007199254740993', 9007199254740993),
+    ('integer', 9007199254740993, 9007199254740993),
+    ('integer', 3.0, 3),
+    ('integer', True, 1),
+    ('decimal', '1.50000', '1.50000'),
+    ('decimal', 12.5, '12.5'),
+    ('decimal', '-0.000123', '-0.000123'),
+    ('float', '0.1', 0.1),
+    ('float', 'NaN', 'NaN'),
+    ('float', '-Infinity', '-Infinity'),
+    ('float', float('inf'), 'Infinity'),
+    ('boolean', 't', True),
+    ('boolean', '0', False),
+    ('boolean', 1, True),
+    ('string', '', ''),
+    ('string', 'a\tb\nc\\d\'e"😀', 'a\tb\nc\\d\'e"😀'),
+    ('string', 12, '12'),
+    ('uuid', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'),
+    ('json', '{"b": 1, "a": [1,2]}', '{"b": 1, "a": [1,2]}'),
+    ('json', {'a': 1}, '{"a": 1}'),
+    # PostgreSQL in UTC, another offset, ISO with Z, SQLite's CURRENT_TIMESTAMP text and its epoch milliseconds
+    ('timestamp', '2024-03-01 10:30:00+00', '2024-03-01T10:30:00Z'),
+    ('timestamp', '2024-03-01T12:30:00.120+02:00', '2024-03-01T10:30:00.12Z'),
+    ('timestamp', '2024-03-01T10:30:00.000Z', '2024-03-01T10:30:00Z'),
+    ('timestamp', '2024-03-01 10:30:00', '2024-03-01T10:30:00Z'),
+    ('timestamp', 1709289000000, '2024-03-01T10:30:00Z'),
+    ('timestamp', '1709289000123', '2024-03-01T10:30:00.123Z'),
+    ('datetime', '2024-03-01 12:30:00.123000', '2024-03-01T12:30:00.123'),
+    ('datetime', 1709296200000, '2024-03-01T12:30:00'),
+    ('date', '2024-03-01', '2024-03-01'),
+    ('date', 1709251200000, '2024-03-01'),
+    ('time', '12:30:01', '12:30:01'),
+    ('time', '12:30', '12:30:00'),
+    ('time', '12:30:01.500000', '12:30:01.5'),
+    ('binary', b'\x00\xff\x10', 'AP8Q'),
+    ('binary', b'', ''),
+])
+def test_a_stored_value_becomes_the_neutral_encoding(kind, raw, expected):
+    assert _rows.value(kind, raw) == expected
+
+
+def test_null_stays_null_and_is_never_an_empty_string():
+    for kind in _rows.TYPES:
+        assert _rows.value(kind, None) is None
+    assert _rows.value('string', '') == ''
+
+
+@pytest.mark.parametrize('kind,raw', [('integer', 'x1'), ('integer', 1.5), ('boolean', 'maybe'),
+                                      ('decimal', 'NaN'), ('timestamp', 'yesterday'), ('time', 'noon'),
+                                      ('nonsense', 'x')])
+def test_a_value_that_is_not_of_its_type_is_an_error_naming_it(kind, raw):
+    with pytest.raises(CairnError) as caught:
+        _rows.value(kind, raw)
+    assert repr(raw) in caught.value.message or kind in caught.value.message
+
+
+def test_equal_content_has_equal_checksums_whatever_the_vendor_wrote_and_the_row_order():
+    columns = [{'name': 'id', 'type': 'integer'}, {'name': 'price', 'type': 'decimal'},
+               {'name': 'u', 'type': 'uuid'}, {'name': 'meta', 'type': 'json'}]
+    one, two = _rows.Digest(columns), _rows.Digest(list(reversed(columns)))
+    one.add([1, '12.50', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '{"b": 1, "a": 2}'])
+    one.add([2, '0.000', None, '[]'])
+    two.add(['[ ]', None, '0', 2])
+    two.add(['{"a":2,"b":1}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '12.5', 1])
+    assert (one.rows, one.checksum) == (two.rows, two.checksum)
+    three = _rows.Digest(columns)
+    three.add([1, '12.51', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '{"b": 1, "a": 2}'])
+    three.add([2, '0.000', None, '[]'])
+    assert three.checksum != one.checksum
+    empty = _rows.Digest(columns)
+    empty.add([2, '0.000', None, '[]'])
+    empty.add([1, '12.50', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '{"b": 1, "a": 2}'])
+    assert empty.checksum == one.checksum
+    nulls, blanks = _rows.Digest([{'name': 's', 'type': 'string'}]), _rows.Digest([{'name': 's', 'type': 'string'}])
+    nulls.add([None])
+    blanks.add([''])
+    assert nulls.checksum != blanks.checksum
+
+
+TABLES = [
+    {'name': 'parents', 'columns': [{'name': 'id', 'type': 'integer'}, {'name': 'name', 'type': 'string'}],
+     'primary_key': ['id'], 'foreign_keys': []},
+    {'name': 'kids', 'columns': [{'name': 'id', 'type': 'integer'}, {'name': 'parent', 'type': 'integer'}],
+     'primary_key': ['id'], 'foreign_keys': [{'name': 'fk', 'table': 'parents', 'columns': ['parent']}]},
+]
+
+
+def _stream(rows=None):
+    out = io.BytesIO()
+    writer = _rows.Writer(out, 'sqlite', [table['name'] for table in TABLES])
+    for table in TABLES:
+        writer.begin(table)
+        for row in (rows or {}).get(table['name'], [[1, 'a\nb'], [2, None]]):
+            writer.row(row)
+        writer.end()
+    writer.close()
+    return out.getvalue(), writer
+
+
+def _read_all(data):
+    head, tables = _rows.read(io.BytesIO(data), 'the stream')
+    return head, {table['table']: list(rows) for table, rows in tables}
+
+
+def test_a_stream_reads_back_what_was_written_with_its_counts_and_checksums():
+    data, writer = _stream()
+    head, found = _read_all(data)
+    assert head['vendor'] == 'sqlite' and head['tables'] == ['parents', 'kids']
+    assert found == {'parents': [[1, 'a\nb'], [2, None]], 'kids': [[1, 'a\nb'], [2, None]]}
+    assert writer.tables['parents']['rows'] == 2 and writer.rows == 4
+    assert data.count(b'\n') == 1 + 2 * (1 + 2 + 1) + 1  # head, per table head rows end, tail: one line each
+
+
+@pytest.mark.parametrize('damage,expected', [
+    (lambda lines: lines[:-1], 'cut short'),
+    (lambda lines: lines[:4], 'cut short'),
+    (lambda lines: [lines[0]] + [lines[1], b'[3,"forged"]'] + lines[2:], 'was changed'),
+    (lambda lines: [line.replace(b'"a\\nb"', b'"a\\nc"') for line in lines], 'was changed'),
+    (lambda lines: [lines[0]] + [lines[1], b'[1,"a","b"]'] + lines[2:], '3 values for 2 columns'),
+    (lambda lines: [lines[0]] + [b'{"table":"x","columns":[{"name":"id","type":"pointer"}]}'] + lines[1:],
+     'unknown type'),
+    (lambda lines: [b'{"format":"cairn-rows","version":2}'] + lines[1:], 'version 2'),
+    (lambda lines: [b'not json'] + lines[1:], 'not a rows stream'),
+    (lambda lines: lines[:-1] + [b'{"end_of_rows":true,"tables":3,"rows":4}'], 'holds 2'),
+])
+def test_a_damaged_or_forged_stream_is_refused_naming_what_is_wrong(damage, expected):
+    data, _writer = _stream()
+    lines = data.rstrip(b'\n').split(b'\n')
+    with pytest.raises(CairnError) as caught:
+        _read_all(b'\n'.join(damage(lines)) + b'\n')
+    assert expected in caught.value.message
+
+
+def column(kind, **limits):
+    return dict(limits, name='c', type=kind)
+
+
+@pytest.mark.parametrize('item,source,target,expected', [
+    ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', column('string'), column('uuid'), 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'),
+    ('12.5', column('decimal'), column('decimal', precision=10, scale=2), '12.5'),
+    (12.5, column('float'), column('decimal', precision=10, scale=2), '12.5'),
+    (True, column('boolean'), column('integer', bits=8), 1),
+    (1, column('integer'), column('boolean'), True),
+    ('2024-03-01T10:30:00', column('datetime'), column('timestamp'), '2024-03-01T10:30:00Z'),
+    ('2024-03-01T10:30:00Z', column('timestamp'), column('datetime'), '2024-03-01T10:30:00'),
+    ('2024-03-01T00:00:00', column('datetime'), column('date'), '2024-03-01'),
+    ('{"a": 1}', column('string'), column('json'), '{"a": 1}'),
+    (0.1, column('float'), column('float', single=True), 0.1),
+    (9007199254740993, column('integer'), column('integer', bits=64), 9007199254740993),
+    ('x' * 255, column('string'), column('string', max_length=255), 'x' * 255),
+    (None, column('string'), column('integer', bits=8), None),
+])
+def test_a_value_converts_into_another_column(item, source, target, expected):
+    assert _rows.convert(item, source, target) == expected
+
+
+@pytest.mark.parametrize('item,source,target,lost,message', [
+    ('x' * 256, column('string'), column('string', max_length=255), 'x' * 255, 'longer than the column\'s 255'),
+    ('12.345', column('decimal'), column('decimal', precision=10, scale=2), '12.34', '2 decimal places'),
+    (3.141592653589793, column('float'), column('float', single=True), 3.1415927, 'single-precision'),
+    (300, column('integer'), column('integer', bits=8), None, 'out of the column\'s range'),
+    (2 ** 63, column('integer'), column('integer', bits=64), None, 'out of the column\'s range'),
+    ('not-a-uuid', column('string'), column('uuid'), None, 'cannot be stored as uuid'),
+    ('2024-03-01T10:30:00', column('datetime'), column('date'), None, 'has a time of day'),
+    ('{not json', column('string'), column('json'), None, 'cannot be stored as json'),
+])
+def test_a_lossy_conversion_is_refused_and_allowed_only_where_something_sensible_can_be_stored(
+        item, source, target, lost, message):
+    with pytest.raises(_rows.Lossy) as caught:
+        _rows.convert(item, source, target)
+    assert message in caught.value.message
+    if lost is None:
+        with pytest.raises(_rows.Lossy):
+            _rows.lose(item, source, target)
+    else:
+        assert _rows.lose(item, source, target) == lost
+
+
+def test_drift_names_a_change_of_stored_type_and_not_a_mere_spelling():
+    assert _rows.drift(column('string', max_length=20, native='varchar(20)'),
+                       column('string', max_length=20, native='character varying(20)')) is None
+    assert _rows.drift(column('string', native='varchar'), column('string', max_length=255, native='x')) is None
+    changed = _rows.drift(column('string', native='char(36)'), column('uuid', native='uuid'))
+    assert changed == {'from': {'type': 'string', 'native': 'char(36)'}, 'to': {'type': 'uuid', 'native': 'uuid'}}
+    assert _rows.drift(column('float', native='double'), column('float', single=True, native='real'))
+
+
+def test_tables_load_after_the_tables_their_foreign_keys_point_at():
+    order = _rows.load_order({'directus_files': ['directus_folders', 'directus_users'],
+                              'directus_users': ['directus_roles'], 'directus_roles': [],
+                              'directus_folders': ['directus_folders'], 'articles': ['directus_files'],
+                              'directus_flows': ['directus_operations'], 'directus_operations': ['directus_flows']})
+    assert order.index('directus_roles') < order.index('directus_users') < order.index('directus_files')
+    assert order.index('directus_folders') < order.index('directus_files') < order.index('articles')
+    assert sorted(order) == sorted(['directus_files', 'directus_users', 'directus_roles', 'directus_folders',
+                                    'articles', 'directus_flows', 'directus_operations'])
+
+
+def test_a_check_run_predicts_the_columns_another_vendor_stores_otherwise():
+    schema = {'fields': [
+        {'collection': 'a', 'field': 'title', 'type': 'string', 'schema': {'data_type': 'varchar'}},
+        {'collection': 'a', 'field': 'at', 'type': 'timestamp', 'schema': {'data_type': 'datetime'}},
+        {'collection': 'a', 'field': 'u', 'type': 'uuid', 'schema': {'data_type': 'char'}},
+        {'collection': 'a', 'field': 'f', 'type': 'float', 'schema': {'data_type': 'float'}},
+        {'collection': 'a', 'field': 'alias', 'type': 'alias', 'schema': None},
+    ]}
+    drift = {entry['column']: entry for entry in _migrate.predicted_drift(schema, 'sqlite', 'postgres')}
+    assert sorted(drift) == ['f', 'u']
+    assert drift['u']['to'] == {'type': 'uuid', 'native': 'uuid'} and drift['u']['predicted']
+    assert json.dumps(_migrate.predicted_drift(schema, 'sqlite', 'sqlite')) == '[]'
+
+
+def test_a_move_between_cms_versions_is_refused_naming_which_side_to_upgrade():
+    _migrate.check_levels('20230401A', ['20230401A'])
+    with pytest.raises(CairnError, match='Upgrade the target'):
+        _migrate.check_levels('20230501A', ['20230401A'])
+    with pytest.raises(CairnError, match='Upgrade the source'):
+        _migrate.check_levels('20230301A', ['20230401A'])
+
+
+@pytest.mark.parametrize('item,target,lost,message', [
+    ('é' * 40000, column('string', max_bytes=65535), 'é' * 32767, '80000 bytes'),
+    ('a\0b', column('string', no_nul=True), 'ab', 'NUL character'),
+    ('NaN', column('float', finite=True), None, 'cannot hold NaN'),
+    ('Infinity', column('float', no_nan=True), 'Infinity', None),
+])
+def test_what_a_vendor_cannot_store_is_lossy_too(item, target, lost, message):
+    source = column(target['type'])
+    if message is None:
+        assert _rows.convert(item, source, target) == lost
+        return
+    with pytest.raises(_rows.Lossy, match=message):
+        _rows.convert(item, source, target)
+    if lost is None:
+        with pytest.raises(_rows.Lossy):
+            _rows.lose(item, source, target)
+    else:
+        assert _rows.lose(item, source, target) == lost
+
+
+def test_a_point_in_time_outside_mysql_timestamps_range_is_lossy():
+    target = column('timestamp', range=['1970-01-01T00:00:01', '2038-01-19T03:14:07'])
+    assert _rows.convert('2038-01-19T03:14:07Z', column('timestamp'), target) == '2038-01-19T03:14:07Z'
+    for item in ('2038-01-19T03:14:08Z', '1969-12-31T23:59:59Z'):
+        with pytest.raises(_rows.Lossy, match='outside the column'):
+            _rows.convert(item, column('timestamp'), target)
+
+
+def test_fractions_of_seconds_are_cut_to_what_the_column_keeps():
+    assert _rows.convert('2024-03-01T10:30:00.123456Z', column('timestamp'), column('timestamp', fsp=0)) == \
+        '2024-03-01T10:30:00Z'
+    assert _rows.convert('2024-03-01T10:30:00.123456Z', column('timestamp'), column('datetime', fsp=3)) == \
+        '2024-03-01T10:30:00.123'
+    assert _rows.convert('12:30:01.5', column('time'), column('time', fsp=6)) == '12:30:01.5'
+    assert _rows.drift(column('timestamp', fsp=6), column('timestamp', fsp=0))
