@@ -14,76 +14,20 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 import _directus
 import _redis
+import _site
 from conftest import SHOW_STATS, Gate, custom_stats, run_playbook
 
-CMSCTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), '_cmsctl.py')
 NAMESPACE = 'cairn-test-cache'
+_health, _ctl, _pid, _wait_healthy = _site.health, _site.ctl, _site.pid, _site.wait_healthy
 
 
-def _health(url):
-    """The CMS's health status, or None when nothing answers."""
-    try:
-        with urllib.request.urlopen(url + '/server/health', timeout=5) as answer:
-            return json.load(answer).get('status')
-    except urllib.error.HTTPError as exc:
-        return 'HTTP %d' % exc.code
-    except OSError:
-        return None
-
-
-def _ctl(action, workdir):
-    return subprocess.run([sys.executable, CMSCTL, action, str(workdir)], check=False).returncode
-
-
-def _pid(workdir):
-    with open(os.path.join(workdir, 'cms.pid'), encoding='ascii') as handle:
-        return int(handle.read())
-
-
-def _wait_healthy(url, timeout=120):
-    deadline = time.monotonic() + timeout
-    while _health(url) not in ('ok', 'warn'):
-        assert time.monotonic() < deadline, 'the CMS on %s did not become healthy' % url
-        time.sleep(0.25)
-
-
-class Instance:
+class Instance(_site.Site):
     """A bootstrapped Directus in ``workdir``, run by the test's service manager."""
-
-    def __init__(self, workdir, env=None):
-        self.workdir = workdir
-        self.settings = _directus.bootstrap(workdir, env)
-        self.url = self.settings['PUBLIC_URL']
-        self.token = None
-
-    def start(self):
-        assert _ctl('start', self.workdir) == 0
-        _wait_healthy(self.url)
-        self.token = _directus.login(self.url, self.settings['ADMIN_EMAIL'], self.settings['ADMIN_PASSWORD'])
-        return self
-
-    def stop(self):
-        _ctl('stop', self.workdir)
-
-    @property
-    def running(self):
-        return _ctl('status', self.workdir) == 0
-
-    def service(self, **changes):
-        command = [sys.executable, CMSCTL]
-        spec = {'kind': 'command', 'url': self.url, 'start': command + ['start', str(self.workdir)],
-                'stop': command + ['stop', str(self.workdir)], 'status': command + ['status', str(self.workdir)],
-                'pid_file': str(self.workdir / 'cms.pid'), 'stop_timeout': 60, 'start_timeout': 120}
-        spec.update(changes)
-        return spec
 
     def titles(self, **params):
         items = _directus.request_json('GET', self.url + '/items/articles', self.token, params=dict(params, sort='id'))

@@ -96,6 +96,61 @@ def normalise(snapshot):
     return result
 
 
+# What the CMS flags a field of a type with on a vendor when it makes the field there (Directus 10's
+# ``fieldFlagForField``): SQLite declares a timestamp ``datetime`` like a dateTime and tells them apart by the flag.
+VENDOR_FLAGS = {'sqlite': {'timestamp': 'cast-timestamp'}}
+
+
+def field_flags(snapshot, vendor):
+    """``{(collection, field): flag}`` of the fields of ``snapshot`` that the CMS flags on ``vendor``."""
+    flags = VENDOR_FLAGS.get(vendor) or {}
+    return {(field.get('collection'), field.get('field')): flags[field.get('type')]
+            for field in snapshot.get('fields') or [] if field.get('type') in flags}
+
+
+def for_vendor(snapshot, vendor):
+    """``snapshot`` (of any vendor) as the CMS would have made its fields on ``vendor``: the flags that vendor's
+    fields carry added (a new dict). Without it a timestamp field applied to SQLite would be read back as a
+    dateTime, and one without meta would fail the apply."""
+    flags = field_flags(snapshot, vendor)
+    result = dict(snapshot, fields=[])
+    for field in snapshot.get('fields') or []:
+        flag = flags.get((field.get('collection'), field.get('field')))
+        if flag:
+            meta = dict(field.get('meta') or {'collection': field.get('collection'), 'field': field.get('field')})
+            special = list(meta.get('special') or [])
+            if flag not in special:
+                meta['special'] = special + [flag]
+            field = dict(field, meta=meta)
+        result['fields'].append(field)
+    return result
+
+
+def flag_rows(snapshot, vendor):
+    """For a migration's load of ``directus_fields`` rows into ``vendor``: a function of (columns, row) that adds
+    the vendor's flag to the ``special`` of the rows of flagged fields (the CMS keeps ``special`` as comma-separated
+    text), or None when the vendor flags nothing."""
+    flags = field_flags(snapshot, vendor)
+    if not flags:
+        return None
+
+    def flagged(columns, row):
+        names = [column['name'] for column in columns]
+        if not {'collection', 'field', 'special'} <= set(names):
+            return row
+        key = (row[names.index('collection')], row[names.index('field')])
+        if key not in flags:
+            return row
+        index = names.index('special')
+        special = [part for part in str(row[index] or '').split(',') if part]
+        if flags[key] in special:
+            return row
+        row = list(row)
+        row[index] = ','.join(special + [flags[key]])
+        return row
+    return flagged
+
+
 def dumps(value):
     """Stable, human-readable JSON bytes: keys sorted, indent 2, UTF-8, one newline at the end."""
     return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + '\n').encode('utf-8')
@@ -288,43 +343,66 @@ def write_if_changed(path, data, check_mode=False):
 # Through the CMS
 # ---------------------------------------------------------------------------------------------------------------
 
-def snapshot_cli(config, command, chdir, env_file, timeout):
-    """The instance's snapshot as its CMS's CLI writes it (``command + [schema, snapshot, --yes, --format, json,
-    <file>]``, run like its bootstrap: configuration from ``env_file`` through CONFIG_PATH, nothing of it on the
-    command line); a CairnError with the end of its output, secrets masked, when it fails."""
+def _run_cli(config, command, chdir, env_file, timeout, verb, work):
+    """Run ``command + ['schema', verb...]`` like the CMS's bootstrap (configuration from ``env_file`` through
+    CONFIG_PATH, nothing of it on the command line), ``work(argv, run)`` building the arguments and reading what it
+    made; a CairnError with the end of its output, secrets masked, when it fails."""
     if not command:
         raise CairnError('command (cairn_cms_command) is empty; give the CMS\'s CLI, for example '
                          '[node, /opt/cairncms/node_modules/cairncms/cli.js]')
     if not env_file or not os.path.isfile(env_file):
         raise CairnError('the CMS\'s CLI reads its configuration from its .env, and %s; set env_file '
-                         '(cairn_env_file) to the instance\'s .env, or take the snapshot over HTTP (url and token)'
+                         '(cairn_env_file) to the instance\'s .env, or use the CMS\'s HTTP API (url and token)'
                          % ('none was given' if not env_file else '%s is no file' % env_file))
     if not chdir or not os.path.isdir(chdir):
         raise CairnError('the directory %s to run the CMS\'s CLI in does not exist; set chdir' % chdir)
     argv = [str(part) for part in command]
-    shown = ' '.join(argv + ['schema', 'snapshot'])
+    shown = ' '.join(argv + ['schema', verb])
     workdir = tempfile.mkdtemp(prefix='cairn-schema-')
-    try:
-        target = os.path.join(workdir, 'snapshot.json')
-        args = argv + ['schema', 'snapshot', '--yes', '--format', 'json', target]
+
+    def run(args, done):
         timer = Timer()
         try:
-            code, output = run_to_file(args, timeout, cwd=chdir, env=child_environment(os.path.abspath(env_file)),
-                                       kill_group=True)
+            code, output = run_to_file(argv + ['schema', verb] + args, timeout, cwd=chdir,
+                                       env=child_environment(os.path.abspath(env_file)), kill_group=True)
         except OSError as exc:
             raise CairnError('cannot run the CMS command %s in %s: %s; set command (cairn_cms_command) to the '
                              'CMS\'s CLI, for example [node, /opt/cairncms/node_modules/cairncms/cli.js]'
                              % (argv[0], chdir, exc.strerror)) from None
-        if code != 0 or not os.path.isfile(target):
+        if code != 0 or not done(output):
             reason = ('ran longer than its timeout of %s s and was stopped' % timeout if code is None
-                      else 'failed (exit %d)' % code if code != 0 else 'ended without writing the snapshot')
-            raise CairnError('the CMS\'s schema snapshot (%s, in %s) %s; the end of its output:\n%s'
-                             % (shown, chdir, reason, masked_tail(output, secret_values(config, env_file))),
+                      else 'failed (exit %d)' % code if code != 0 else 'ended without doing it')
+            raise CairnError('the CMS\'s schema %s (%s, in %s) %s; the end of its output:\n%s'
+                             % (verb, shown, chdir, reason, masked_tail(output, secret_values(config, env_file))),
                              duration_s=timer.seconds)
-        snapshot, _digest = read_snapshot(target, 'the snapshot the CMS\'s CLI wrote')
-        return snapshot
+        return output
+    try:
+        return work(workdir, run)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def snapshot_cli(config, command, chdir, env_file, timeout):
+    """The instance's snapshot as its CMS's CLI writes it (``command + [schema, snapshot, --yes, --format, json,
+    <file>]``); a CairnError with the end of its output, secrets masked, when it fails."""
+    def work(workdir, run):
+        target = os.path.join(workdir, 'snapshot.json')
+        run(['--yes', '--format', 'json', target], lambda _output: os.path.isfile(target))
+        snapshot, _digest = read_snapshot(target, 'the snapshot the CMS\'s CLI wrote')
+        return snapshot
+    return _run_cli(config, command, chdir, env_file, timeout, 'snapshot', work)
+
+
+def apply_cli(config, command, chdir, env_file, timeout, snapshot):
+    """Apply ``snapshot`` to the instance through its CMS's CLI (``command + [schema, apply, --yes, <file>]``): the
+    CMS makes the collections, fields and relations natively on its own vendor. The CLI of Directus 10 does not
+    compare the snapshot's vendor with its own. Returns the end of its output."""
+    def work(workdir, run):
+        source = os.path.join(workdir, 'snapshot.json')
+        with open(source, 'wb') as handle:
+            handle.write(render(snapshot))
+        return masked_tail(run(['--yes', source], lambda _output: True), secret_values(config, env_file))
+    return _run_cli(config, command, chdir, env_file, timeout, 'apply', work)
 
 
 def _base(url):

@@ -1,0 +1,388 @@
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Move a restore point's rows into an instance of another database vendor (private).
+
+The recipe (docs/migrate.md): the target's system tables are made by the CMS itself (``bootstrap``), the source's
+schema part is applied by the CMS (``schema apply``), then the ``rows`` part is loaded, every value turned into what
+the target column takes (``_rows.convert``) in one transaction per vendor (``load_rows``), the CMS's own rows of the
+target (migrations, settings, the bootstrap's admin) replaced by the source's. Every table is then read back and
+its row count and checksum compared with what was loaded. A lossy conversion fails the load before it commits,
+naming table, column and row; a failed or refused run leaves the target as it was (empty, or put back from its
+safety copy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+
+from ansible_collections.cairncms.ops.plugins.module_utils import _parts, _rows, _scratch
+from ansible_collections.cairncms.ops.plugins.module_utils._args import load_config, load_repository
+from ansible_collections.cairncms.ops.plugins.module_utils._cms import bootstrap as _cms_bootstrap
+from ansible_collections.cairncms.ops.plugins.module_utils._cms import schema as _cms_schema
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, Timer
+from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend
+from ansible_collections.cairncms.ops.plugins.module_utils._manifest import check as check_manifest
+from ansible_collections.cairncms.ops.plugins.module_utils._manifest import part as manifest_part
+
+MAX_REPORTED = 50
+
+# The column each CMS field type gets from the CMS on each vendor (Directus 10 through knex), for the plan a check
+# run predicts before any schema exists in the target; a real run reports the columns the CMS made.
+PREDICTED = {
+    'postgres': {'string': 'character varying(255)', 'text': 'text', 'integer': 'integer', 'bigInteger': 'bigint',
+                 'float': 'real', 'decimal': 'numeric', 'boolean': 'boolean', 'json': 'json', 'csv': 'text',
+                 'uuid': 'uuid', 'hash': 'character varying(255)', 'date': 'date', 'time': 'time without time zone',
+                 'dateTime': 'timestamp without time zone', 'timestamp': 'timestamp with time zone'},
+    'mysql': {'string': 'varchar(255)', 'text': 'text', 'integer': 'int(11)', 'bigInteger': 'bigint(20)',
+              'float': 'float', 'decimal': 'decimal', 'boolean': 'tinyint(1)', 'json': 'longtext (json)',
+              'csv': 'text', 'uuid': 'char(36)', 'hash': 'varchar(255)', 'date': 'date', 'time': 'time',
+              'dateTime': 'datetime', 'timestamp': 'timestamp'},
+    'sqlite': {'string': 'varchar(255)', 'text': 'text', 'integer': 'integer', 'bigInteger': 'bigint',
+               'float': 'float', 'decimal': 'float', 'boolean': 'boolean', 'json': 'json', 'csv': 'text',
+               'uuid': 'char(36)', 'hash': 'varchar(255)', 'date': 'date', 'time': 'time', 'dateTime': 'datetime',
+               'timestamp': 'datetime'},
+}
+
+
+# Native type names (lower case, without length) as value types, and whether they hold single-precision floats.
+_NATIVE = (('timestamp with time zone', 'timestamp'), ('timestamptz', 'timestamp'), ('timestamp', 'datetime'),
+           ('datetime', 'datetime'), ('date', 'date'), ('time', 'time'), ('tinyint(1)', 'boolean'),
+           ('bool', 'boolean'), ('int', 'integer'), ('serial', 'integer'), ('numeric', 'decimal'),
+           ('decimal', 'decimal'), ('real', 'float'), ('float', 'float'), ('double', 'float'), ('uuid', 'uuid'),
+           ('json', 'json'), ('char', 'string'), ('text', 'string'), ('clob', 'string'), ('blob', 'binary'),
+           ('bytea', 'binary'), ('binary', 'binary'))
+_SINGLE = {'postgres': ('real', 'float4'), 'mysql': ('float',), 'sqlite': ()}
+
+
+def native_kind(native, vendor, field_type=None):
+    """``(value type, single precision)`` of a native column type as a vendor names it (``timestamp`` on SQLite is
+    the CMS's field type: SQLite declares it ``datetime``)."""
+    text = str(native or '').lower()
+    if vendor == 'sqlite' and field_type == 'timestamp':
+        return 'timestamp', False
+    if vendor == 'mysql' and text.startswith('timestamp'):
+        return 'timestamp', False
+    kind = next((found for fragment, found in _NATIVE if text.startswith(fragment) or fragment in text), 'string')
+    single = kind == 'float' and text.split('(', maxsplit=1)[0].strip() in _SINGLE.get(vendor, ())
+    return kind, single
+
+
+def predicted_drift(schema, source_vendor, target_vendor):
+    """The fields of a schema snapshot whose stored type the CMS makes differently on ``target_vendor``: what a check
+    run can say before the target has any schema."""
+    found = []
+    for field in (schema or {}).get('fields') or []:
+        kind = field.get('type')
+        data_type = (field.get('schema') or {}).get('data_type')
+        if kind not in PREDICTED.get(target_vendor, {}) or not data_type:
+            continue
+        after = PREDICTED[target_vendor][kind]
+        if native_kind(data_type, source_vendor, kind) != native_kind(after, target_vendor, kind):
+            found.append({'table': field.get('collection'), 'column': field.get('field'), 'field_type': kind,
+                          'from': {'type': native_kind(data_type, source_vendor, kind)[0], 'native': data_type},
+                          'to': {'type': native_kind(after, target_vendor, kind)[0], 'native': after},
+                          'predicted': True})
+    return found
+
+
+class Load:
+    """One load of a rows stream into a target (``backend``: its ``_db`` vendor implementation)."""
+
+    def __init__(self, backend, allow_lossy=False, adapt=None):
+        self.backend = backend
+        self.allow_lossy = allow_lossy
+        # table -> function(source columns, row) -> row: what the target's CMS needs otherwise in its own rows
+        self.adapt = dict(adapt or {})
+        self.target = backend.row_tables()
+        self.by_name = {table['name']: table for table in self.target}
+        self.expected = {}     # table -> (target columns loaded, Digest of what was loaded)
+        self.drift = []
+        self.lossy = []
+        self.lossy_count = 0
+        self.dropped = []      # source columns or tables the target has not (only with allow_lossy)
+        self.head = None
+
+    def _lost(self, table, column, row_id, problem):
+        self.lossy_count += 1
+        if len(self.lossy) < MAX_REPORTED:
+            self.lossy.append({'table': table, 'column': column, 'row': row_id, 'problem': problem})
+
+    def _pairs(self, table):
+        name = table['table']
+        dest = self.by_name.get(name)
+        if dest is None:
+            if not self.allow_lossy:
+                raise _rows.Lossy('table %s of the source is not in the target (its schema was not applied?); '
+                                  'nothing was loaded' % name)
+            self.dropped.append({'table': name, 'column': None})
+            return None, []
+        columns = {column['name']: column for column in dest['columns']}
+        pairs = []
+        for index, column in enumerate(table['columns']):
+            if column['name'] not in columns:
+                if not self.allow_lossy:
+                    raise _rows.Lossy('column %s.%s of the source is not in the target; nothing was loaded'
+                                      % (name, column['name']))
+                self.dropped.append({'table': name, 'column': column['name']})
+                continue
+            pairs.append((index, column, columns[column['name']]))
+            change = _rows.drift(column, columns[column['name']])
+            if change:
+                self.drift.append(dict(change, table=name, column=column['name']))
+        return dest, pairs
+
+    def _converted(self, table, rows, pairs, digest):
+        name = table['table']
+        keys = [index for index, column in enumerate(table['columns']) if column['name'] in table['primary_key']]
+        for row in rows:
+            values = []
+            for index, source, target in pairs:
+                try:
+                    values.append(_rows.convert(row[index], source, target))
+                except _rows.Lossy as exc:
+                    row_id = ','.join(str(row[key]) for key in keys) or None
+                    if not self.allow_lossy:
+                        raise _rows.Lossy('table %s, column %s, row %s: %s; nothing was loaded (allow lossy '
+                                          'conversions to store it as the target can)'
+                                          % (name, source['name'], row_id, exc.message)) from None
+                    self._lost(name, source['name'], row_id, exc.message)
+                    values.append(_rows.lose(row[index], source, target))
+            digest.add(values)
+            yield values
+
+    def loads(self, tables):
+        for table, rows in tables:
+            dest, pairs = self._pairs(table)
+            if dest is None:
+                for _row in rows:
+                    pass
+                continue
+            columns = [target for _index, _source, target in pairs]
+            digest = _rows.Digest(columns)
+            self.expected[table['table']] = (columns, digest)
+            adapt = self.adapt.get(table['table'])
+            if adapt is not None:
+                rows = (adapt(table['columns'], row) for row in rows)
+            yield table['table'], columns, self._converted(table, rows, pairs, digest)
+
+    def run(self, source, where):
+        """Load the rows stream read from ``source`` (named ``where`` in errors) into the target."""
+        self.head, tables = _rows.read(source, where)
+        self.backend.load_rows(self.target, self.loads(tables))
+        return self
+
+    def verify(self):
+        """Read every loaded table back and compare its row count and checksum with what was loaded; the
+        tables that differ (empty when all are equal)."""
+        tally = _Tally({name: columns for name, (columns, _digest) in self.expected.items()})
+        self.backend.write_rows(tally, [self.by_name[name] for name in self.expected])
+        differ = []
+        for name, (_columns, digest) in sorted(self.expected.items()):
+            found = tally.digests.get(name)
+            if found is None or found.rows != digest.rows or found.checksum != digest.checksum:
+                differ.append({'table': name, 'loaded_rows': digest.rows, 'target_rows': found.rows if found else None,
+                               'checksums_equal': bool(found) and found.checksum == digest.checksum})
+        return differ
+
+    def summary(self):
+        return {
+            'tables': {name: {'rows': digest.rows, 'checksum': digest.checksum}
+                       for name, (_columns, digest) in sorted(self.expected.items())},
+            'rows': sum(digest.rows for _columns, digest in self.expected.values()),
+            'target_only_tables': sorted(set(self.by_name) - set(self.expected)),
+            'drift': self.drift, 'lossy': self.lossy, 'lossy_count': self.lossy_count, 'dropped': self.dropped,
+        }
+
+
+class _Tally:
+    """A ``_rows.Writer`` that only counts and checksums the named columns of each table."""
+
+    def __init__(self, columns):
+        self.columns = columns
+        self.digests = {}
+        self._pick = None
+        self._digest = None
+        self._name = None
+
+    def begin(self, table):
+        names = [column['name'] for column in table['columns']]
+        wanted = self.columns[table['name']]
+        self._pick = [names.index(column['name']) for column in wanted]
+        self._digest = _rows.Digest(wanted)
+        self._name = table['name']
+
+    def row(self, values):
+        self._digest.add([values[index] for index in self._pick])
+
+    def end(self):
+        self.digests[self._name] = self._digest
+
+
+def check_levels(source_level, target_levels):
+    """Refuse a move between CMS versions: the source's migration level must be the target CMS's newest."""
+    target_level = max(target_levels) if target_levels else None
+    if source_level and target_level and str(source_level) != str(target_level):
+        newer = str(source_level) > str(target_level)
+        raise CairnError(
+            'the restore point is at CMS migration %s, the target CMS at %s: a move between vendors needs the same '
+            'CMS version on both sides. %s' % (source_level, target_level,
+                                               'Upgrade the target\'s CMS first' if newer else
+                                               'Upgrade the source first (restore it on its own vendor, bootstrap, '
+                                               'back it up) and migrate that point'))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The whole migration (cairn_migrate)
+# ---------------------------------------------------------------------------------------------------------------
+
+def target_state(backend):
+    """``absent`` (no database yet), ``empty`` (no table) or ``not_empty``."""
+    probe = backend.probe()
+    if probe.get('exists') is False:
+        return 'absent'
+    return 'not_empty' if backend.row_tables() else 'empty'
+
+
+class _Safety:
+    """The target as it was before a replacing migration, to put back when the migration fails: the vendor's own
+    safety copy (server vendors) or a copy of the SQLite file."""
+
+    def __init__(self, backend, work):
+        self.backend, self.work, self.copy = backend, work, None
+
+    def take(self):
+        if self.backend.vendor == 'sqlite':
+            path = self.backend.path
+            self.copy = os.path.join(self.work, 'safety.sqlite3')
+            with open(path, 'rb') as source, open(self.copy, 'wb') as target:
+                shutil.copyfileobj(source, target, 1024 * 1024)
+        else:
+            self.copy = self.backend.take_safety_copy(self.work)
+
+    def put_back(self):
+        self.backend.empty_tables()
+        if self.copy is None:
+            return
+        if self.backend.vendor == 'sqlite':
+            shutil.copyfile(self.copy, self.backend.path)
+        else:
+            self.backend.put_back(self.copy, self.work)
+
+
+def _parts_of(repository, instance, manifest):
+    """The rows and schema parts the migration needs, and the source's database part; refused, naming what to do,
+    when the point has not got them."""
+    rows_part = manifest_part(manifest, 'rows')
+    if rows_part is None or not rows_part.get('captured'):
+        raise CairnError('restore point %s has no rows part%s, which a move to another database vendor loads; make '
+                         'a restore point with cairn_backup_parts including rows (the migrate role does, from the '
+                         'source instance)' % (manifest['id'], ' (%s)' % rows_part['reason']
+                                               if rows_part and rows_part.get('reason') else ''))
+    schema = _parts.read_document(repository, instance, manifest, 'schema')
+    return manifest_part(manifest, 'database'), rows_part, schema
+
+
+def migrate(params, check_mode=False):
+    """The module's run: ``params`` as cairn_migrate takes them."""
+    timer = Timer()
+    repository = load_repository(params)
+    manifest = check_manifest(repository.resolve(params['instance'], params['restore_point']))
+    instance = params['instance']
+    database, rows_part, schema = _parts_of(repository, instance, manifest)
+    config = load_config(params)
+    backend = select_backend(config.database())
+    state = target_state(backend)
+    result = {'changed': False, 'restore_point': manifest['id'], 'source_vendor': database['vendor'],
+              'target_vendor': backend.vendor, 'target': backend.probe().get('path'), 'target_state': state,
+              'migration_level': database.get('migration_level'),
+              'tables': {name: entry['rows'] for name, entry in sorted(rows_part['tables'].items())},
+              'rows': rows_part.get('rows'),
+              'drift': predicted_drift(schema, database['vendor'], backend.vendor), 'lossy': [], 'lossy_count': 0,
+              'replaced': False, 'steps': {}}
+    if state == 'not_empty' and not params['replace']:
+        raise CairnError('the target database %s is not empty; nothing was changed. A migration fills a new, empty '
+                         'database: set replace (cairn_migrate_replace: true) to put the restore point in its place '
+                         '(what it holds is put back if the migration fails)' % result['target'],
+                         target_state=state)
+    chdir = params['chdir'] or config.base_dir
+    result['changed'] = True
+    if check_mode:
+        result['msg'] = ('would migrate restore point %s (%s, %d tables, %s rows) into the %s %s target %s; the drift '
+                         'listed is predicted from the schema' % (manifest['id'], database['vendor'],
+                                                                  len(result['tables']), result['rows'], state,
+                                                                  backend.vendor, result['target']))
+        return result
+    work = tempfile.mkdtemp(prefix='.cairn-migrate-', dir=params.get('work_dir') or _scratch.directory())
+    safety = _Safety(backend, work)
+    steps = result['steps']
+    try:
+        if state == 'not_empty':
+            safety.take()
+            backend.empty_tables()
+            result['replaced'] = True
+        if backend.vendor != 'sqlite' and state == 'absent':
+            backend.create_database()
+        try:
+            with _step(steps, 'bootstrap'):
+                booted = _cms_bootstrap.run_bootstrap(config, params['command'], chdir, params['env_file'],
+                                                      params['timeout'])
+            check_levels(database.get('migration_level'), [booted['migration_level']])
+            with _step(steps, 'schema'):
+                _cms_schema.apply_cli(config, params['command'], chdir, params['env_file'], params['timeout'],
+                                      _cms_schema.for_vendor(schema, backend.vendor))
+            with _step(steps, 'rows'):
+                flagged = _cms_schema.flag_rows(schema, backend.vendor)
+                load = Load(select_backend(config.database()), params['allow_lossy'],
+                            adapt={'directus_fields': flagged} if flagged else None)
+                stream = _parts.kind('rows').open_stream(repository, instance, manifest)
+                with stream as source:
+                    load.run(source, stream.where)
+                    stream.check()
+            summary = load.summary()
+            result.update(summary, tables={name: entry['rows'] for name, entry in summary['tables'].items()})
+            with _step(steps, 'check'):
+                differ = load.verify()
+            if differ:
+                raise CairnError('the target does not hold what was loaded: %s' % '; '.join(
+                    '%s (%s rows loaded, %s found, checksums %s)' % (entry['table'], entry['loaded_rows'],
+                                                                     entry['target_rows'], 'equal' if
+                                                                     entry['checksums_equal'] else 'differ')
+                    for entry in differ[:MAX_REPORTED]))
+            with _step(steps, 'files'):
+                result['files'] = _parts.kind('files').restore(
+                    config, repository, instance, manifest, replace=params['replace'], check_mode=False,
+                    location_map=params['location_map'], parallel=params['parallel'])
+        except BaseException:
+            safety.put_back()
+            raise
+    except CairnError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        where = ('the target was put back as it was' if state == 'not_empty'
+                 else 'the target was left empty, as it was')
+        details = dict(result)
+        details['changed'] = False
+        raise CairnError('the migration of restore point %s into %s failed, %s: %s'
+                         % (manifest['id'], result['target'], where, exc.message), **details) from None
+    shutil.rmtree(work, ignore_errors=True)
+    result['duration_s'] = timer.seconds
+    result['msg'] = ('migrated restore point %s (%s) into the %s database %s: %d tables, %d rows, each table\'s '
+                     'count and checksum equal; %d column(s) changed type%s'
+                     % (manifest['id'], database['vendor'], backend.vendor, result['target'], len(result['tables']),
+                        result['rows'], len(result['drift']),
+                        '; %d value(s) stored lossily (allowed)' % result['lossy_count'] if result['lossy_count']
+                        else ''))
+    if result['lossy_count']:
+        result['warnings'] = ['%d value(s) could not be stored as they were and were stored as the target could '
+                              '(allow_lossy): see lossy' % result['lossy_count']]
+    return result
+
+
+@contextlib.contextmanager
+def _step(steps, name):
+    timer = Timer()
+    yield
+    steps['%s_s' % name] = timer.seconds

@@ -1,0 +1,221 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: cairn_migrate
+short_description: Move a CairnCMS restore point into an instance of another database vendor
+version_added: 0.4.0
+description:
+  - Loads a restore point made on one database vendor (SQLite, PostgreSQL, MySQL/MariaDB) into an instance whose
+    C(.env) names another, the way a dump cannot - the C(migrate) role's main step (docs/migrate.md).
+  - The restore point must hold a C(rows) part (every table's rows as vendor-neutral typed records, made with
+    C(cairn_backup_parts) including V(rows)) and a C(schema) part (the CMS's schema snapshot).
+  - The target's system tables are made by the CMS itself (its C(bootstrap), through O(command)), the source's
+    schema is applied by the CMS (C(schema apply)), both at the same CMS migration level as the source (another level
+    is refused - upgrade first). Then every table's rows are loaded in one transaction, each value turned into what
+    the target column takes. The CMS's own rows of the target (migrations, settings, the bootstrap's admin user and
+    role) are replaced by the source's, so users log in with their passwords and static tokens stay valid with the
+    same C(SECRET). Sequences and auto-increments go past the highest id.
+  - A value the target column cannot hold as it is (text longer than a C(varchar), a number out of range, more
+    decimal places than the column, a double in a single-precision column that would change) fails the load before
+    it commits, naming table, column and row, unless O(allow_lossy).
+  - Every loaded table is read back, and its row count and a checksum over a canonical form of every value must
+    equal what was loaded. Then the file bytes are restored into the target's storage locations (O(location_map)
+    when its location names differ).
+  - The target must be empty (or not exist yet), unless O(replace). A refused run changes nothing; a failed run
+    leaves the target empty, or puts back what it held (O(replace)).
+  - Check mode gives the plan - tables, rows, and the columns whose stored type the target vendor changes,
+    predicted from the schema - and writes nothing.
+author:
+  - cairncms.ops maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - cairncms.ops.instance
+  - cairncms.ops.instance.REPOSITORY
+  - cairncms.ops.instance.CLAIM
+options:
+  instance:
+    description:
+      - The source instance's name in the repository (the restore point's instance). The target is the instance of
+        O(env_file).
+    type: str
+    required: true
+  restore_point:
+    description:
+      - Id of the restore point, or V(latest).
+    type: str
+    default: latest
+  command:
+    description:
+      - The target CMS's CLI, as a list, for example V([node, /opt/cairncms/node_modules/cairncms/cli.js]); run with
+        C(bootstrap) and C(schema apply), its configuration from O(env_file), nothing of it on the command line.
+    type: list
+    elements: str
+    required: true
+  chdir:
+    description:
+      - The directory to run O(command) in; the instance directory by default.
+    type: path
+  timeout:
+    description:
+      - Seconds each run of O(command) may take.
+    type: int
+    default: 600
+  replace:
+    description:
+      - Put the restore point in place of a target database that is not empty (kept aside and put back when the
+        migration fails), and of files in the target's storage that differ.
+    type: bool
+    default: false
+  allow_lossy:
+    description:
+      - Store values the target column cannot hold as they are as the column can (text cut to its length, numbers
+        rounded to its scale or precision); each is listed in RV(lossy). Numbers out of range still fail.
+    type: bool
+    default: false
+  location_map:
+    description:
+      - Storage location names of the restore point mapped to the target's (C(directus_files.storage) is not
+        rewritten by a migration; map only to locations of the same name, or restore the rows first and relocate).
+    type: dict
+    default: {}
+  parallel:
+    description:
+      - Files transferred at a time.
+    type: int
+    default: 8
+  work_dir:
+    description:
+      - A private directory for the safety copy of a replaced target; this process's scratch directory by default.
+    type: path
+'''
+
+EXAMPLES = r'''
+- name: Move the newest restore point of the SQLite site into the PostgreSQL instance
+  cairncms.ops.cairn_migrate:
+    repository: {type: local, path: /srv/cairn-backups}
+    instance: blog
+    env_file: /srv/blog-pg/.env
+    command: [node, /srv/blog-pg/node_modules/cairncms/cli.js]
+
+- name: Plan it (tables, rows, predicted type drift); nothing is written
+  cairncms.ops.cairn_migrate:
+    repository: {type: local, path: /srv/cairn-backups}
+    instance: blog
+    env_file: /srv/blog-pg/.env
+    command: [node, /srv/blog-pg/node_modules/cairncms/cli.js]
+  check_mode: true
+'''
+
+RETURN = r'''
+restore_point:
+  description: Id of the restore point moved.
+  returned: always
+  type: str
+source_vendor:
+  description: The vendor of the restore point's database.
+  returned: always
+  type: str
+target_vendor:
+  description: The vendor of the target's database (its C(DB_CLIENT)).
+  returned: always
+  type: str
+target:
+  description: Where the target database is (host, port and name, or the SQLite file).
+  returned: always
+  type: str
+target_state:
+  description: V(absent), V(empty) or V(not_empty), before the migration.
+  returned: always
+  type: str
+replaced:
+  description: Whether a target that held data was replaced (O(replace)).
+  returned: always
+  type: bool
+migration_level:
+  description: The CMS migration level of the restore point, which the target's bootstrap must reach.
+  returned: always
+  type: str
+tables:
+  description: Rows per table - of the restore point in check mode, loaded and checked otherwise.
+  returned: always
+  type: dict
+  sample: {articles: 120, directus_users: 4}
+rows:
+  description: All rows.
+  returned: always
+  type: int
+drift:
+  description:
+    - The columns whose stored type differs between the vendors - C(table), C(column), C(from) and C(to) (each
+      with C(type), the value type, and C(native), the vendor's type). In check mode predicted from the schema
+      (C(predicted), with the CMS's C(field_type)).
+  returned: always
+  type: list
+  elements: dict
+lossy:
+  description: Values stored as the target could (O(allow_lossy)) - C(table), C(column), C(row), C(problem); the
+    first 50.
+  returned: always
+  type: list
+  elements: dict
+lossy_count:
+  description: How many values were stored lossily.
+  returned: always
+  type: int
+dropped:
+  description: Tables or columns of the source the target has not, left out (only with O(allow_lossy)).
+  returned: when migrated
+  type: list
+  elements: dict
+target_only_tables:
+  description: Tables the target has and the restore point has not (left empty).
+  returned: when migrated
+  type: list
+  elements: str
+files:
+  description: The file restore's result, as M(cairncms.ops.cairn_storage_sync) returns it.
+  returned: when migrated
+  type: dict
+steps:
+  description: Seconds of each step (C(bootstrap_s), C(schema_s), C(rows_s), C(check_s), C(files_s)).
+  returned: always
+  type: dict
+duration_s:
+  description: Seconds the migration took.
+  returned: when migrated
+  type: float
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.cairncms.ops.plugins.module_utils._args import instance_spec, repository_spec
+from ansible_collections.cairncms.ops.plugins.module_utils._common import run
+from ansible_collections.cairncms.ops.plugins.module_utils._migrate import migrate
+
+
+def action(module):
+    return migrate(module.params, check_mode=module.check_mode)
+
+
+def main():
+    spec = dict(instance_spec(), **repository_spec())
+    spec.update({
+        'command': {'type': 'list', 'elements': 'str', 'required': True},
+        'chdir': {'type': 'path'},
+        'timeout': {'type': 'int', 'default': 600},
+        'replace': {'type': 'bool', 'default': False},
+        'allow_lossy': {'type': 'bool', 'default': False},
+        'location_map': {'type': 'dict', 'default': {}},
+        'parallel': {'type': 'int', 'default': 8},
+        'work_dir': {'type': 'path'},
+    })
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    run(module, action)
+
+
+if __name__ == '__main__':
+    main()
