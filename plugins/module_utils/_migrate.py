@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _parts, _rows, _scratch
+from ansible_collections.cairncms.ops.plugins.module_utils import _content, _parts, _rows, _scratch, _sync
 from ansible_collections.cairncms.ops.plugins.module_utils._args import load_config, load_repository
 from ansible_collections.cairncms.ops.plugins.module_utils._cms import bootstrap as _cms_bootstrap
 from ansible_collections.cairncms.ops.plugins.module_utils._cms import schema as _cms_schema
@@ -92,9 +92,12 @@ def predicted_drift(schema, source_vendor, target_vendor):
 class Load:
     """One load of a rows stream into a target (``backend``: its ``_db`` vendor implementation)."""
 
-    def __init__(self, backend, allow_lossy=False, adapt=None):
+    def __init__(self, backend, allow_lossy=False, adapt=None, scope=None):
         self.backend = backend
         self.allow_lossy = allow_lossy
+        # None: every table, each emptied first; else a content move: table -> None (emptied, all its rows loaded)
+        # or the primary keys of the rows to add (rows the target has not got: the files moved rows point at)
+        self.scope = scope
         # table -> function(source columns, row) -> row: what the target's CMS needs otherwise in its own rows
         self.adapt = dict(adapt or {})
         self.target = backend.row_tables()
@@ -156,6 +159,15 @@ class Load:
 
     def loads(self, tables):
         for table, rows in tables:
+            keys = None
+            if self.scope is not None:
+                if table['table'] not in self.scope:
+                    for _row in rows:
+                        pass
+                    continue
+                keys = self.scope[table['table']]
+                if keys is not None:
+                    rows = _only(table, rows, keys)
             dest, pairs = self._pairs(table)
             if dest is None:
                 for _row in rows:
@@ -172,13 +184,20 @@ class Load:
     def run(self, source, where):
         """Load the rows stream read from ``source`` (named ``where`` in errors) into the target."""
         self.head, tables = _rows.read(source, where)
-        self.backend.load_rows(self.target, self.loads(tables))
+        if self.scope is None:
+            self.backend.load_rows(self.target, self.loads(tables))
+        else:
+            emptied = [self.by_name[name] for name in self.head.get('tables') or ()
+                       if name in self.by_name and name in self.scope and self.scope[name] is None]
+            self.backend.load_rows(emptied, self.loads(tables), content=True)
         return self
 
     def verify(self):
         """Read every loaded table back and compare its row count and checksum with what was loaded; the
         tables that differ (empty when all are equal)."""
-        tally = _Tally({name: columns for name, (columns, _digest) in self.expected.items()})
+        keyed = {name: keys for name, keys in (self.scope or {}).items() if keys is not None}
+        tally = _Tally({name: columns for name, (columns, _digest) in self.expected.items()}, keyed,
+                       {name: table.get('primary_key') or [] for name, table in self.by_name.items()})
         self.backend.write_rows(tally, [self.by_name[name] for name in self.expected])
         differ = []
         for name, (_columns, digest) in sorted(self.expected.items()):
@@ -199,12 +218,16 @@ class Load:
 
 
 class _Tally:
-    """A ``_rows.Writer`` that only counts and checksums the named columns of each table."""
+    """A ``_rows.Writer`` that only counts and checksums the named columns of each table (of the rows whose
+    primary key is among ``keyed[table]``, for a table a content move added rows to)."""
 
-    def __init__(self, columns):
+    def __init__(self, columns, keyed=None, primary_keys=None):
         self.columns = columns
+        self.keyed = keyed or {}
+        self.primary_keys = primary_keys or {}
         self.digests = {}
         self._pick = None
+        self._key = None
         self._digest = None
         self._name = None
 
@@ -214,12 +237,23 @@ class _Tally:
         self._pick = [names.index(column['name']) for column in wanted]
         self._digest = _rows.Digest(wanted)
         self._name = table['name']
+        key = self.primary_keys.get(table['name']) or []
+        self._key = names.index(key[0]) if table['name'] in self.keyed and len(key) == 1 else None
 
     def row(self, values):
+        if self._key is not None and str(values[self._key]) not in self.keyed[self._name]:
+            return
         self._digest.add([values[index] for index in self._pick])
 
     def end(self):
         self.digests[self._name] = self._digest
+
+
+def _only(table, rows, keys):
+    """The rows of ``table`` whose one-column primary key (as text) is among ``keys``."""
+    names = [column['name'] for column in table['columns']]
+    index = names.index(table['primary_key'][0])
+    return (row for row in rows if str(row[index]) in keys)
 
 
 def check_levels(source_level, target_levels):
@@ -287,7 +321,9 @@ def _parts_of(repository, instance, manifest):
 
 
 def migrate(params, check_mode=False):
-    """The module's run: ``params`` as cairn_migrate takes them."""
+    """The module's run: ``params`` as cairn_migrate takes them (with ``tables``: a content move)."""
+    if params.get('tables'):
+        return move_content(params, check_mode)
     timer = Timer()
     repository = load_repository(params)
     manifest = check_manifest(repository.resolve(params['instance'], params['restore_point']))
@@ -386,3 +422,94 @@ def _step(steps, name):
     timer = Timer()
     yield
     steps['%s_s' % name] = timer.seconds
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A content move (cairn_migrate with tables; the restore role's cairn_content_tables)
+# ---------------------------------------------------------------------------------------------------------------
+
+def _keys(backend, by_name):
+    """``target_keys(table)``: the target's primary keys of a table, as text (none when it has no such table)."""
+    def target_keys(name):
+        table = by_name.get(name)
+        if table is None or len(table.get('primary_key') or ()) != 1:
+            return []
+        rows = backend.query('SELECT %s FROM %s' % (backend.quote(table['primary_key'][0]), backend.quote(name)))
+        return [str(row[0]) for row in rows if row and row[0] is not None]
+    return target_keys
+
+
+def move_content(params, check_mode=False):
+    """The rows of ``params['tables']`` (with the junction tables between them, and the files they point at) from
+    a restore point's rows part into the target's schema: the module's result."""
+    timer = Timer()
+    repository = load_repository(params)
+    manifest = check_manifest(repository.resolve(params['instance'], params['restore_point']))
+    instance = params['instance']
+    database, _rows_part, schema = _parts_of(repository, instance, manifest)
+    config = load_config(params)
+    backend = select_backend(config.database())
+    if backend.probe().get('exists') is False:
+        raise CairnError('the target database %s does not exist; a content move loads data only, into the schema the '
+                         'target has' % backend.probe().get('path'))
+    target = backend.row_tables()
+    by_name = {table['name']: table for table in target}
+    found = _content.plan(repository, instance, manifest, schema, params['tables'], target)
+    target_keys = _keys(backend, by_name)
+    present = set(target_keys(_content.FILES))
+    new_files = {str(key) for key in found.file_ids if str(key) not in present and key in found.files_in_point}
+    dangling, missing = found.dangling(target_keys, [key for key in found.file_ids if str(key) in new_files])
+    counts = backend.inspect()['row_counts']
+    holding = [name for name in found.moved if counts.get(name)]
+    result = {'changed': False, 'restore_point': manifest['id'], 'source_vendor': database['vendor'],
+              'target_vendor': backend.vendor, 'target': backend.probe().get('path'), 'content': True,
+              'tables': {name: found.rows.get(name, 0) for name in found.moved},
+              'brought_tables': [name for name in found.moved if name not in params['tables']],
+              'files_brought': len(new_files), 'files_present': len(found.file_ids) - len(new_files),
+              'dangling': dangling, 'replaced': bool(holding), 'drift': [], 'lossy': [],
+              'lossy_count': 0, 'steps': {}}
+    result['rows'] = sum(result['tables'].values()) + len(new_files)
+    if holding and not params['replace']:
+        raise CairnError('the target\'s table(s) %s hold rows; nothing was changed. Set replace '
+                         '(cairn_restore_replace: true) to replace their rows' % ', '.join(holding), **result)
+    if result['dangling'] and not params['allow_dangling']:
+        raise CairnError('the moved rows would point at rows the target has not got, and nothing was changed: %s. '
+                         'Move those tables too, or allow it (allow_dangling: those references become NULL)'
+                         % '; '.join('%d %s of %s.%s (%s; e.g. %s)' % (
+                             entry['missing'], entry['related'], entry['table'], entry['field'] or 'id',
+                             entry['reason'], ', '.join(entry['examples'])) for entry in result['dangling']),
+                         **result)
+    result['changed'] = True
+    if check_mode:
+        result['msg'] = ('would move %d row(s) of %s from restore point %s, with %d file(s)'
+                         % (result['rows'], ', '.join(found.moved), manifest['id'], len(new_files)))
+        return result
+    # The files first: new names in the target, which nothing there points at until the rows are in.
+    with _step(result['steps'], 'files'):
+        wanted = {found.files_in_point[key] for key in found.file_ids if str(key) in new_files}
+        inventory = [row for row in _sync.read_inventory(repository, instance, manifest)
+                     if (row['location'], row['filename_disk']) in wanted]
+        plans = _sync.plan_restore(config, inventory, params['replace'], location_map=params['location_map'],
+                                   parallel=params['parallel'], keep_others=True)
+        result['files'] = _sync.restore(config, repository, instance, manifest, replace=params['replace'],
+                                        check_mode=False, location_map=params['location_map'],
+                                        parallel=params['parallel'], plans=plans)
+    with _step(result['steps'], 'rows'):
+        scope = dict({name: None for name in found.moved}, **{_content.FILES: new_files})
+        load = Load(backend, params['allow_lossy'], adapt=_content.clearing(missing), scope=scope)
+        stream = _parts.kind('rows').open_stream(repository, instance, manifest)
+        with stream as source:
+            load.run(source, stream.where)
+            stream.check()
+    summary = load.summary()
+    result.update({key: summary[key] for key in ('drift', 'lossy', 'lossy_count')})
+    with _step(result['steps'], 'check'):
+        differ = load.verify()
+    if differ:
+        raise CairnError('the target does not hold what was moved: %s' % ', '.join(e['table'] for e in differ),
+                         **result)
+    result['duration_s'] = timer.seconds
+    result['msg'] = ('moved %d row(s) of %s from restore point %s into %s, with %d file(s); every table\'s count '
+                     'and checksum equal' % (result['rows'], ', '.join(found.moved), manifest['id'], result['target'],
+                                             len(new_files)))
+    return result

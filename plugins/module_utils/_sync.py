@@ -321,11 +321,12 @@ def _store(repository, instance, backend, name, encrypted):
 
 
 def plan_restore(config, inventory, replace, locations=None, include_regenerable=False, location_map=None,
-                 parallel=PARALLEL):
+                 parallel=PARALLEL, keep_others=False):
     """Compare a target with an inventory; no change. Returns one plan per target location.
 
     ``locations`` are restore point location names; ``location_map`` sends the files of a restore point
-    location to another location of the target (unmapped names stay), under the same ``filename_disk``."""
+    location to another location of the target (unmapped names stay), under the same ``filename_disk``. With
+    ``keep_others`` (a content move adding its files) the target's other files are not the restore's business."""
     by_location = {}
     for row in inventory:
         by_location.setdefault(row['location'], []).append(row)
@@ -363,7 +364,7 @@ def plan_restore(config, inventory, replace, locations=None, include_regenerable
         extras = sorted(occupied - set(wanted))
         harmless = set() if (replace or include_regenerable) else (
             regenerable(list(present)) & set(extras)) - set(plan['blockers'])
-        plan['extra'] = [filename for filename in extras if filename not in harmless]
+        plan['extra'] = [] if keep_others else [filename for filename in extras if filename not in harmless]
         plans.append(plan)
     return plans
 

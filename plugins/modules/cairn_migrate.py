@@ -52,9 +52,30 @@ options:
     description:
       - The target CMS's CLI, as a list, for example V([node, /opt/cairncms/node_modules/cairncms/cli.js]); run with
         C(bootstrap) and C(schema apply), its configuration from O(env_file), nothing of it on the command line.
+      - Needed for a migration; a content move (O(tables)) does not run the CMS.
     type: list
     elements: str
-    required: true
+    default: []
+  tables:
+    description:
+      - A content move instead of a migration - the rows of these tables (data only) into the schema the target has,
+        whatever the two vendors; the restore role's C(cairn_content_tables).
+      - The junction tables of many-to-many fields between them (and of their file fields) move with them, whole,
+        and the C(directus_files) rows their rows point at are added where the target has not got them, with their
+        bytes (before the rows). The rows of the moved tables in the target are replaced (O(replace) when they hold
+        any), other tables are left as they are.
+      - What the moved rows would point at and neither moves nor is in the target (an author, a user, a file the
+        restore point has not got) is listed in RV(dangling) before anything is written, and refuses the move unless
+        O(allow_dangling).
+    type: list
+    elements: str
+    default: []
+  allow_dangling:
+    description:
+      - Move content whose rows point at rows the target has not got (RV(dangling)). A PostgreSQL target still refuses
+        such rows where its foreign keys check them, and nothing is written then.
+    type: bool
+    default: false
   chdir:
     description:
       - The directory to run O(command) in; the instance directory by default.
@@ -178,8 +199,32 @@ target_only_tables:
   elements: str
 files:
   description: The file restore's result, as M(cairncms.ops.cairn_storage_sync) returns it.
-  returned: when migrated
+  returned: when migrated or moved
   type: dict
+content:
+  description: Whether this was a content move (O(tables)).
+  returned: for a content move
+  type: bool
+brought_tables:
+  description: The junction tables a content move brought with the tables asked for.
+  returned: for a content move
+  type: list
+  elements: str
+files_brought:
+  description: The C(directus_files) rows (and their bytes) a content move added to the target.
+  returned: for a content move
+  type: int
+files_present:
+  description: The files the moved rows point at that the target has already.
+  returned: for a content move
+  type: int
+dangling:
+  description:
+    - What moved rows would point at and neither moves nor is in the target - C(table), C(field), C(related),
+      C(missing) (how many), C(examples), C(reason).
+  returned: for a content move
+  type: list
+  elements: dict
 steps:
   description: Seconds of each step (C(bootstrap_s), C(schema_s), C(rows_s), C(check_s), C(files_s)).
   returned: always
@@ -204,7 +249,9 @@ def action(module):
 def main():
     spec = dict(instance_spec(), **repository_spec())
     spec.update({
-        'command': {'type': 'list', 'elements': 'str', 'required': True},
+        'command': {'type': 'list', 'elements': 'str', 'default': []},
+        'tables': {'type': 'list', 'elements': 'str', 'default': []},
+        'allow_dangling': {'type': 'bool', 'default': False},
         'chdir': {'type': 'path'},
         'timeout': {'type': 'int', 'default': 600},
         'replace': {'type': 'bool', 'default': False},

@@ -272,3 +272,59 @@ def test_fractions_of_seconds_are_cut_to_what_the_column_keeps():
         '2024-03-01T10:30:00.123'
     assert _rows.convert('12:30:01.5', column('time'), column('time', fsp=6)) == '12:30:01.5'
     assert _rows.drift(column('timestamp', fsp=6), column('timestamp', fsp=0))
+
+
+RELATIONS = {'relations': [
+    {'collection': 'articles', 'field': 'author', 'related_collection': 'authors', 'meta': {}},
+    {'collection': 'articles', 'field': 'image', 'related_collection': 'directus_files', 'meta': {}},
+    {'collection': 'articles_tags', 'field': 'articles_id', 'related_collection': 'articles',
+     'meta': {'junction_field': 'tags_id'}},
+    {'collection': 'articles_tags', 'field': 'tags_id', 'related_collection': 'tags',
+     'meta': {'junction_field': 'articles_id'}},
+    {'collection': 'articles_files', 'field': 'articles_id', 'related_collection': 'articles',
+     'meta': {'junction_field': 'directus_files_id'}},
+    {'collection': 'articles_files', 'field': 'directus_files_id', 'related_collection': 'directus_files',
+     'meta': {'junction_field': 'articles_id'}},
+]}
+TARGET = [{'name': 'directus_files', 'foreign_keys': [{'columns': ['uploaded_by'], 'table': 'directus_users'}]},
+          {'name': 'articles', 'foreign_keys': [{'columns': ['user_created'], 'table': 'directus_users'},
+                                                {'columns': ['image'], 'table': 'directus_files'}]}]
+
+
+def test_a_content_move_brings_the_junctions_between_moved_tables_and_knows_what_they_point_at():
+    from ansible_collections.cairncms.ops.plugins.module_utils import _content
+    moved, files, references = _content.closure(RELATIONS, ['articles'], TARGET)
+    assert moved == ['articles', 'articles_files']  # tags do not move: their junction neither
+    assert files == {'articles': [('image', 'directus_files')], 'articles_files': [
+        ('directus_files_id', 'directus_files')]}
+    assert sorted(references) == ['articles', 'directus_files']
+    assert references['articles'] == [('author', 'authors'), ('user_created', 'directus_users')]
+    assert references['directus_files'] == [('uploaded_by', 'directus_users')]
+    moved, _files, references = _content.closure(RELATIONS, ['articles', 'tags', 'authors'], TARGET)
+    assert moved == ['articles', 'tags', 'authors', 'articles_files', 'articles_tags']
+    assert references['articles'] == [('user_created', 'directus_users')]
+
+
+def test_a_plan_finds_what_would_dangle_and_a_move_allowed_to_dangle_clears_exactly_that():
+    from ansible_collections.cairncms.ops.plugins.module_utils import _content
+    moved, files, references = _content.closure(RELATIONS, ['articles'], TARGET)
+    plan = _content.Plan(moved, files, references)
+    cols = [{'name': name, 'type': 'string'} for name in ('id', 'author', 'image', 'user_created')]
+    file_cols = [{'name': name, 'type': 'string'} for name in ('id', 'storage', 'filename_disk', 'uploaded_by')]
+    plan.read([({'table': 'directus_files', 'columns': file_cols},
+                iter([['f1', 'local', 'a.png', 'u1'], ['f2', 'local', 'b.png', 'u2']])),
+               ({'table': 'articles', 'columns': cols},
+                iter([['1', 'a1', 'f1', 'u1'], ['2', 'a2', 'f9', None], ['3', None, None, 'u1']])),
+               ({'table': 'tags', 'columns': [{'name': 'id', 'type': 'string'}]}, iter([['t1']]))])
+    assert plan.rows == {'articles': 3} and plan.file_ids == {'f1', 'f9'}
+    keys = {'authors': ['a1'], 'directus_users': []}
+    report, missing = plan.dangling(lambda table: keys.get(table, []), ['f1'])
+    found = {(entry['table'], entry['field']): entry for entry in report}
+    assert found[('directus_files', None)]['examples'] == ['f9']  # not in the restore point
+    assert found[('articles', 'author')]['examples'] == ['a2']
+    assert found[('articles', 'user_created')]['missing'] == 1
+    assert found[('directus_files', 'uploaded_by')]['examples'] == ['u1']  # only the brought file's uploader
+    clear = _content.clearing(missing)
+    assert clear['articles'](cols, ['2', 'a2', 'f9', None]) == ['2', None, None, None]
+    assert clear['articles'](cols, ['1', 'a1', 'f1', 'u1']) == ['1', 'a1', 'f1', None]
+    assert clear['directus_files'](file_cols, ['f1', 'local', 'a.png', 'u1']) == ['f1', 'local', 'a.png', None]

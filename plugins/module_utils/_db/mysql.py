@@ -149,7 +149,7 @@ class MysqlBackend(DatabaseBackend):
     def _session(self, directory, what):
         cnf = self._defaults_file(directory)
         return _process.Streaming([self.tool('client'), '--defaults-extra-file=' + cnf, '--batch',
-                                   '--skip-column-names', '--unbuffered', '--default-character-set=utf8mb4',
+                                   '--skip-column-names', '--unbuffered', '--quick', '--default-character-set=utf8mb4',
                                    '--database=' + self.name],
                                   secrets=self.secrets, mode='rw', what=what)
 
@@ -556,7 +556,7 @@ class MysqlBackend(DatabaseBackend):
             item = item.rstrip('Z').replace('T', ' ')
         return "'%s'" % item.translate(_SQL_ESCAPES)
 
-    def load_rows(self, tables, loads):
+    def load_rows(self, tables, loads, content=False):
         """Replace the content of every table of ``tables`` (``row_tables`` of this target) by the rows of
         ``loads`` (an iterator of ``(table, target columns, rows of neutral values)``) in one transaction, foreign
         key checks off for the session (the rows come whole, in the order of their keys). InnoDB moves each
@@ -564,7 +564,7 @@ class MysqlBackend(DatabaseBackend):
         def script():
             yield (self._SESSION + "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,"
                    "NO_ENGINE_SUBSTITUTION'; SET FOREIGN_KEY_CHECKS = 0; START TRANSACTION;\n")
-            for table in tables:
+            for table in (reversed(tables) if content else tables):
                 yield 'DELETE FROM %s;\n' % _ident(table['name'])
             for name, columns, rows in loads:
                 start = 'INSERT INTO %s (%s) VALUES\n' % (_ident(name), ', '.join(_ident(c['name']) for c in columns))

@@ -601,19 +601,27 @@ class PostgresBackend(DatabaseBackend):
             return str(item) if not isinstance(item, float) else repr(item)
         return item.replace('\\', '\\\\').replace('\n', '\\n').replace('\r', '\\r').replace('\t', '\\t')
 
-    def load_rows(self, tables, loads):
+    def load_rows(self, tables, loads, content=False):
         """Replace the content of every table of ``tables`` (``row_tables`` of this target) by the rows of
         ``loads`` (an iterator of ``(table, target columns, rows of neutral values)``) in one transaction: the foreign
         keys are dropped first and made again at the end (which checks them), every table is emptied, and the
-        sequences are set past the highest id. A failure rolls it all back."""
+        sequences are set past the highest id. A failure rolls it all back. A ``content`` move keeps the foreign
+        keys (checked row by row: the rows come parents first) and empties only ``tables`` (children first), which
+        other tables' rows must not point at; ``loads`` may add rows to other tables."""
         def script():
             yield self._SESSION + 'SET client_min_messages = warning;\n'
-            for table in tables:
-                for key in table['foreign_keys']:
-                    yield 'ALTER TABLE %s DROP CONSTRAINT %s;\n' % (_ident(table['name']), _ident(key['name']))
-            if tables:
-                yield 'TRUNCATE %s RESTART IDENTITY;\n' % ', '.join(_ident(table['name']) for table in tables)
+            if content:
+                for table in reversed(tables):
+                    yield 'DELETE FROM %s;\n' % _ident(table['name'])
+            else:
+                for table in tables:
+                    for key in table['foreign_keys']:
+                        yield 'ALTER TABLE %s DROP CONSTRAINT %s;\n' % (_ident(table['name']), _ident(key['name']))
+                if tables:
+                    yield 'TRUNCATE %s RESTART IDENTITY;\n' % ', '.join(_ident(table['name']) for table in tables)
+            loaded = []
             for name, columns, rows in loads:
+                loaded.append({'name': name, 'columns': columns, 'foreign_keys': []})
                 yield 'COPY %s (%s) FROM STDIN;\n' % (_ident(name), ', '.join(_ident(c['name']) for c in columns))
                 batch = []
                 for values in rows:
@@ -622,7 +630,7 @@ class PostgresBackend(DatabaseBackend):
                         yield '\n'.join(batch) + '\n'
                         batch = []
                 yield '\n'.join(batch + ['\\.']) + '\n'
-            for table in tables:
+            for table in (loaded if content else tables):
                 for key in table['foreign_keys']:
                     yield 'ALTER TABLE %s ADD CONSTRAINT %s %s;\n' % (
                         _ident(table['name']), _ident(key['name']), key['definition'])
@@ -631,7 +639,8 @@ class PostgresBackend(DatabaseBackend):
                         yield ("SELECT setval(pg_get_serial_sequence(%s, %s), COALESCE(MAX(%s), 0) + 1, false) "
                                "FROM %s;\n" % (_literal(_ident(table['name'])), _literal(column['name']),
                                                _ident(column['name']), _ident(table['name'])))
-            yield 'ANALYZE;\n'
+            yield 'ANALYZE %s;\n' % ', '.join(_ident(table['name']) for table in loaded) if content and loaded \
+                else ('ANALYZE;\n' if not content else '')
         load = _process.Streaming([self.tool('psql'), '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
                                    '--single-transaction', '--no-password'], env=self.env(), secrets=self.secrets,
                                   mode='w', what='psql (rows)')

@@ -592,28 +592,30 @@ class SqliteBackend(DatabaseBackend):
             if os.path.lexists(self.path + suffix):
                 os.unlink(self.path + suffix)
 
-    def load_rows(self, tables, loads):
+    def load_rows(self, tables, loads, content=False):
         """Replace the content of every table of ``tables`` (``row_tables`` of this target) by the rows of ``loads``
         (an iterator of ``(table, target columns, rows of neutral values)``) in one transaction, foreign keys not
         checked while loading (SQLite's default); ``sqlite_sequence`` is set past the highest id. A failure rolls
-        it all back."""
+        it all back. A ``content`` move empties only ``tables`` (``loads`` may add rows to others)."""
         conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
             conn.execute('PRAGMA foreign_keys = OFF')
             conn.execute('BEGIN IMMEDIATE')
             try:
-                for table in tables:
+                for table in (reversed(tables) if content else tables):
                     conn.execute('DELETE FROM "%s"' % table['name'].replace('"', '""'))
+                loaded = []
                 for name, columns, rows in loads:
+                    loaded.append({'name': name, 'columns': columns})
                     sql = 'INSERT INTO "%s" (%s) VALUES (%s)' % (
                         name.replace('"', '""'), ', '.join('"%s"' % c['name'].replace('"', '""') for c in columns),
                         ', '.join('?' for _c in columns))
                     conn.executemany(sql, ([sqlite_value(column, item) for column, item in zip(columns, values)]
                                            for values in rows))
                 if 'sqlite_sequence' in {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}:
-                    conn.execute('DELETE FROM sqlite_sequence')
-                    for table in tables:
+                    for table in (loaded if content else tables):
                         serial = [c['name'] for c in table['columns'] if c.get('serial')]
+                        conn.execute('DELETE FROM sqlite_sequence WHERE name = ?', (table['name'],))
                         if serial:
                             conn.execute('INSERT INTO sqlite_sequence (name, seq) SELECT ?, MAX("%s") FROM "%s" '
                                          'HAVING MAX("%s") IS NOT NULL' % ((serial[0].replace('"', '""'),
