@@ -89,6 +89,25 @@ def predicted_drift(schema, source_vendor, target_vendor):
     return found
 
 
+def widen(backend, schema, source_vendor):
+    """Where the CMS made a float field of the target narrower than the source's (single precision, or a fixed
+    number of decimals, for a source that stored doubles: SQLite keeps every float, and a decimal, as a double),
+    make it hold doubles, so that no value changes: ``[{table, column, from, to}]``."""
+    columns = {table['name']: {column['name']: column for column in table['columns']} for table in backend.row_tables()}
+    widened = []
+    for field in (schema or {}).get('fields') or []:
+        data_type = (field.get('schema') or {}).get('data_type')
+        column = columns.get(field.get('collection'), {}).get(field.get('field'))
+        if not data_type or column is None or column['type'] != 'float':
+            continue
+        kind, single = native_kind(data_type, source_vendor, field.get('type'))
+        if kind == 'float' and not single and (column.get('single') or column.get('scale') is not None):
+            after = backend.widen_float(field['collection'], column)
+            widened.append({'table': field['collection'], 'column': field['field'], 'from': column['native'],
+                            'to': after})
+    return widened
+
+
 class Load:
     """One load of a rows stream into a target (``backend``: its ``_db`` vendor implementation)."""
 
@@ -338,7 +357,7 @@ def migrate(params, check_mode=False):
               'tables': {name: entry['rows'] for name, entry in sorted(rows_part['tables'].items())},
               'rows': rows_part.get('rows'),
               'drift': predicted_drift(schema, database['vendor'], backend.vendor), 'lossy': [], 'lossy_count': 0,
-              'replaced': False, 'steps': {}}
+              'widened': [], 'replaced': False, 'steps': {}}
     if state == 'not_empty' and not params['replace']:
         raise CairnError('the target database %s is not empty; nothing was changed. A migration fills a new, empty '
                          'database: set replace (cairn_migrate_replace: true) to put the restore point in its place '
@@ -370,6 +389,7 @@ def migrate(params, check_mode=False):
             with _step(steps, 'schema'):
                 _cms_schema.apply_cli(config, params['command'], chdir, params['env_file'], params['timeout'],
                                       _cms_schema.for_vendor(schema, backend.vendor))
+            result['widened'] = widen(backend, schema, database['vendor'])
             with _step(steps, 'rows'):
                 flagged = _cms_schema.flag_rows(schema, backend.vendor)
                 load = Load(select_backend(config.database()), params['allow_lossy'],

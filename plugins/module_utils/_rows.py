@@ -490,6 +490,13 @@ def _fits(result, target, original):
             raise Lossy('%s has more than the column\'s %d decimal places' % (result, scale))
         if abs(number) >= decimal.Decimal(10) ** (int(target['precision']) - scale):
             raise Lossy('%s has more digits than the column\'s precision %d' % (result, target['precision']))
+    if want == 'float' and target.get('scale') is not None and target.get('precision') and \
+            not isinstance(result, str):
+        if abs(result) >= 10 ** (int(target['precision']) - int(target['scale'])):
+            raise Lossy('%r is out of the column\'s range (%d digits, %d of them decimals)'
+                        % (original, target['precision'], target['scale']))
+        if round(result, int(target['scale'])) != result:
+            raise Lossy('%r has more than the column\'s %d decimal places' % (original, target['scale']))
     if want == 'float' and target.get('single') and not isinstance(result, str) and _float32(result) != result:
         raise Lossy('%r would be stored as %r (the column holds single-precision floats)'
                     % (original, _float32(result)))
@@ -521,6 +528,9 @@ def lose(item, source, target):
         scale = int(target.get('scale') or 0)
         rounded = decimal.Decimal(result).quantize(decimal.Decimal(1).scaleb(-scale), rounding=decimal.ROUND_HALF_EVEN)
         return convert(format(rounded, 'f'), dict(source, type='decimal'), target)
+    if want == 'float' and target.get('scale') is not None and not isinstance(result, str):
+        rounded = round(result, int(target['scale']))
+        return convert(rounded, dict(source, type='float'), target)
     if want == 'float' and target.get('single'):
         return _float32(result)
     raise problem

@@ -177,6 +177,14 @@ drift:
   returned: always
   type: list
   elements: dict
+widened:
+  description:
+    - Float fields the CMS made narrower on the target than the source stored them (single precision, or a fixed
+      number of decimals, for a source of doubles, as SQLite keeps every float and decimal) and that the migration
+      made hold doubles before loading, so that no value changes - C(table), C(column), C(from), C(to).
+  returned: always
+  type: list
+  elements: dict
 lossy:
   description: Values stored as the target could (O(allow_lossy)) - C(table), C(column), C(row), C(problem); the
     first 50.

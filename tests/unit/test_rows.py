@@ -328,3 +328,13 @@ def test_a_plan_finds_what_would_dangle_and_a_move_allowed_to_dangle_clears_exac
     assert clear['articles'](cols, ['2', 'a2', 'f9', None]) == ['2', None, None, None]
     assert clear['articles'](cols, ['1', 'a1', 'f1', 'u1']) == ['1', 'a1', 'f1', None]
     assert clear['directus_files'](file_cols, ['f1', 'local', 'a.png', 'u1']) == ['f1', 'local', 'a.png', None]
+
+
+def test_a_float_column_of_fixed_decimals_takes_what_fits():
+    target = column('float', single=True, precision=10, scale=5)
+    assert _rows.convert(3.14159, column('float'), target) == 3.14159
+    with pytest.raises(_rows.Lossy, match='out of the column'):
+        _rows.convert(1048576.25, column('float'), target)
+    with pytest.raises(_rows.Lossy, match='5 decimal places'):
+        _rows.convert(1e-7, column('float'), target)
+    assert _rows.lose(1e-7, column('float'), target) == 0.0

@@ -128,6 +128,10 @@ class DatabaseBackend:
         """Remove every table of the database (a migration's target goes back to empty)."""
         raise NotImplementedError
 
+    def widen_float(self, table, column):
+        """Make the float ``column`` (of ``row_tables``) of ``table`` hold doubles; its new native type."""
+        raise NotImplementedError
+
     def read_tables(self, names):
         """``{table: [row as a dict]}`` of the tables among ``names`` that exist, read now; values as the vendor
         gives them as JSON (PostgreSQL: JSON types; MariaDB: JSON_OBJECT's; SQLite: its storage classes)."""

@@ -447,6 +447,8 @@ class MysqlBackend(DatabaseBackend):
             column['precision'], column['scale'] = int(found['precision']), int(found.get('scale') or 0)
         if data_type == 'float':
             column['single'] = True
+        if column['type'] == 'float' and ',' in column_type:  # float(M,D): M digits, D of them decimals
+            column['precision'], column['scale'] = int(found['precision']), int(found.get('scale') or 0)
         if column['type'] == 'float':
             column['finite'] = True
         if data_type == 'timestamp':
@@ -525,6 +527,19 @@ class MysqlBackend(DatabaseBackend):
             raise
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+
+    def widen_float(self, table, column):
+        """Make a float column hold doubles (a migration's target, for a source whose values are doubles), its
+        nullability and default kept."""
+        rows = self.sql('SELECT IS_NULLABLE, COLUMN_DEFAULT FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '
+                        'DATABASE() AND TABLE_NAME = %s AND COLUMN_NAME = %s'
+                        % (_literal(table), _literal(column['name'])))
+        nullable, default = rows[0] if rows else ('YES', 'NULL')
+        definition = 'DOUBLE %s' % ('NULL' if nullable == 'YES' else 'NOT NULL')
+        if default not in (None, 'NULL'):
+            definition += ' DEFAULT %s' % repr(float(default))
+        self.sql('ALTER TABLE %s MODIFY %s %s' % (_ident(table), _ident(column['name']), definition))
+        return 'double'
 
     def empty_tables(self):
         """Drop every table and view of the database (a migration's target goes back to empty)."""

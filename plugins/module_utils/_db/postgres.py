@@ -577,6 +577,11 @@ class PostgresBackend(DatabaseBackend):
         feeder.join()
         session.finish()
 
+    def widen_float(self, table, column):
+        """Make a float column hold doubles (a migration's target, for a source whose values are doubles)."""
+        self.psql('ALTER TABLE %s ALTER COLUMN %s TYPE double precision' % (_ident(table), _ident(column['name'])))
+        return 'double precision'
+
     def empty_tables(self):
         """Drop every table, view and sequence of the CMS's schema (a migration's target goes back to empty)."""
         self.psql("DO $$ DECLARE r record; BEGIN FOR r IN SELECT c.relname, c.relkind FROM pg_class c "

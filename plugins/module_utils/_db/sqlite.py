@@ -586,6 +586,11 @@ class SqliteBackend(DatabaseBackend):
         finally:
             conn.close()
 
+    @staticmethod
+    def widen_float(table, column):
+        """SQLite's floats are doubles already."""
+        return column['native']
+
     def empty_tables(self):
         """Remove the database file (a migration's target goes back to absent)."""
         for suffix in ('',) + SIDE_FILES:

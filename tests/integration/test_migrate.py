@@ -1,0 +1,228 @@
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Moving an instance to another database vendor, through ansible-playbook (playbooks/migrate.yml), against real
+Directus 10.0.0 (CairnCMS's fork point) on SQLite, PostgreSQL and MariaDB servers of the tests' own.
+
+A source instance is seeded over the CMS's API with every field type, relations of each kind, files, users with
+passwords, a role with permissions and a flow (_seed_types). The playbook backs it up with typed rows, then loads
+them into a target whose .env names another vendor and whose CMS runs under a service of the test's (_site): the
+plan in check mode writes nothing; the real run stops the target's CMS, has it make its tables and apply the schema,
+loads and checks the rows, restores the files, starts the CMS and checks it over HTTP. Afterwards the target serves
+the same items field by field, the same asset bytes, and the source's users log in with their passwords; a second
+run is refused (the target is not empty) unless replace. A value the target cannot hold fails the run, naming
+table, column and row, and leaves the target empty, or as it was with replace; allowed, it is stored cut."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+
+import pytest
+
+import _directus
+import _seed_types
+import _site
+from conftest import SHOW_STATS, custom_stats, run_playbook
+
+PAIRS = [('sqlite', 'postgres'), ('postgres', 'mysql'), ('mysql', 'sqlite')]
+
+
+class Vendors:
+    """Databases for instances on each vendor: the .env settings of a new one (its database dropped at the end)."""
+
+    def __init__(self, request, tmp_path):
+        self.request, self.tmp_path, self.made = request, tmp_path, []
+
+    def server(self, vendor):
+        return self.request.getfixturevalue({'postgres': 'postgres_server', 'mysql': 'mariadb_server'}[vendor])
+
+    def env(self, vendor, name, create=True):
+        if vendor == 'sqlite':
+            return {'DB_CLIENT': 'sqlite3', 'DB_FILENAME': str(self.tmp_path / name / _directus.DB_FILENAME)}
+        server = self.server(vendor)
+        database = 'cairn_mig_%s_%d' % (name, os.getpid())
+        if create:
+            server.create_database(database)
+        self.made.append((server, database))
+        env = server.env(database=database)
+        if vendor == 'mysql':
+            env['DB_CHARSET'] = 'utf8mb4'  # the CMS's connection takes 3-byte utf8 otherwise: no emoji
+        return env
+
+    def drop(self):
+        for server, database in self.made:
+            try:
+                server.drop_database(database)
+            except Exception:  # pylint: disable=broad-except  # a test that failed may have left it half made
+                pass
+
+
+@pytest.fixture
+def world(request, tmp_path):
+    vendors = Vendors(request, tmp_path)
+    started = []
+
+    def source(vendor):
+        site = _site.Site(tmp_path / 'source', vendors.env(vendor, 'source')).start()
+        started.append(site)
+        return site, _seed_types.seed(site.url, site.token)
+
+    def target(vendor, source_site):
+        env = vendors.env(vendor, 'target', create=vendor == 'mysql')
+        env.update(KEY=source_site.settings['KEY'], SECRET=source_site.settings['SECRET'])
+        site = _site.Site(tmp_path / 'target', env, bootstrap=False)
+        started.append(site)
+        return site
+
+    def play(source_site, target_site, seeded, check=False, playbook='migrate.yml', **variables):
+        """``playbook`` (migrate.yml) for two hosts, ``source`` and ``target``; (the run, its cairn_migrate
+        stats)."""
+        cli = [_directus._node(), str(_directus.ensure_installed())]
+        common = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+                  'cairn_repository': {'type': 'local', 'path': str(tmp_path / 'repository')},
+                  'cairn_cms_command': cli}
+        # the source's admin: its password moved with the rows
+        target = dict(common, cairn_instance='site-new', cairn_migrate_from='site',
+                      cairn_env_file=str(target_site.workdir / '.env'), cairn_cms_service=target_site.service(),
+                      cairn_verify_http={'url': target_site.url, 'email': _directus.DEFAULT_ADMIN_EMAIL,
+                                         'password': _directus.DEFAULT_ADMIN_PASSWORD,
+                                         'collections': seeded['collections'], 'assets': 10})
+        source = dict(common, cairn_instance='site', cairn_env_file=str(source_site.workdir / '.env'))
+        (source if playbook == 'backup.yml' else target).update(variables)
+        inventory = {'all': {'children': {'cairn_migrate_sources': {'hosts': {'source': source}},
+                                          'cairn_migrate_targets': {'hosts': {'target': target}}}}}
+        path = tmp_path / 'inventory.json'
+        path.write_text(json.dumps(inventory))
+        run = run_playbook(playbook, str(path), check=check, environ=SHOW_STATS,
+                           limit='source' if playbook == 'backup.yml' else None)
+        return run, (custom_stats(run.stdout).get('cairn_migrate') or {}).get('site-new')
+
+    try:
+        yield {'source': source, 'target': target, 'play': play, 'vendors': vendors}
+    finally:
+        for site in started:
+            site.stop()
+        vendors.drop()
+
+
+def tables_of(vendors, vendor, site):
+    """The tables of a target's database (none when it does not exist)."""
+    if vendor == 'sqlite':
+        path = site.settings['DB_FILENAME']
+        if not os.path.exists(path):
+            return []
+        with sqlite3.connect(path) as db:
+            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        return [row[0] for row in rows]
+    server, database = vendors.made[-1]
+    schema = "'public'" if vendor == 'postgres' else "'%s'" % database
+    try:
+        rows = server.rows('SELECT table_name FROM information_schema.tables WHERE table_schema = %s' % schema,
+                           database)
+    except Exception:  # pylint: disable=broad-except  # no database (yet)
+        return []
+    return [row[0] for row in rows if row and row[0]]
+
+
+@pytest.mark.parametrize('source_vendor,target_vendor', PAIRS)
+def test_an_instance_moves_to_another_vendor_with_every_field_type_its_files_and_logins(
+        world, source_vendor, target_vendor):
+    source, seeded = world['source'](source_vendor)
+    before = _seed_types.snapshot_items(source.url, source.token, seeded)
+    target = world['target'](target_vendor, source)
+
+    # The plan needs a restore point with rows: a backup that makes them (the playbook's first play makes none in
+    # check mode).
+    run, _stats = world['play'](source, target, seeded, playbook='backup.yml',
+                                cairn_backup_parts=['database', 'files', 'schema', 'rows'])
+    assert run.returncode == 0, run.stdout + run.stderr
+    run, plan = world['play'](source, target, seeded, check=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert plan['check_mode'] and plan['source_vendor'] == source_vendor and plan['target_vendor'] == target_vendor
+    assert plan['tables'] > 20 and plan['rows'] > 0
+    assert tables_of(world['vendors'], target_vendor, target) == [], 'check mode wrote into the target'
+    assert not target.running
+
+    run, result = world['play'](source, target, seeded)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert result['outcome'] == 'succeeded', result
+    assert result['cms_running'] is True
+    names = {check['name']: check['ok'] for check in result['checks']}
+    for name in ('row counts', 'migration level', 'directus_files have their bytes', 'file bytes sha256',
+                 'http health', 'http login', 'http assets sha256'):
+        assert names.get(name) is True, (name, result['checks'])
+    assert all(names.values()), result['checks']
+    # every pair stores some of the CMS's own columns otherwise (char(36) and uuid, timestamp and datetime)
+    assert result['drift_system_columns'] > 0
+
+    target.token = _directus.login(target.url, _directus.DEFAULT_ADMIN_EMAIL, _directus.DEFAULT_ADMIN_PASSWORD)
+    after = _seed_types.snapshot_items(target.url, target.token, seeded)
+    # MySQL and MariaDB keep no fraction of a second in the columns the CMS makes: reported as drift, compared to
+    # the second
+    seconds = target_vendor == 'mysql'
+    assert _seed_types.compare(before, after, seconds=seconds) == []
+    assert _seed_types.check_logins(target.url, seeded) == []
+
+    # A second run finds the target full: refused, the target as it was and its CMS running again.
+    run, again = world['play'](source, target, seeded)
+    assert run.returncode != 0
+    assert again['outcome'] == 'failed' and 'not empty' in again['error'], again
+    assert target.running
+    assert _seed_types.compare(before, _seed_types.snapshot_items(target.url, target.token, seeded),
+                               seconds=seconds) == []
+
+    # With replace it loads the newest restore point of the source, which has an item more.
+    _directus.create_item(source.url, source.token, 'specimens', {'title': 'made after the move'})
+    newer = _seed_types.snapshot_items(source.url, source.token, seeded)
+    run, replaced = world['play'](source, target, seeded, cairn_migrate_replace=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert replaced['replaced'] is True and replaced['target_state'] == 'not_empty'
+    target.token = _directus.login(target.url, _directus.DEFAULT_ADMIN_EMAIL, _directus.DEFAULT_ADMIN_PASSWORD)
+    assert _seed_types.compare(newer, _seed_types.snapshot_items(target.url, target.token, seeded),
+                               seconds=seconds) == []
+
+
+def _long_title(site):
+    """A title longer than the varchar(255) the CMS declares, put in by SQL (SQLite does not enforce lengths)."""
+    with sqlite3.connect(site.settings['DB_FILENAME']) as db:
+        db.execute("UPDATE specimens SET title = ? WHERE id = (SELECT MIN(id) FROM specimens)", ('x' * 300,))
+        row = db.execute('SELECT MIN(id) FROM specimens').fetchone()
+    db.close()
+    return row[0]
+
+
+def test_a_value_the_target_cannot_hold_fails_the_move_naming_it_and_leaves_the_target_as_it_was(world):
+    source, seeded = world['source']('sqlite')
+    collection = 'specimens'
+    target = world['target']('postgres', source)
+    row = _long_title(source)
+
+    run, failed = world['play'](source, target, seeded)
+    assert run.returncode != 0
+    assert failed['outcome'] == 'failed'
+    assert 'table %s, column title, row %s' % (collection, row) in failed['error'], failed['error']
+    assert 'left empty' in failed['error']
+    assert tables_of(world['vendors'], 'postgres', target) == []
+    assert not target.running
+
+    # Allowed: stored cut at the column's length, and listed.
+    run, allowed = world['play'](source, target, seeded, cairn_migrate_allow_lossy=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert allowed['lossy_count'] == 1
+    target.token = _directus.login(target.url, _directus.DEFAULT_ADMIN_EMAIL, _directus.DEFAULT_ADMIN_PASSWORD)
+    item = _directus.request_json('GET', '%s/items/%s/%s' % (target.url, collection, row), target.token)
+    assert item['title'] == 'x' * 255
+
+    # With replace, a failing move puts the target back as it was, and its CMS runs again.
+    served = _seed_types.snapshot_items(target.url, target.token, seeded)
+    with sqlite3.connect(source.settings['DB_FILENAME']) as db:
+        db.execute("UPDATE %s SET title = ? WHERE id = ?" % collection, ('y' * 400, row))
+    db.close()
+    run, failed = world['play'](source, target, seeded, cairn_migrate_replace=True)
+    assert run.returncode != 0
+    assert 'put back as it was' in failed['error'], failed['error']
+    assert target.running
+    target.token = _directus.login(target.url, _directus.DEFAULT_ADMIN_EMAIL, _directus.DEFAULT_ADMIN_PASSWORD)
+    assert _seed_types.compare(served, _seed_types.snapshot_items(target.url, target.token, seeded)) == []
