@@ -158,25 +158,37 @@ class Load:
         return dest, pairs
 
     def _converted(self, table, rows, pairs, digest):
-        name = table['table']
-        keys = [index for index, column in enumerate(table['columns']) if column['name'] in table['primary_key']]
+        converters = [(index, _rows.converter(source, target)) for index, source, target in pairs]
         for row in rows:
-            values = []
-            for index, source, target in pairs:
-                try:
-                    values.append(_rows.convert(row[index], source, target))
-                except _rows.Lossy as exc:
-                    row_id = ','.join(str(row[key]) for key in keys) or None
-                    if not self.allow_lossy:
-                        raise _rows.Lossy('table %s, column %s, row %s: %s; nothing was loaded (allow lossy '
-                                          'conversions to store it as the target can)'
-                                          % (name, source['name'], row_id, exc.message)) from None
-                    self._lost(name, source['name'], row_id, exc.message)
-                    values.append(_rows.lose(row[index], source, target))
+            try:
+                values = [convert(row[index]) for index, convert in converters]
+            except _rows.Lossy:
+                values = self._one_by_one(table, row, pairs)
             digest.add(values)
             yield values
 
-    def loads(self, tables):
+    def _one_by_one(self, table, row, pairs):
+        """A row with a value the target cannot hold: the error naming table, column and row, or (allowed) the row
+        as the target can store it, each such value listed."""
+        name = table['table']
+        keys = [index for index, column in enumerate(table['columns']) if column['name'] in table['primary_key']]
+        values = []
+        for index, source, target in pairs:
+            try:
+                values.append(_rows.convert(row[index], source, target))
+            except _rows.Lossy as exc:
+                row_id = ','.join(str(row[key]) for key in keys) or None
+                if not self.allow_lossy:
+                    raise _rows.Lossy('table %s, column %s, row %s: %s; nothing was loaded (allow lossy '
+                                      'conversions to store it as the target can)'
+                                      % (name, source['name'], row_id, exc.message)) from None
+                self._lost(name, source['name'], row_id, exc.message)
+                values.append(_rows.lose(row[index], source, target))
+        return values
+
+    def loads(self, tables, finish=None):
+        """``(table, target columns, converted rows)`` of every table loaded; ``finish()`` once the stream is read,
+        before the loader commits (the artifact's sha256)."""
         for table, rows in tables:
             keys = None
             if self.scope is not None:
@@ -199,16 +211,20 @@ class Load:
             if adapt is not None:
                 rows = (adapt(table['columns'], row) for row in rows)
             yield table['table'], columns, self._converted(table, rows, pairs, digest)
+        if finish is not None:
+            finish()
 
-    def run(self, source, where):
-        """Load the rows stream read from ``source`` (named ``where`` in errors) into the target."""
-        self.head, tables = _rows.read(source, where)
+    def run(self, source, where, finish=None):
+        """Load the rows stream read from ``source`` (named ``where`` in errors) into the target; ``finish()``
+        checks the whole artifact (its sha256) once it is read, before the load commits: the per-table checksums of
+        the stream are then not computed again."""
+        self.head, tables = _rows.read(source, where, checksums=finish is None)
         if self.scope is None:
-            self.backend.load_rows(self.target, self.loads(tables))
+            self.backend.load_rows(self.target, self.loads(tables, finish))
         else:
             emptied = [self.by_name[name] for name in self.head.get('tables') or ()
                        if name in self.by_name and name in self.scope and self.scope[name] is None]
-            self.backend.load_rows(emptied, self.loads(tables), content=True)
+            self.backend.load_rows(emptied, self.loads(tables, finish), content=True)
         return self
 
     def verify(self):
@@ -339,17 +355,27 @@ def _parts_of(repository, instance, manifest):
     return manifest_part(manifest, 'database'), rows_part, schema
 
 
+class _Run:
+    """What a migration or a content move starts from: the restore point (its database, rows and schema parts) and
+    the target instance (its configuration and database)."""
+
+    def __init__(self, params):
+        self.timer = Timer()
+        self.repository = load_repository(params)
+        self.manifest = check_manifest(self.repository.resolve(params['instance'], params['restore_point']))
+        self.instance = params['instance']
+        self.database, self.rows_part, self.schema = _parts_of(self.repository, self.instance, self.manifest)
+        self.config = load_config(params)
+        self.backend = select_backend(self.config.database())
+
+
 def migrate(params, check_mode=False):
     """The module's run: ``params`` as cairn_migrate takes them (with ``tables``: a content move)."""
     if params.get('tables'):
         return move_content(params, check_mode)
-    timer = Timer()
-    repository = load_repository(params)
-    manifest = check_manifest(repository.resolve(params['instance'], params['restore_point']))
-    instance = params['instance']
-    database, rows_part, schema = _parts_of(repository, instance, manifest)
-    config = load_config(params)
-    backend = select_backend(config.database())
+    run = _Run(params)
+    timer, repository, manifest, instance = run.timer, run.repository, run.manifest, run.instance
+    database, rows_part, schema, config, backend = run.database, run.rows_part, run.schema, run.config, run.backend
     state = target_state(backend)
     result = {'changed': False, 'restore_point': manifest['id'], 'source_vendor': database['vendor'],
               'target_vendor': backend.vendor, 'target': backend.probe().get('path'), 'target_state': state,
@@ -364,6 +390,12 @@ def migrate(params, check_mode=False):
                          '(what it holds is put back if the migration fails)' % result['target'],
                          target_state=state)
     chdir = params['chdir'] or config.base_dir
+    # The files' plan first: a target storage that holds other files refuses the migration before anything changes.
+    file_plans = _sync.plan_restore(config, _sync.read_inventory(repository, instance, manifest), params['replace'],
+                                    location_map=params['location_map'], parallel=params['parallel'])
+    result['files'] = _sync.restore(config, repository, instance, manifest, replace=params['replace'],
+                                    check_mode=True, location_map=params['location_map'],
+                                    parallel=params['parallel'], plans=file_plans)
     result['changed'] = True
     if check_mode:
         result['msg'] = ('would migrate restore point %s (%s, %d tables, %s rows) into the %s %s target %s; the drift '
@@ -396,8 +428,7 @@ def migrate(params, check_mode=False):
                             adapt={'directus_fields': flagged} if flagged else None)
                 stream = _parts.kind('rows').open_stream(repository, instance, manifest)
                 with stream as source:
-                    load.run(source, stream.where)
-                    stream.check()
+                    load.run(source, stream.where, finish=stream.check)
             summary = load.summary()
             result.update(summary, tables={name: entry['rows'] for name, entry in summary['tables'].items()})
             with _step(steps, 'check'):
@@ -411,11 +442,19 @@ def migrate(params, check_mode=False):
             with _step(steps, 'files'):
                 result['files'] = _parts.kind('files').restore(
                     config, repository, instance, manifest, replace=params['replace'], check_mode=False,
-                    location_map=params['location_map'], parallel=params['parallel'])
-        except BaseException:
-            safety.put_back()
+                    location_map=params['location_map'], parallel=params['parallel'], plans=file_plans)
+        except BaseException as exc:
+            try:
+                safety.put_back()
+            except (CairnError, OSError) as undo:
+                raise CairnError('the migration of restore point %s into %s failed (%s), and putting the target '
+                                 'back failed too: %s; what it held is kept in %s'
+                                 % (manifest['id'], result['target'], getattr(exc, 'message', exc),
+                                    getattr(undo, 'message', undo), safety.copy or work)) from None
             raise
     except CairnError as exc:
+        if 'putting the target back failed' in exc.message:
+            raise
         shutil.rmtree(work, ignore_errors=True)
         where = ('the target was put back as it was' if state == 'not_empty'
                  else 'the target was left empty, as it was')
@@ -462,13 +501,9 @@ def _keys(backend, by_name):
 def move_content(params, check_mode=False):
     """The rows of ``params['tables']`` (with the junction tables between them, and the files they point at) from
     a restore point's rows part into the target's schema: the module's result."""
-    timer = Timer()
-    repository = load_repository(params)
-    manifest = check_manifest(repository.resolve(params['instance'], params['restore_point']))
-    instance = params['instance']
-    database, _rows_part, schema = _parts_of(repository, instance, manifest)
-    config = load_config(params)
-    backend = select_backend(config.database())
+    run = _Run(params)
+    timer, repository, manifest, instance = run.timer, run.repository, run.manifest, run.instance
+    database, schema, config, backend = run.database, run.schema, run.config, run.backend
     if backend.probe().get('exists') is False:
         raise CairnError('the target database %s does not exist; a content move loads data only, into the schema the '
                          'target has' % backend.probe().get('path'))
@@ -519,8 +554,7 @@ def move_content(params, check_mode=False):
         load = Load(backend, params['allow_lossy'], adapt=_content.clearing(missing), scope=scope)
         stream = _parts.kind('rows').open_stream(repository, instance, manifest)
         with stream as source:
-            load.run(source, stream.where)
-            stream.check()
+            load.run(source, stream.where, finish=stream.check)
     summary = load.summary()
     result.update({key: summary[key] for key in ('drift', 'lossy', 'lossy_count')})
     with _step(result['steps'], 'check'):

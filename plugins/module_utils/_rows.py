@@ -180,6 +180,26 @@ def value(kind, raw):
     raise CairnError('value type %r is not known (the types are %s)' % (kind, ', '.join(TYPES)))
 
 
+def reader(kind, hexadecimal=False):
+    """``value`` of ``kind`` as a function of one stored value, with what a vendor hands over most (text as text,
+    integers as integers or digits) taken in place; ``hexadecimal``: binary comes as hex digits."""
+    def general(raw):
+        return value(kind, raw)
+    if kind in ('string', 'uuid', 'json'):
+        return lambda raw: raw if raw is None or raw.__class__ is str else general(raw)
+    if kind == 'integer':
+        def integer(raw):
+            if raw is None or raw.__class__ is int:
+                return raw
+            if raw.__class__ is str and raw.isdigit():
+                return int(raw)
+            return general(raw)
+        return integer
+    if kind == 'binary' and hexadecimal:
+        return lambda raw: None if raw is None else general(bytes.fromhex(raw))
+    return general
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # canonical form and checksums
 # ---------------------------------------------------------------------------------------------------------------
@@ -204,24 +224,46 @@ def canonical(kind, neutral):
     return neutral
 
 
+# The value types whose canonical form is the value itself.
+_AS_IS = frozenset(('integer', 'boolean', 'string', 'timestamp', 'datetime', 'date', 'time', 'binary'))
+
+
 class Digest:
-    """A table's row count and checksum: the sum of every row's sha256 (of its canonical values by column name)
-    modulo 2^256, so that it does not depend on the order the rows come in."""
+    """A table's row count and checksum: the sum, modulo 2^256, of every row's sha256 of its canonical values
+    (a JSON array, in the order of the column names sorted), so that it does not depend on the order the rows or
+    the columns come in."""
 
     def __init__(self, columns):
-        self.columns = [(column['name'], column['type']) for column in columns]
+        order = sorted(range(len(columns)), key=lambda index: columns[index]['name'])
+        self._plan = [(index, None if columns[index]['type'] in _AS_IS else columns[index]['type'])
+                      for index in order]
+        self._same = all(kind is None for _index, kind in self._plan) and order == list(range(len(columns)))
         self.rows = 0
         self._sum = 0
 
     def add(self, values):
-        row = {name: canonical(kind, item) for (name, kind), item in zip(self.columns, values)}
-        text = json.dumps(row, sort_keys=True, separators=(',', ':'), ensure_ascii=False)
-        self._sum = (self._sum + int.from_bytes(hashlib.sha256(text.encode('utf-8')).digest(), 'big')) % (1 << 256)
+        if self._same:
+            row = values
+        else:
+            row = [values[index] if kind is None else canonical(kind, values[index]) for index, kind in self._plan]
+        text = json.dumps(row, separators=(',', ':'), ensure_ascii=False)
+        self._sum += int.from_bytes(hashlib.sha256(text.encode('utf-8')).digest(), 'big')
         self.rows += 1
 
     @property
     def checksum(self):
-        return '%064x' % self._sum
+        return '%064x' % (self._sum % (1 << 256))
+
+
+class _Count:
+    """A ``Digest`` that only counts."""
+
+    def __init__(self):
+        self.rows = 0
+        self.checksum = None
+
+    def add(self, _values):
+        self.rows += 1
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -315,10 +357,12 @@ def _check_table(head, where):
     return head
 
 
-def read(source, where):
+def read(source, where, checksums=True):
     """Read a rows stream from the binary ``source``: ``(head, tables)`` where ``tables`` yields
-    ``(table, rows)`` with ``rows`` an iterator of value lists; every table's count and checksum and the tail are
-    checked as they go by (an error names what is wrong). Consume each ``rows`` before the next table."""
+    ``(table, rows)`` with ``rows`` an iterator of value lists; every table's count and checksum (only its count
+    without ``checksums``, for a reader that checks the whole artifact's sha256 before it trusts what it read) and
+    the tail are checked as they go by (an error names what is wrong). Consume each ``rows`` before the next
+    table."""
     lines = _Lines(source, where)
     first = lines.next()
     head = _parse(first, where) if first is not None else None
@@ -341,13 +385,13 @@ def read(source, where):
                 return
             table = _check_table(item if isinstance(item, dict) else {}, where)
             count += 1
-            yield table, _rows(lines, table, where)
+            yield table, _rows(lines, table, where, checksums)
 
     return head, tables()
 
 
-def _rows(lines, table, where):
-    digest = Digest(table['columns'])
+def _rows(lines, table, where, checksums=True):
+    digest = Digest(table['columns']) if checksums else _Count()
     width = len(table['columns'])
     while True:
         line = lines.next()
@@ -363,7 +407,7 @@ def _rows(lines, table, where):
             continue
         if not isinstance(item, dict) or item.get('end') != table['table']:
             raise CairnError('%s: table %s does not end where it should' % (where, table['table']))
-        if item.get('rows') != digest.rows or item.get('checksum') != digest.checksum:
+        if item.get('rows') != digest.rows or (checksums and item.get('checksum') != digest.checksum):
             raise CairnError('%s: table %s holds %d rows of checksum %s, its end line says %r rows of checksum %r: '
                              'the rows stream was changed'
                              % (where, table['table'], digest.rows, digest.checksum, item.get('rows'),
@@ -414,6 +458,45 @@ def _cut_fraction(text, digits):
         return text
     whole, fraction = body.split('.', 1)
     return whole + _fraction(fraction[:digits]) + zone
+
+
+_LIMITS = ('max_length', 'max_bytes', 'bits', 'precision', 'scale', 'single', 'no_nul', 'finite', 'no_nan', 'range',
+           'fsp')
+
+
+def converter(source, target):
+    """``convert`` from column ``source`` into column ``target`` as a function of one value, with the common cases
+    (the same type, at most a length or a range to check) checked in place and the rest left to ``convert``."""
+    kind, want = source['type'], target['type']
+    limits = {key for key in _LIMITS if target.get(key) not in (None, False)}
+
+    def general(item):
+        return convert(item, source, target)
+    if kind != want:
+        return general
+    if not limits:
+        return lambda item: item
+    if want == 'string' and limits <= {'max_length', 'max_bytes', 'no_nul'}:
+        longest = target.get('max_length') or float('inf')
+        # a text of at most max_bytes / 4 characters fits in max_bytes of UTF-8
+        safe = (target['max_bytes'] // 4) if target.get('max_bytes') else float('inf')
+        no_nul = bool(target.get('no_nul'))
+
+        def text(item):
+            if item is None or (len(item) <= longest and len(item) <= safe and not (no_nul and '\0' in item)):
+                return item
+            return general(item)
+        return text
+    if want == 'integer' and limits <= {'bits'}:
+        bits = target['bits']
+        low, high = (0, (1 << bits) - 1) if target.get('unsigned') else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+
+        def number(item):
+            if item is None or low <= item <= high:
+                return item
+            return general(item)
+        return number
+    return general
 
 
 def _convert(item, kind, want):

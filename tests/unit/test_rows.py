@@ -338,3 +338,34 @@ def test_a_float_column_of_fixed_decimals_takes_what_fits():
     with pytest.raises(_rows.Lossy, match='5 decimal places'):
         _rows.convert(1e-7, column('float'), target)
     assert _rows.lose(1e-7, column('float'), target) == 0.0
+
+
+class _Target:
+    """A stand-in loader: it consumes the rows and 'commits' only when the whole load went through."""
+    vendor = 'sqlite'
+
+    def __init__(self):
+        self.committed = None
+
+    @staticmethod
+    def row_tables():
+        return [dict(table, columns=[dict(column) for column in table['columns']]) for table in TABLES]
+
+    def load_rows(self, tables, loads, content=False):
+        loaded = {name: [list(values) for values in rows] for name, _columns, rows in loads}
+        self.committed = loaded
+
+
+def test_a_load_checks_the_whole_artifact_before_it_commits():
+    data, _writer = _stream()
+    target = _Target()
+    load = _migrate.Load(target).run(io.BytesIO(data), 'the stream', finish=lambda: None)
+    assert target.committed == {'parents': [[1, 'a\nb'], [2, None]], 'kids': [[1, 'a\nb'], [2, None]]}
+    assert load.summary()['rows'] == 4
+
+    def damaged():
+        raise CairnError('the rows artifact does not match its manifest')
+    target = _Target()
+    with pytest.raises(CairnError, match='does not match'):
+        _migrate.Load(target).run(io.BytesIO(data), 'the stream', finish=damaged)
+    assert target.committed is None

@@ -720,14 +720,12 @@ def stream_rows(session, writer, tables):
         session.write((MysqlBackend._rows_select(table) + ";\nSELECT '--end--';\n").encode('utf-8'))
         session.flush()
         writer.begin(table)
-        kinds = [(column['type'], column['type'] == 'binary') for column in table['columns']]
+        readers = [_rows.reader(column['type'], hexadecimal=True) for column in table['columns']]
         for line in iter(session.readline, b''):
             text = line.decode('utf-8').rstrip('\n')
             if text == '--end--':
                 break
-            values = json.loads(_unescape(text))
-            writer.row([_rows.value(kind, bytes.fromhex(raw) if binary and raw is not None else raw)
-                        for (kind, binary), raw in zip(kinds, values)])
+            writer.row([read(raw) for read, raw in zip(readers, json.loads(_unescape(text)))])
         else:
             raise CairnError('the rows session ended before table %s was read: %s'
                              % (table['name'], session.stderr_tail() or 'no message'))

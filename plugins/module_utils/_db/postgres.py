@@ -564,11 +564,9 @@ class PostgresBackend(DatabaseBackend):
                         writer.end()
                     current = by_name[json.loads(line)['cairn_table']]
                     writer.begin(current)
-                    kinds = [(column['type'], column['type'] == 'binary') for column in current['columns']]
+                    readers = [_rows.reader(column['type'], hexadecimal=True) for column in current['columns']]
                     continue
-                values = json.loads(line)
-                writer.row([_rows.value(kind, bytes.fromhex(raw) if binary and raw is not None else raw)
-                            for (kind, binary), raw in zip(kinds, values)])
+                writer.row([read(raw) for read, raw in zip(readers, json.loads(line))])
             if current is not None:
                 writer.end()
         except BaseException:

@@ -738,11 +738,11 @@ def write_rows(conn, writer, found):
     """Stream the rows of ``found`` (``row_tables``) from ``conn`` into a ``_rows.Writer``."""
     for table in found:
         writer.begin(table)
-        kinds = [column['type'] for column in table['columns']]
+        readers = [_rows.reader(column['type']) for column in table['columns']]
         names = ', '.join('"%s"' % column['name'].replace('"', '""') for column in table['columns'])
         cursor = conn.execute('SELECT %s FROM "%s"' % (names, table['name'].replace('"', '""')))
         for row in cursor:
-            writer.row([_rows.value(kind, raw) for kind, raw in zip(kinds, row)])
+            writer.row([read(raw) for read, raw in zip(readers, row)])
         writer.end()
 
 
