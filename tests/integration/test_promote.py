@@ -24,12 +24,11 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 import _directus
+import _site
 from conftest import SHOW_STATS, custom_stats, digest_tree, recap, run_playbook
 
 CMSCTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), '_cmsctl.py')
@@ -40,14 +39,7 @@ def _cli():
     return [_directus._node(), str(_directus.ensure_installed())]
 
 
-def _health(url):
-    try:
-        with urllib.request.urlopen(url + '/server/health', timeout=5) as answer:
-            return json.load(answer).get('status')
-    except urllib.error.HTTPError as exc:
-        return 'HTTP %d' % exc.code
-    except OSError:
-        return None
+_health = _site.health
 
 
 class Instance:
