@@ -309,31 +309,41 @@ class Writer:
 
 
 class _Lines:
-    """Lines of a binary stream, each at most ``MAX_LINE`` bytes."""
+    """Lines of a binary stream, each at most ``MAX_LINE`` bytes (read a chunk at a time, each line cut out of it
+    once)."""
 
     def __init__(self, source, where):
         self._source = source
         self._where = where
         self._buffer = b''
+        self._pos = 0
         self._done = False
 
     def next(self):
         while True:
-            cut = self._buffer.find(b'\n')
+            cut = self._buffer.find(b'\n', self._pos)
             if cut >= 0:
-                line, self._buffer = self._buffer[:cut], self._buffer[cut + 1:]
+                line = self._buffer[self._pos:cut]
+                self._pos = cut + 1
                 return line
+            rest = self._buffer[self._pos:]
             if self._done:
-                if self._buffer:
-                    line, self._buffer = self._buffer, b''
-                    return line
-                return None
-            if len(self._buffer) > MAX_LINE:
-                raise CairnError('%s has a line longer than %d bytes: not a rows stream' % (self._where, MAX_LINE))
-            chunk = self._source.read(1024 * 1024)
-            if not chunk:
-                self._done = True
-            self._buffer += chunk
+                self._buffer, self._pos = b'', 0
+                return rest or None
+            pieces, size = [rest], len(rest)
+            while True:
+                chunk = self._source.read(1024 * 1024)
+                if not chunk:
+                    self._done = True
+                    break
+                pieces.append(chunk)
+                size += len(chunk)
+                if b'\n' in chunk:
+                    break
+                if size > MAX_LINE:
+                    raise CairnError('%s has a line longer than %d bytes: not a rows stream'
+                                     % (self._where, MAX_LINE))
+            self._buffer, self._pos = b''.join(pieces), 0
 
 
 def _parse(line, where):
