@@ -75,8 +75,8 @@ def test_one_module_run_its_result_check_mode_and_min_interval(tmp_path, source)
         'succeeded', point, 'blog', None, True), result
     assert result['bytes'] == database['size_bytes'] + uploads and result['verified'] is True, result
     assert result['duration_s'] > 0 and 0 <= result['rpo_s'] < result['duration_s'], result
-    assert set(result['steps']) == {'discover', 'begin', 'dump', 'files', 'secrets', 'schema', 'config', 'finalize',
-                                    'verify', 'prune', 'posture'}, result
+    assert set(result['steps']) == {'discover', 'begin', 'dump', 'files', 'secrets', 'schema', 'config', 'rows',
+                                    'finalize', 'verify', 'prune', 'posture'}, result
     assert result['database']['tables'] == len(part_of(manifest, 'database')['row_counts'])
     assert result['files']['files'] == 6
     # How far apart the dump's snapshot and the end of the file listing were: in the manifest and the result.
