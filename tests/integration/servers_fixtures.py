@@ -145,6 +145,21 @@ def mariadb_database(request, mariadb_server):
     yield from _database(request, mariadb_server)
 
 
+@pytest.fixture
+def pg_pair(postgres_server):
+    """Two empty databases on the session's PostgreSQL server, for a dev and a staging instance: their .env settings
+    (dropped afterwards)."""
+    names = ['cairn_pair_%s_%d_%s' % (role, next(_COUNTER), secrets.token_hex(3)) for role in ('dev', 'staging')]
+    for name in names:
+        postgres_server.create_database(name)
+    try:
+        yield [postgres_server.env(database=name) for name in names]
+    finally:
+        if postgres_server.running:
+            for name in names:
+                postgres_server.drop_database(name)
+
+
 def _emulator(server, unavailable):
     try:
         server.start()

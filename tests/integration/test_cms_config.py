@@ -210,17 +210,6 @@ def test_a_sqlite_config_through_files_and_promoted_to_staging(lite_dev, tmp_pat
         assert caught.value.details['applied'] == ['role Reviewers'] and token not in message
 
 
-@pytest.fixture
-def pg_pair(postgres_server):
-    """Two Directus databases on the throwaway PostgreSQL server: dev's and staging's."""
-    names = ['cairn_config_%s_%d' % (role, os.getpid()) for role in ('dev', 'staging')]
-    for name in names:
-        postgres_server.create_database(name)
-    yield [postgres_server.env(database=name) for name in names]
-    for name in names:
-        postgres_server.drop_database(name)
-
-
 def test_a_postgresql_config_equals_sqlite_s_and_promotes(lite_dev, pg_pair, tmp_path):
     dev, staging = tmp_path / 'dev', tmp_path / 'staging'
     dev_env = _directus.bootstrap(dev, pg_pair[0])

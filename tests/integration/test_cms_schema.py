@@ -19,8 +19,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 import _directus
 from conftest import ROOT, _env
 
@@ -216,21 +214,10 @@ def test_a_dev_schema_promoted_to_staging_through_the_cms(tmp_path):
         assert _directus.request_json('GET', url + '/items/pages', token) == [home]
 
 
-@pytest.fixture
-def pg_dev(postgres_server, tmp_path):
-    """Two Directus databases on the throwaway PostgreSQL server: dev's and staging's."""
-    names = ['cairn_schema_%s_%d' % (role, os.getpid()) for role in ('dev', 'staging')]
-    for name in names:
-        postgres_server.create_database(name)
-    yield [postgres_server.env(database=name) for name in names]
-    for name in names:
-        postgres_server.drop_database(name)
-
-
-def test_a_postgresql_schema_applies_to_postgresql_and_is_refused_by_sqlite(tmp_path, pg_dev):
+def test_a_postgresql_schema_applies_to_postgresql_and_is_refused_by_sqlite(tmp_path, pg_pair):
     dev, staging, lite = tmp_path / 'dev', tmp_path / 'staging', tmp_path / 'lite'
-    dev_env = _directus.bootstrap(dev, pg_dev[0])
-    staging_env = _directus.bootstrap(staging, pg_dev[1])
+    dev_env = _directus.bootstrap(dev, pg_pair[0])
+    staging_env = _directus.bootstrap(staging, pg_pair[1])
     lite_env = _directus.bootstrap(lite)
     with _directus.running(dev) as url:
         token = _directus.login(url, dev_env['ADMIN_EMAIL'], dev_env['ADMIN_PASSWORD'])

@@ -342,17 +342,6 @@ def test_dev_promoted_to_staging_on_sqlite(world, tmp_path):
     assert result['changes'] == [], result['changes']
 
 
-@pytest.fixture
-def pg_pair(postgres_server):
-    """Two Directus databases on the throwaway PostgreSQL server: dev's and staging's."""
-    names = ['cairn_promote_%s_%d' % (role, os.getpid()) for role in ('dev', 'staging')]
-    for name in names:
-        postgres_server.create_database(name)
-    yield [postgres_server.env(database=name) for name in names]
-    for name in names:
-        postgres_server.drop_database(name)
-
-
 def test_a_restore_point_of_dev_promoted_to_staging_on_postgresql(world, pg_pair):
     dev, staging = world.instance('dev', pg_pair[0]), world.instance('staging', pg_pair[1])
     editors = seed_dev(dev)
