@@ -14,6 +14,7 @@ Names are ``/``-separated and relative to the root; ``''``, ``.`` and ``..`` com
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import re
@@ -213,6 +214,52 @@ def lstat(root, name):
     return info
 
 
+def fingerprint(info):
+    """What tells one state of a file from any later one: any write, truncation, rename over it or change of its
+    links or mode sets the change time, which no caller can set back."""
+    return info.st_dev, info.st_ino, info.st_size, info.st_ctime_ns
+
+
+def _libc_syncfs():
+    try:
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+class FilesystemSync:
+    """syncfs(2) of the file system that holds ``root``: many files written without a sync of their own made
+    durable at once. The root is opened when this is made, so that ``sync()`` reports every write-back error on
+    that file system since then (an ``OSError``). ``epoch`` counts the syncs begun; what was closed while
+    ``epoch`` was N is durable once ``durable`` is above N. ``available`` is false where there is no syncfs(2):
+    then each file must be synced by itself."""
+
+    def __init__(self, root):
+        self.epoch = self.durable = 0
+        self._syncfs = _libc_syncfs()
+        self._fd = _open_root(root) if self._syncfs is not None else None
+
+    @property
+    def available(self):
+        return self._fd is not None
+
+    def sync(self):
+        epoch = self.epoch
+        self.epoch += 1
+        if self._syncfs(self._fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, 'syncfs failed: %s' % os.strerror(code))
+        self.durable = epoch + 1
+
+    def covers(self, epoch):
+        return epoch < self.durable
+
+    def close(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def open_read(root, name):
     """A binary reader of the regular file ``name`` below ``root``; ``Missing`` or ``NotRegular``."""
     parts = split(name)
@@ -254,6 +301,7 @@ class StagedFile:
         self._parts = split(name)
         self._handle = None
         self.tmp = None
+        self.placed = None  # once committed: the ``fingerprint`` of the file at its name
         dir_fd = _parent(root, self._parts, create=True, mode=dir_mode, owner=owner)
         try:
             self.replaces = self._kind(dir_fd)
@@ -296,15 +344,34 @@ class StagedFile:
     def write(self, data):
         return self._handle.write(data)
 
-    def close(self):
+    def close(self, sync=True):
+        """Give the file its mode and time and close it; synced unless ``sync`` is false (then ``sync()`` or a
+        ``FilesystemSync`` begun before the write makes it durable before ``commit()``)."""
         if self._handle is not None and not self._handle.closed:
             self._handle.flush()
             fd = self._handle.fileno()
             os.fchmod(fd, self.mode)
             if self.mtime_ns is not None:
                 os.utime(fd, ns=(self.mtime_ns, self.mtime_ns))
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
             self._handle.close()
+
+    def sync(self):
+        """Sync the closed temporary file (opened again by its name, and checked to be the one written)."""
+        dir_fd = _parent(self.root, self._parts)
+        try:
+            fd = os.open(self.tmp, _READ, dir_fd=dir_fd)
+            try:
+                info = os.fstat(fd)
+                if (info.st_ino, info.st_dev) != self._identity:
+                    raise OSError(errno.ESTALE, 'the temporary file was replaced before it was synced',
+                                  os.path.join(self.root, self._dirname() + self.tmp))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(dir_fd)
 
     def commit(self, sync_dir=True):
         """Put the file in place; without ``sync_dir`` the directory is not synced here (``sync_parents`` syncs
@@ -322,6 +389,9 @@ class StagedFile:
             else:
                 os.rename(self.tmp, leaf, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             self.tmp = None
+            placed = os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
+            if (placed.st_ino, placed.st_dev) == self._identity:
+                self.placed = fingerprint(placed)
             if sync_dir:
                 os.fsync(dir_fd)
         finally:

@@ -21,6 +21,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnE
 from ansible_collections.cairncms.ops.plugins.module_utils._verify import Report, check_repository, verify
 
 PHASES = ('all', 'check', 'apply')
+NICENESS = 10  # the file staging's nice level while the database loads beside it (the longer step goes first)
 # What each step is called in an error and in the role's failed_step.
 STEPS = {'plan': 'planning the restore', 'repository': 'checking the restore point\'s checksums',
          'database': 'restoring the database', 'files': 'restoring the file bytes',
@@ -76,6 +77,7 @@ class Run:
         self.steps = {}
         self.result = {'changed': False, 'restore_point': manifest['id'], 'steps': self.steps}
         self._file_plans = None
+        self.witness = {}  # (location, filename_disk): fingerprint of each file this run wrote (see _sync.restore)
 
     def _db(self, check_mode, abort=None, gate=None):
         opts = self.options
@@ -96,7 +98,7 @@ class Run:
         return _parts.kind('files').restore(
             self.config, self.repository, self.instance, self.manifest, replace=opts['replace'], check_mode=check_mode,
             location_map=opts['location_map'], parallel=opts['parallel'], before_commit=before_commit,
-            plans=self._file_plans)
+            plans=self._file_plans, witness=self.witness, niceness=NICENESS if before_commit else 0)
 
     def _fail(self, step, exc, note=''):
         """The error of ``step``: what failed, then (first, since a tool's error may run over several lines) what
@@ -224,7 +226,7 @@ class Run:
     def verify(self, http=None):
         with self._step('verify'):
             report = verify(self.config, self.repository, self.instance, self.manifest, ['database', 'files'],
-                            http, location_map=self.options['location_map'])
+                            http, location_map=self.options['location_map'], witness=self.witness)
         self.result['checks'] = report.checks
         if report.unreferenced is not None:
             self.result['unreferenced'] = report.unreferenced

@@ -31,6 +31,7 @@ import concurrent.futures
 import contextlib
 import hashlib
 import json
+import os
 import re
 import threading
 
@@ -447,14 +448,33 @@ def each(function, items, limit):
             raise error
 
 
+_PRIORITY = threading.local()
+
+
+def _lower_priority(niceness):
+    """Run the calling worker thread at ``niceness`` (Linux sets it per thread); once per thread, never in the
+    main thread, which goes on after the workers end."""
+    if getattr(_PRIORITY, 'set', False) or threading.current_thread() is threading.main_thread():
+        return
+    _PRIORITY.set = True
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (OSError, AttributeError):
+        pass  # no per-thread priority here: the staging just competes as before
+
+
 def restore(config, repository, source_instance, manifest, replace=False, locations=None,
             include_regenerable=False, check_mode=False, location_map=None, parallel=PARALLEL, before_commit=None,
-            plans=None):
+            plans=None, witness=None, niceness=0):
     """Stage every file of the restore point beside its place in the target (checked against its sha256), then
     put them all in place and remove what the restore point does not have. ``before_commit()`` runs between the
     two (the database restore beside this one, waited for): when it raises, every staged file is removed and
     nothing in the target has changed. ``plans``: what ``plan_restore`` returned for the same arguments moments
-    ago in this run (its check-mode call), so that the target is not listed and compared a second time."""
+    ago in this run (its check-mode call), so that the target is not listed and compared a second time.
+    ``witness``: a dict that receives, per ``(location, filename_disk)`` written, the storage's fingerprint of
+    the file put in place (whose bytes were hashed as they were written), for the verification after.
+    ``niceness``: the threads that stage the files run at this nice level (a database loading beside them, the
+    longer step, gets the CPU first)."""
     timer = Timer()
     if plans is None:
         inventory = read_inventory(repository, source_instance, manifest)
@@ -499,13 +519,20 @@ def restore(config, repository, source_instance, manifest, replace=False, locati
     jobs = [(plan['backend'], row) for plan in plans for row in plan['write']]
 
     def stage(job):
-        staged.append((job[1]['filename_disk'], _stage(repository, source_instance, job[0], job[1], encrypted)))
+        if niceness:
+            _lower_priority(niceness)
+        staged.append((job[1]['filename_disk'], _stage(repository, source_instance, job[0], job[1], encrypted),
+                       job[0].location.name))
 
     def commit(item):
         item[1].commit()
         committed.append(item[0])
+        if witness is not None and item[1].placed is not None:
+            witness[(item[2], item[0])] = item[1].placed
     try:
         each(stage, jobs, parallel)
+        for plan in plans:  # durable before the wait for the database, so that the sync runs beside its load
+            plan['backend'].settle()
         if before_commit is not None:
             before_commit()
         with contextlib.ExitStack() as batches:
@@ -513,7 +540,7 @@ def restore(config, repository, source_instance, manifest, replace=False, locati
                 batches.enter_context(plan['backend'].batch())
             each(commit, list(staged), parallel)
     except CairnError as exc:
-        for _name, write in staged:
+        for _name, write, _location in staged:
             write.discard()
         if not committed:
             raise
@@ -522,7 +549,7 @@ def restore(config, repository, source_instance, manifest, replace=False, locati
         raise CairnError('%s; %d of %d file(s) were already put in place (%s), the others are unchanged; run the '
                          'restore again to complete it' % (exc.message, len(committed), len(staged), done))
     except BaseException:
-        for _name, write in staged:
+        for _name, write, _location in staged:
             write.discard()
         raise
     each(lambda job: job[0].delete(job[1]), [(plan['backend'], name) for plan in plans for name in plan['extra']

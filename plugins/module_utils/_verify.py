@@ -207,10 +207,10 @@ def _storages(config):
     return {location.name: select_storage(location) for location in config.locations()}
 
 
-def check_files(report, config, repository, instance, manifest, backend, location_map=None):
+def check_files(report, config, repository, instance, manifest, backend, location_map=None, witness=None):
     if backend is not None:
         check_file_rows(report, config, repository, instance, manifest, backend, location_map)
-    check_file_bytes(report, config, repository, instance, manifest, location_map)
+    check_file_bytes(report, config, repository, instance, manifest, location_map, witness)
 
 
 def check_file_rows(report, config, repository, instance, manifest, backend, location_map=None):
@@ -225,16 +225,24 @@ def check_file_rows(report, config, repository, instance, manifest, backend, loc
         check_cross_store(report, _storages(config), records, sizes)
 
 
-def check_file_bytes(report, config, repository, instance, manifest, location_map=None):
-    """Every file of the inventory has its sha256 in the instance's storage."""
+def check_file_bytes(report, config, repository, instance, manifest, location_map=None, witness=None):
+    """Every file of the inventory has its sha256 in the instance's storage. ``witness``: the fingerprints of the
+    files a restore in this process just wrote (``_sync.restore``), whose bytes it hashed as it wrote them; such
+    a file whose fingerprint is unchanged is the file that was hashed and is not read again."""
     rows = read_inventory(repository, instance, manifest)
     storages = _storages(config)
+    witness = witness or {}
+    unchanged = []
 
     def problem(row):
         target = target_of(location_map, row['location'])
         storage = storages.get(target)
         if storage is None:
             return '%s (location %s not configured)' % (row['filename_disk'], target)
+        written = witness.get((target, row['filename_disk']))
+        if written is not None and storage.fingerprint(row['filename_disk']) == written:
+            unchanged.append(row['filename_disk'])
+            return None
         try:
             if storage.sha256(row['filename_disk']) != row['sha256']:
                 return '%s (sha256 differs)' % row['filename_disk']
@@ -242,8 +250,10 @@ def check_file_bytes(report, config, repository, instance, manifest, location_ma
             return '%s (missing)' % row['filename_disk']
         return None
     bad = [entry for entry in _mapped(problem, rows) if entry]
-    report.add('file bytes sha256', not bad,
-               '%d file(s) equal' % len(rows) if not bad else '%d differ: %s' % (len(bad), ', '.join(bad[:EXAMPLES])))
+    how = ' (%d hashed as this restore wrote them and unchanged since, %d read back)' % (
+        len(unchanged), len(rows) - len(unchanged)) if unchanged else ''
+    report.add('file bytes sha256', not bad, '%d file(s) equal%s' % (len(rows), how) if not bad else
+               '%d differ: %s' % (len(bad), ', '.join(bad[:EXAMPLES])))
 
 
 def check_http(report, manifest, http, repository, instance, location_map=None):
@@ -314,8 +324,9 @@ def _check_assets(client, limit, repository, instance, manifest, location_map):
     return '%d asset(s) equal' % len(files)
 
 
-def verify(config, repository, instance, manifest, checks, http=None, location_map=None):
-    """``location_map``: the map the instance was restored with (restore point location to its location)."""
+def verify(config, repository, instance, manifest, checks, http=None, location_map=None, witness=None):
+    """``location_map``: the map the instance was restored with (restore point location to its location);
+    ``witness``: see ``check_file_bytes``."""
     report = Report()
     backend = None
     if 'repository' in checks:
@@ -324,7 +335,8 @@ def verify(config, repository, instance, manifest, checks, http=None, location_m
         # side by side: the database's counts and the files' bytes are read at the same time
         files_report = Report()
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            hashed = pool.submit(check_file_bytes, files_report, config, repository, instance, manifest, location_map)
+            hashed = pool.submit(check_file_bytes, files_report, config, repository, instance, manifest, location_map,
+                                 witness)
             backend = check_database(report, config, manifest)
             if backend is not None:
                 check_file_rows(report, config, repository, instance, manifest, backend, location_map)
@@ -334,7 +346,7 @@ def verify(config, repository, instance, manifest, checks, http=None, location_m
         backend = check_database(report, config, manifest)
     elif 'files' in checks:
         backend = select_backend(config.database())
-        check_files(report, config, repository, instance, manifest, backend, location_map)
+        check_files(report, config, repository, instance, manifest, backend, location_map, witness)
     if 'key' in checks:
         expected = (manifest.get('cms') or {}).get('key')
         report.add('CMS key', config.key == expected,

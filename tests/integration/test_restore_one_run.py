@@ -56,12 +56,21 @@ def test_the_database_and_the_files_are_restored_together(tmp_path, repo, pg_dat
         source_files = digest_tree(world['source'] / 'uploads')
         assert digest_tree(world['target'] / 'uploads') == source_files  # with replace: the extra file goes
         assert len(result['checks']) == 5 and all(check['ok'] for check in result['checks']), result['checks']
+        # the files it wrote were hashed as written and, unchanged since, not read again; the one it kept is read
+        files_check, = [check for check in result['checks'] if check['name'] == 'file bytes sha256']
+        written = result['files_written']
+        assert written == len(source_files) and files_check['detail'] == (
+            '%d file(s) equal (%d hashed as this restore wrote them and unchanged since, 0 read back)'
+            % (written, written)), (files_check, result)
         steps = result['steps']
         assert all(steps[name] is not None and steps[name] >= 0 for name in (
             'plan_s', 'repository_s', 'database_s', 'files_s', 'verify_s')), steps
         again = run_playbook('restore.yml', world['inventory'], limit='copy', environ=SHOW_STATS)
         assert again.returncode == 0, again.stdout
-        assert custom_stats(again.stdout)['cairn_restore']['copy']['database_changed'] is False
+        again_result = custom_stats(again.stdout)['cairn_restore']['copy']
+        assert again_result['database_changed'] is False and again_result['files_written'] == 0
+        files_check, = [check for check in again_result['checks'] if check['name'] == 'file bytes sha256']
+        assert files_check['ok'] and files_check['detail'] == '%d file(s) equal' % written  # all read back
     finally:
         world['server'].drop_database(world['copy'])
 

@@ -14,6 +14,7 @@ import tempfile
 import pytest
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _fs
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._env import Location
 from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import ObjectNotRegular
 from ansible_collections.cairncms.ops.plugins.module_utils._storage.local import LocalStorage
@@ -314,3 +315,102 @@ def test_sync_parents_syncs_each_directory_once_and_never_through_a_symlink(tmp_
     monkeypatch.setattr(_fs.os, 'fsync', fsync)
     _fs.sync_parents(str(root), ['real/a', 'real/b', 'top', 'link/c', 'gone/d'])
     assert sorted(synced) == sorted([str(root), str(root / 'real')])
+
+
+class _Syncs:
+    """Records each fsync (by path) and each syncfs of the staged writes below, as the kernel sees them."""
+
+    def __init__(self, monkeypatch, syncfs_result=0):
+        self.fsynced, self.syncfs = [], 0
+        real_fsync = os.fsync
+
+        def fsync(fd):
+            self.fsynced.append(os.readlink('/proc/self/fd/%d' % fd))
+            real_fsync(fd)
+
+        def syncfs(fd):
+            assert os.path.isdir('/proc/self/fd/%d' % fd)
+            self.syncfs += 1
+            return syncfs_result
+        monkeypatch.setattr(_fs.os, 'fsync', fsync)
+        monkeypatch.setattr(_fs, '_libc_syncfs', lambda: syncfs)
+
+    def files(self):
+        return [path for path in self.fsynced if not os.path.isdir(path)]
+
+
+def _staged(storage, names):
+    writes = []
+    for name in names:
+        write = storage.begin_write(name)
+        write.write(name.encode() * 100)
+        write.close()
+        writes.append(write)
+    return writes
+
+
+def test_staged_files_are_made_durable_by_one_sync_of_the_file_system_before_any_commit(tmp_path, monkeypatch):
+    syncs = _Syncs(monkeypatch)
+    storage = local(tmp_path)
+    writes = _staged(storage, ['a.bin', 'b.bin', 'sub/c.bin'])
+    assert syncs.files() == [] and syncs.syncfs == 0  # closed without a sync of their own
+    storage.settle()
+    assert syncs.syncfs == 1
+    with storage.batch():
+        for write in writes:
+            write.commit()
+    assert syncs.files() == []  # the one syncfs covered them; the directories are synced at the batch's end
+    assert {os.path.basename(path) for path in syncs.fsynced} == {tmp_path.name, 'sub'}
+    assert (tmp_path / 'sub' / 'c.bin').read_bytes() == b'sub/c.bin' * 100
+
+
+def test_a_commit_without_a_settle_syncs_its_own_file(tmp_path, monkeypatch):
+    syncs = _Syncs(monkeypatch)
+    storage = local(tmp_path)
+    first, = _staged(storage, ['a.bin'])
+    storage.settle()
+    late, = _staged(storage, ['late.bin'])  # closed after the settle: not covered by it
+    first.commit()
+    assert syncs.files() == []
+    late.commit()
+    synced, = syncs.files()  # its temporary file, just before it was put in place
+    assert os.path.basename(synced).startswith(_fs.TEMP_PREFIX) and os.path.dirname(synced) == str(tmp_path)
+    assert (tmp_path / 'late.bin').read_bytes() == b'late.bin' * 100
+
+
+def test_without_syncfs_each_file_is_synced_when_closed(tmp_path, monkeypatch):
+    syncs = _Syncs(monkeypatch)
+    monkeypatch.setattr(_fs, '_libc_syncfs', lambda: None)
+    storage = local(tmp_path)
+    writes = _staged(storage, ['a.bin', 'b.bin'])
+    assert len(syncs.files()) == 2
+    storage.settle()
+    for write in writes:
+        write.commit()
+    assert len(syncs.files()) == 2
+
+
+def test_a_failed_sync_of_the_file_system_stops_the_restore_before_any_commit(tmp_path, monkeypatch):
+    _Syncs(monkeypatch, syncfs_result=-1)
+    monkeypatch.setattr(_fs.ctypes, 'get_errno', lambda: 5)
+    storage = local(tmp_path)
+    _staged(storage, ['a.bin'])
+    with pytest.raises(CairnError, match=r'writing the files to storage location local failed \(.*Input/output '
+                                         r'error.*\); no file was put in place'):
+        storage.settle()
+    assert not (tmp_path / 'a.bin').exists()
+
+
+def test_the_fingerprint_of_a_committed_file_changes_with_any_later_change(tmp_path):
+    storage = local(tmp_path)
+    write, = _staged(storage, ['a.bin'])
+    storage.settle()
+    write.commit()
+    assert write.placed is not None and storage.fingerprint('a.bin') == write.placed
+    info = os.stat(str(tmp_path / 'a.bin'))
+    with open(str(tmp_path / 'a.bin'), 'r+b') as handle:  # same size, the time set back: the change time moves
+        handle.write(b'X')
+    os.utime(str(tmp_path / 'a.bin'), ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert storage.fingerprint('a.bin') != write.placed
+    os.symlink(str(tmp_path / 'a.bin'), str(tmp_path / 'link'))
+    assert storage.fingerprint('link') is None and storage.fingerprint('missing') is None

@@ -432,8 +432,11 @@ class PostgresBackend(DatabaseBackend):
                 location_pairs=(), quiesce=()):
         if not self._exists():
             self.create_database()
-        return self.replace_under_safety_copy(lambda work: self._restore_stream(source, db_manifest['format'], work),
-                                              keep_safety_copy, scratch_dir, point_id, location_pairs, quiesce)
+
+        def load(work):
+            self._restore_stream(source, db_manifest['format'], work)
+            self.psql('ANALYZE')  # here, not after: beside the files a restore stages while the database loads
+        return self.replace_under_safety_copy(load, keep_safety_copy, scratch_dir, point_id, location_pairs, quiesce)
 
     def take_safety_copy(self, work):
         if not self.psql(TABLES_SQL):
@@ -448,7 +451,6 @@ class PostgresBackend(DatabaseBackend):
                      what='pg_restore (safety copy)')
 
     def after_restore(self, point_id, location_pairs=(), quiesce=()):
-        self.psql('ANALYZE')
         return self._mark(point_id, location_pairs, quiesce)
 
     def _restore_args(self):

@@ -52,7 +52,10 @@ class Entry:
 
 
 class StagedWrite:
-    """Interface of a staged object write: ``write``, ``close``, then ``commit`` or ``discard``."""
+    """Interface of a staged object write: ``write``, ``close``, then ``commit`` or ``discard``. Once committed,
+    ``placed`` is the backend's ``fingerprint`` of the object written (None where the store has none)."""
+
+    placed = None
 
     def write(self, data):
         raise NotImplementedError
@@ -160,6 +163,15 @@ class StorageBackend:
         """Commits of many staged writes inside this block may leave what makes them durable to its end (a
         local disk syncs each directory once, not once per file). Object stores: nothing to do."""
         yield
+
+    def settle(self):
+        """Make every staged write closed so far durable before any is committed (a local disk syncs its file
+        system once, not each file). Object stores: nothing to do."""
+
+    def fingerprint(self, name):
+        """What tells this state of ``name`` from any later one without reading it (see ``StagedWrite.placed``);
+        None where the store has nothing the caller could trust for that, or when ``name`` is no regular file."""
+        return None
 
     def describe(self):
         raise NotImplementedError
