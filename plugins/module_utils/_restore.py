@@ -18,7 +18,8 @@ import time
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _db, _parts, _process, _sync
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
-from ansible_collections.cairncms.ops.plugins.module_utils._verify import Report, check_repository, verify
+from ansible_collections.cairncms.ops.plugins.module_utils._verify import (
+    Report, check_database, check_repository, verify)
 
 PHASES = ('all', 'check', 'apply')
 NICENESS = 10  # the file staging's nice level while the database loads beside it (the longer step goes first)
@@ -36,8 +37,8 @@ class StepFailed(CairnError):
     """An error of one step, with what the run did so far."""
 
 
-class _Database(threading.Thread):
-    """The database restore in a thread; ``result()`` joins and returns or raises."""
+class _Threaded(threading.Thread):
+    """A call in a thread (the database restore, its checks); ``result()`` joins and returns or raises."""
 
     def __init__(self, call):
         super().__init__(daemon=True)
@@ -78,6 +79,7 @@ class Run:
         self.result = {'changed': False, 'restore_point': manifest['id'], 'steps': self.steps}
         self._file_plans = None
         self.witness = {}  # (location, filename_disk): fingerprint of each file this run wrote (see _sync.restore)
+        self._database_checks = None  # apply(verify_after=True): the database's checks, run once it is in
 
     def _db(self, check_mode, abort=None, gate=None):
         opts = self.options
@@ -150,9 +152,11 @@ class Run:
                              'nothing was changed' % (STEPS['repository'], len(failed), len(report.checks),
                                                       ', '.join(failed)), step='repository', **self.result)
 
-    def apply(self):
+    def apply(self, verify_after=False):
         """The database in a thread, the files staged beside it and put in place once the database is in. The
-        plans move to ``plan``; ``database`` and ``files`` then hold what was done, and only that."""
+        plans move to ``plan``; ``database`` and ``files`` then hold what was done, and only that. With
+        ``verify_after`` (``verify()`` follows), the database's own checks start once it is in, beside the files
+        being put in place (it does not change after that)."""
         self.result['plan'] = {'database': self.result.pop('database'), 'files': self.result.pop('files')}
         if not self.result['changed']:
             return
@@ -167,9 +171,14 @@ class Run:
 
         def before_commit():
             staged.set()
-            return database.result()
+            loaded = database.result()
+            if verify_after:
+                checks = Report()
+                self._database_checks = _Threaded(lambda: (checks, check_database(checks, self.config,
+                                                                                  self.manifest)))
+            return loaded
         with _process.deadline(0, '') as scope:
-            database = _Database(lambda: self._db(check_mode=False, abort=stop, gate=gate))
+            database = _Threaded(lambda: self._db(check_mode=False, abort=stop, gate=gate))
             expired = []
             for step, done in (('database', database.done), ('files', staged)):
                 if self.limits.get(step):
@@ -225,8 +234,9 @@ class Run:
 
     def verify(self, http=None):
         with self._step('verify'):
+            early = self._database_checks.result() if self._database_checks is not None else None
             report = verify(self.config, self.repository, self.instance, self.manifest, ['database', 'files'],
-                            http, location_map=self.options['location_map'], witness=self.witness)
+                            http, location_map=self.options['location_map'], witness=self.witness, database=early)
         self.result['checks'] = report.checks
         if report.unreferenced is not None:
             self.result['unreferenced'] = report.unreferenced

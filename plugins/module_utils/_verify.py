@@ -232,6 +232,9 @@ def check_file_bytes(report, config, repository, instance, manifest, location_ma
     rows = read_inventory(repository, instance, manifest)
     storages = _storages(config)
     witness = witness or {}
+    # one listing per location the restore wrote to, not one look per file
+    now = {name: storage.fingerprints() for name, storage in storages.items()
+           if any(location == name for location, _filename in witness)}
     unchanged = []
 
     def problem(row):
@@ -240,7 +243,7 @@ def check_file_bytes(report, config, repository, instance, manifest, location_ma
         if storage is None:
             return '%s (location %s not configured)' % (row['filename_disk'], target)
         written = witness.get((target, row['filename_disk']))
-        if written is not None and storage.fingerprint(row['filename_disk']) == written:
+        if written is not None and now[target].get(row['filename_disk']) == written:
             unchanged.append(row['filename_disk'])
             return None
         try:
@@ -324,9 +327,11 @@ def _check_assets(client, limit, repository, instance, manifest, location_map):
     return '%d asset(s) equal' % len(files)
 
 
-def verify(config, repository, instance, manifest, checks, http=None, location_map=None, witness=None):
+def verify(config, repository, instance, manifest, checks, http=None, location_map=None, witness=None,
+           database=None):
     """``location_map``: the map the instance was restored with (restore point location to its location);
-    ``witness``: see ``check_file_bytes``."""
+    ``witness``: see ``check_file_bytes``; ``database``: the ``(report, backend)`` of ``check_database`` run
+    already (by a restore, once its database was in), taken instead of running it here."""
     report = Report()
     backend = None
     if 'repository' in checks:
@@ -337,7 +342,11 @@ def verify(config, repository, instance, manifest, checks, http=None, location_m
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             hashed = pool.submit(check_file_bytes, files_report, config, repository, instance, manifest, location_map,
                                  witness)
-            backend = check_database(report, config, manifest)
+            if database is None:
+                backend = check_database(report, config, manifest)
+            else:
+                report.checks.extend(database[0].checks)
+                backend = database[1]
             if backend is not None:
                 check_file_rows(report, config, repository, instance, manifest, backend, location_map)
             hashed.result()

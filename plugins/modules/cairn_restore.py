@@ -273,7 +273,7 @@ def action(module):
         restore.check_checksums(blobs=phase == 'check' or module.check_mode)
     if phase == 'check' or module.check_mode:
         return restore.finish()
-    restore.apply()
+    restore.apply(verify_after=params['verify'])
     if params['verify']:
         http = dict(params['http'], flow=False, named_flow=None)
         restore.verify(http if http.get('url') else None)

@@ -53,7 +53,8 @@ class Entry:
 
 class StagedWrite:
     """Interface of a staged object write: ``write``, ``close``, then ``commit`` or ``discard``. Once committed,
-    ``placed`` is the backend's ``fingerprint`` of the object written (None where the store has none)."""
+    ``placed`` is the fingerprint of the object written, as ``fingerprints()`` gives it (None where the store has
+    none)."""
 
     placed = None
 
@@ -168,10 +169,11 @@ class StorageBackend:
         """Make every staged write closed so far durable before any is committed (a local disk syncs its file
         system once, not each file). Object stores: nothing to do."""
 
-    def fingerprint(self, name):
-        """What tells this state of ``name`` from any later one without reading it (see ``StagedWrite.placed``);
-        None where the store has nothing the caller could trust for that, or when ``name`` is no regular file."""
-        return None
+    def fingerprints(self):
+        """``{name: fingerprint}`` of every regular file of the location, in one listing: what tells the state of
+        each from any later one without reading it (see ``StagedWrite.placed``). Empty where the store has
+        nothing a caller could trust for that."""
+        return {}
 
     def describe(self):
         raise NotImplementedError

@@ -55,11 +55,9 @@ class LocalStorage(StorageBackend):
                 raise CairnError('writing the files to storage location %s failed (%s); no file was put in place'
                                  % (self.location.name, exc))
 
-    def fingerprint(self, name):
-        try:
-            return _fs.fingerprint(_fs.lstat(self.root, name))
-        except (OSError, _fs.BadName):
-            return None
+    def fingerprints(self):
+        files, _irregular = _fs.walk(self.root) if os.path.isdir(self.root) else ([], [])
+        return {name: _fs.fingerprint(info) for name, info in files}
 
     @property
     def root(self):
