@@ -121,12 +121,46 @@ class Gate:
         open(os.path.join(self.directory, 'go'), 'w').close()
 
     def kill(self):
+        """SIGKILL the playbook and everything it started: Ansible's workers run in sessions of their own (setsid),
+        and so may a module's children, so its process group alone would leave a module running. Each is stopped
+        first, so that none starts another before it is killed."""
+        found = descendants(self.proc.pid)
+        for pid in found:
+            _signal(pid, signal.SIGSTOP)
         os.killpg(self.proc.pid, signal.SIGKILL)
+        for pid in found:
+            _signal(pid, signal.SIGKILL)
         self.proc.wait()
 
     def finish(self, timeout=900):
         output = self.proc.communicate(timeout=timeout)[0]
         return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, output, '')
+
+
+def _signal(pid, number):
+    try:
+        os.kill(pid, number)
+    except ProcessLookupError:
+        pass
+
+
+def descendants(root):
+    """Pids of every process below ``root`` (by parent pid), at this moment."""
+    children = {}
+    for pid in os.listdir('/proc'):
+        if pid.isdigit():
+            try:
+                with open('/proc/%s/stat' % pid, 'rb') as handle:
+                    parent = int(handle.read().rsplit(b')', 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(pid))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def process_argvs():

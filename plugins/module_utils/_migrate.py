@@ -15,15 +15,17 @@ safety copy).
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import shutil
 import tempfile
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _content, _parts, _rows, _scratch, _sync
+from ansible_collections.cairncms.ops.plugins.module_utils import _content, _fs, _parts, _rows, _scratch, _sync
 from ansible_collections.cairncms.ops.plugins.module_utils._args import load_config, load_repository
 from ansible_collections.cairncms.ops.plugins.module_utils._cms import bootstrap as _cms_bootstrap
 from ansible_collections.cairncms.ops.plugins.module_utils._cms import schema as _cms_schema
-from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, Timer
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, Timer, utc_now
 from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend
 from ansible_collections.cairncms.ops.plugins.module_utils._manifest import check as check_manifest
 from ansible_collections.cairncms.ops.plugins.module_utils._manifest import part as manifest_part
@@ -342,6 +344,93 @@ class _Safety:
             self.backend.put_back(self.copy, self.work)
 
 
+class _Journal:
+    """What a migration that never ended (killed, its host down) leaves for the next run: a file beside the target's
+    .env, written before the first change to the target and removed once the run has ended either way (migrated,
+    or the target put back or left empty). It names the restore point, what the target was before (``absent``,
+    ``empty`` or ``not_empty``) and, for a replaced target, the safety copy of what it held. That copy is kept in a
+    private directory beside the journal (or in ``work_dir``), never in the process's scratch directory, which the
+    next run sweeps once its process is gone. The journal is read as untrusted input: a safety copy it names
+    outside such a directory of this target is refused."""
+
+    STATES = ('absent', 'empty', 'not_empty')
+
+    def __init__(self, config, target, work_dir=None):
+        self.target = target
+        self.tag = '.cairn-migrate-%s' % hashlib.sha256(target.encode('utf-8')).hexdigest()[:12]
+        self.base = config.base_dir
+        self.path = os.path.join(self.base, self.tag + '.json')
+        self.work_root = os.path.realpath(work_dir or self.base)
+        self.previous = self._read()
+
+    def _read(self):
+        try:
+            raw = _fs.read_bytes(self.base, os.path.basename(self.path), limit=65536)
+        except _fs.Missing:
+            return None
+        except (OSError, ValueError) as exc:
+            raise CairnError('cannot read %s, the journal of an earlier migration into %s (%s); nothing was changed'
+                             % (self.path, self.target, exc))
+        try:
+            entry = json.loads(raw.decode('utf-8'))
+            work, copy = entry.get('work'), entry.get('safety_copy')
+            ok = (entry.get('target') == self.target and entry.get('state_before') in self.STATES
+                  and isinstance(entry.get('restore_point'), str) and (work is None or self._ours(work))
+                  and (copy is None or (work is not None and os.path.dirname(copy) == work)))
+        except (ValueError, AttributeError, TypeError):
+            ok = False
+        if not ok:
+            raise CairnError('%s is not a migration journal of this collection for %s; nothing was changed. Find out '
+                             'what the target holds, then remove the file' % (self.path, self.target))
+        return entry
+
+    def _ours(self, work):
+        return (isinstance(work, str) and os.path.dirname(work) == self.work_root
+                and os.path.basename(work).startswith(self.tag + '-'))
+
+    def work_dir(self):
+        """A new private directory for a safety copy that outlives this process."""
+        return tempfile.mkdtemp(prefix=self.tag + '-', dir=self.work_root)
+
+    def write(self, restore_point, state_before, work=None, safety_copy=None):
+        entry = {'target': self.target, 'restore_point': restore_point, 'state_before': state_before,
+                 'started': utc_now().strftime('%Y-%m-%dT%H:%M:%SZ'), 'work': work, 'safety_copy': safety_copy}
+        _fs.write_bytes(self.base, os.path.basename(self.path), json.dumps(entry, sort_keys=True).encode('utf-8'),
+                        mode=0o600)
+
+    def end(self):
+        try:
+            _fs.unlink(self.base, os.path.basename(self.path))
+        except _fs.Missing:
+            pass
+
+
+def _after_interruption(journal, state, replace, safety):
+    """What the journal of a migration that never ended means for this run: the state to go on from and a warning
+    (or None). A target that was empty before it is cleared again; a replaced one goes on only with ``replace``,
+    from the safety copy of what it held then, which ``safety`` takes over."""
+    left = journal.previous
+    if left is None:
+        return state, None
+    said = 'a migration of restore point %s into this target, started %s, never ended' % (
+        left['restore_point'], left.get('started'))
+    if left['state_before'] != 'not_empty':
+        if state != 'not_empty':
+            return state, None  # it left nothing in the target
+        return 'interrupted', '%s; the target was empty before it, and what it left there was removed' % said
+    copy = left.get('safety_copy')
+    if copy is None or not os.path.isfile(copy):
+        return state, ('%s; it replaced what the target held, and its safety copy %s is gone: the target holds what '
+                       'that migration left' % (said, copy or '(not made yet)'))
+    if not replace:
+        raise CairnError('%s; it replaced what the target held, which is kept in %s. Nothing was changed. Run again '
+                         'with replace (cairn_migrate_replace: true) to migrate: if that fails, the target is put back '
+                         'from that copy' % (said, copy), target_state=state)
+    safety.work, safety.copy = left['work'], copy
+    # what the target held is the copy, whatever that migration left in it
+    return 'not_empty', '%s; this run goes on from the safety copy %s of what the target held before it' % (said, copy)
+
+
 def _parts_of(repository, instance, manifest):
     """The rows and schema parts the migration needs, and the source's database part; refused, naming what to do,
     when the point has not got them."""
@@ -377,13 +466,19 @@ def migrate(params, check_mode=False):
     timer, repository, manifest, instance = run.timer, run.repository, run.manifest, run.instance
     database, rows_part, schema, config, backend = run.database, run.rows_part, run.schema, run.config, run.backend
     state = target_state(backend)
+    target = backend.probe().get('path')
+    journal = _Journal(config, str(target), params.get('work_dir'))
+    safety = _Safety(backend, None)
+    state, interrupted = _after_interruption(journal, state, params['replace'], safety)
     result = {'changed': False, 'restore_point': manifest['id'], 'source_vendor': database['vendor'],
-              'target_vendor': backend.vendor, 'target': backend.probe().get('path'), 'target_state': state,
+              'target_vendor': backend.vendor, 'target': target, 'target_state': state,
               'migration_level': database.get('migration_level'),
               'tables': {name: entry['rows'] for name, entry in sorted(rows_part['tables'].items())},
               'rows': rows_part.get('rows'),
               'drift': predicted_drift(schema, database['vendor'], backend.vendor), 'lossy': [], 'lossy_count': 0,
               'widened': [], 'replaced': False, 'steps': {}}
+    if interrupted:
+        result['warnings'] = [interrupted]
     if state == 'not_empty' and not params['replace']:
         raise CairnError('the target database %s is not empty; nothing was changed. A migration fills a new, empty '
                          'database: set replace (cairn_migrate_replace: true) to put the restore point in its place '
@@ -403,12 +498,26 @@ def migrate(params, check_mode=False):
                                                                   len(result['tables']), result['rows'], state,
                                                                   backend.vendor, result['target']))
         return result
-    work = tempfile.mkdtemp(prefix='.cairn-migrate-', dir=params.get('work_dir') or _scratch.directory())
-    safety = _Safety(backend, work)
+    if state == 'not_empty':
+        if safety.copy is None:
+            safety.work = journal.work_dir()
+            try:
+                journal.write(manifest['id'], state, safety.work)
+                safety.take()
+            except BaseException:
+                journal.end()
+                shutil.rmtree(safety.work, ignore_errors=True)
+                raise
+        journal.write(manifest['id'], state, safety.work, safety.copy)
+    else:
+        safety.work = tempfile.mkdtemp(prefix='.cairn-migrate-', dir=params.get('work_dir') or _scratch.directory())
+        journal.write(manifest['id'], journal.previous['state_before'] if state == 'interrupted' else state)
+    work = safety.work
     steps = result['steps']
     try:
+        if state == 'interrupted':
+            backend.empty_tables()
         if state == 'not_empty':
-            safety.take()
             backend.empty_tables()
             result['replaced'] = True
         if backend.vendor != 'sqlite' and state == 'absent':
@@ -455,6 +564,7 @@ def migrate(params, check_mode=False):
     except CairnError as exc:
         if 'putting the target back failed' in exc.message:
             raise
+        journal.end()
         shutil.rmtree(work, ignore_errors=True)
         where = ('the target was put back as it was' if state == 'not_empty'
                  else 'the target was left empty, as it was')
@@ -462,6 +572,7 @@ def migrate(params, check_mode=False):
         details['changed'] = False
         raise CairnError('the migration of restore point %s into %s failed, %s: %s'
                          % (manifest['id'], result['target'], where, exc.message), **details) from None
+    journal.end()
     shutil.rmtree(work, ignore_errors=True)
     result['duration_s'] = timer.seconds
     result['msg'] = ('migrated restore point %s (%s) into the %s database %s: %d tables, %d rows, each table\'s '
@@ -471,8 +582,8 @@ def migrate(params, check_mode=False):
                         '; %d value(s) stored lossily (allowed)' % result['lossy_count'] if result['lossy_count']
                         else ''))
     if result['lossy_count']:
-        result['warnings'] = ['%d value(s) could not be stored as they were and were stored as the target could '
-                              '(allow_lossy): see lossy' % result['lossy_count']]
+        result.setdefault('warnings', []).append('%d value(s) could not be stored as they were and were stored as the '
+                                                 'target could (allow_lossy): see lossy' % result['lossy_count'])
     return result
 
 

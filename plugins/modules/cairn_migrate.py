@@ -110,7 +110,13 @@ options:
     default: 8
   work_dir:
     description:
-      - A private directory for the safety copy of a replaced target; this process's scratch directory by default.
+      - Where the safety copy of a replaced target is kept while the migration runs (in a private directory made
+        there); by default beside the target's C(.env). It outlives a run that never ends (killed, its host down),
+        so that the next run can put the target back from it.
+      - A run that never ends leaves a journal beside the C(.env) (C(.cairn-migrate-<hash>.json)). The next run
+        reads it - a target that was empty before is cleared of what that run left and migrated again; a replaced
+        target is migrated again only with O(replace), going on from the safety copy of what it held before
+        (put back from it if this run fails).
     type: path
 '''
 
@@ -149,7 +155,9 @@ target:
   returned: always
   type: str
 target_state:
-  description: V(absent), V(empty) or V(not_empty), before the migration.
+  description:
+    - V(absent), V(empty) or V(not_empty), before the migration; V(interrupted) when it holds only what a migration
+      that never ended left in a target that was empty before (see O(work_dir)).
   returned: always
   type: str
 replaced:

@@ -10,7 +10,8 @@ plan in check mode writes nothing; the real run stops the target's CMS, has it m
 loads and checks the rows, restores the files, starts the CMS and checks it over HTTP. Afterwards the target serves
 the same items field by field, the same asset bytes, and the source's users log in with their passwords; a second
 run is refused (the target is not empty) unless replace. A value the target cannot hold fails the run, naming
-table, column and row, and leaves the target empty, or as it was with replace; allowed, it is stored cut."""
+table, column and row, and leaves the target empty, or as it was with replace; allowed, it is stored cut. A run
+killed midway (the controller, the module and the CMS's CLI at once) is taken up by the next one."""
 
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ import json
 import os
 import sqlite3
 import sys
+import time
 
 import pytest
 
 import _directus
 import _seed_types
 import _site
-from conftest import SHOW_STATS, custom_stats, run_playbook
+from conftest import SHOW_STATS, Gate, custom_stats, run_playbook
 
 PAIRS = [('sqlite', 'postgres'), ('postgres', 'mysql'), ('mysql', 'sqlite')]
 
@@ -226,3 +228,69 @@ def test_a_value_the_target_cannot_hold_fails_the_move_naming_it_and_leaves_the_
     assert target.running
     target.token = _directus.login(target.url, _directus.DEFAULT_ADMIN_EMAIL, _directus.DEFAULT_ADMIN_PASSWORD)
     assert _seed_types.compare(served, _seed_types.snapshot_items(target.url, target.token, seeded)) == []
+
+
+def _journals(site):
+    return sorted(name for name in os.listdir(str(site.workdir)) if name.startswith('.cairn-migrate-'))
+
+
+def test_a_migration_killed_midway_is_taken_up_by_the_next_run(world, tmp_path):
+    source, seeded = world['source']('sqlite')
+    before = _seed_types.snapshot_items(source.url, source.token, seeded)
+    target = world['target']('postgres', source)
+    run, _stats = world['play'](source, target, seeded, playbook='backup.yml',
+                                cairn_backup_parts=['database', 'files', 'schema', 'rows'])
+    assert run.returncode == 0, run.stdout + run.stderr
+    run, _plan = world['play'](source, target, seeded, check=True)  # and the inventory of the migration
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    # Killed, the whole playbook at once, while the target's CMS makes its tables.
+    gate = Gate('migrate.yml', str(tmp_path / 'inventory.json'),
+                "Move the restore point's rows, schema and files into this instance", tmp_path / 'gate')
+    gate.wait()
+    gate.release()
+    deadline = time.monotonic() + 120
+    while not tables_of(world['vendors'], 'postgres', target):
+        assert gate.proc.poll() is None, 'the migration ended before it was killed'
+        assert time.monotonic() < deadline, 'the migration made no table in 120 s'
+        time.sleep(0.05)
+    gate.kill()
+    assert tables_of(world['vendors'], 'postgres', target), 'the kill left nothing to take up'
+    assert len(_journals(target)) == 1, _journals(target)
+
+    # The next run, without replace, finds what the killed one left, clears it and migrates.
+    run, result = world['play'](source, target, seeded)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert result['outcome'] == 'succeeded' and result['target_state'] == 'interrupted', result
+    assert 'never ended' in run.stdout + run.stderr and 'the target was empty before it' in run.stdout + run.stderr
+    assert all(check['ok'] for check in result['checks']), result['checks']
+    assert _journals(target) == []
+    target.token = _directus.login(target.url, _directus.DEFAULT_ADMIN_EMAIL, _directus.DEFAULT_ADMIN_PASSWORD)
+    assert _seed_types.compare(before, _seed_types.snapshot_items(target.url, target.token, seeded)) == []
+    assert _seed_types.check_logins(target.url, seeded) == []
+
+    # Killed again while replacing what it migrated: the next run without replace is refused, naming the copy of
+    # what the target held; with replace it goes on from that copy.
+    gate = Gate('migrate.yml', str(tmp_path / 'inventory.json'),
+                "Move the restore point's rows, schema and files into this instance", tmp_path / 'gate2',
+                extra=['-e', 'cairn_migrate_replace=true'])
+    gate.wait()
+    gate.release()
+    deadline = time.monotonic() + 120
+    while 'specimens' in tables_of(world['vendors'], 'postgres', target):  # emptied once the copy is taken
+        assert gate.proc.poll() is None, 'the migration ended before it was killed'
+        assert time.monotonic() < deadline, 'the migration did not empty the target in 120 s'
+        time.sleep(0.02)
+    gate.kill()
+    work, journal = _journals(target)  # the safety copy's directory, then the journal
+    assert journal.endswith('.json') and os.listdir(str(target.workdir / work)), (journal, work)
+    run, refused = world['play'](source, target, seeded)
+    assert run.returncode != 0
+    assert 'never ended' in refused['error'] and 'is kept in %s' % (target.workdir / work) in refused['error'], refused
+    run, result = world['play'](source, target, seeded, cairn_migrate_replace=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert result['outcome'] == 'succeeded' and result['replaced'] is True, result
+    assert 'goes on from the safety copy' in run.stdout + run.stderr
+    assert _journals(target) == []
+    target.token = _directus.login(target.url, _directus.DEFAULT_ADMIN_EMAIL, _directus.DEFAULT_ADMIN_PASSWORD)
+    assert _seed_types.compare(before, _seed_types.snapshot_items(target.url, target.token, seeded)) == []
