@@ -236,8 +236,10 @@ class FilesystemSync:
 
     def __init__(self, root):
         self.epoch = self.durable = 0
+        self._fd = None
         self._syncfs = _libc_syncfs()
-        self._fd = _open_root(root) if self._syncfs is not None else None
+        if self._syncfs is not None:
+            self._fd = _open_root(root)
 
     @property
     def available(self):
@@ -258,6 +260,8 @@ class FilesystemSync:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    __del__ = close  # a run that failed before its writes were put in place
 
 
 def open_read(root, name):
