@@ -220,6 +220,38 @@ def fingerprint(info):
     return info.st_dev, info.st_ino, info.st_size, info.st_ctime_ns
 
 
+_RENAME_NOREPLACE = 1
+_NO_RENAMEAT2 = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP)
+
+
+_LIBC = {}
+
+
+def _libc_renameat2():
+    if 'renameat2' not in _LIBC:
+        try:
+            _LIBC['renameat2'] = ctypes.CDLL(None, use_errno=True).renameat2
+        except (OSError, AttributeError):
+            _LIBC['renameat2'] = None
+    return _LIBC['renameat2']
+
+
+def _rename_noreplace(dir_fd, source, target, shown):
+    """Rename ``source`` to ``target`` in ``dir_fd`` unless ``target`` exists (``FileExistsError``); False when
+    this system or file system cannot (then the caller links and unlinks)."""
+    rename = _libc_renameat2()
+    if rename is None:
+        return False
+    if rename(dir_fd, os.fsencode(source), dir_fd, os.fsencode(target), _RENAME_NOREPLACE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code == errno.EEXIST:
+        raise FileExistsError(errno.EEXIST, 'appeared after the write began; not replaced', shown)
+    if code in _NO_RENAMEAT2:
+        return False
+    raise OSError(code, os.strerror(code), shown)
+
+
 def _libc_syncfs():
     try:
         return ctypes.CDLL(None, use_errno=True).syncfs
@@ -402,7 +434,10 @@ class StagedFile:
             os.close(dir_fd)
 
     def _link(self, dir_fd, leaf):
-        """Put the file at ``leaf`` only if nothing is there (a hard link, then the temporary name goes)."""
+        """Put the file at ``leaf`` only if nothing is there: one rename that refuses to replace (renameat2 with
+        RENAME_NOREPLACE), or where there is none a hard link, then the temporary name goes."""
+        if _rename_noreplace(dir_fd, self.tmp, leaf, os.path.join(self.root, self.name)):
+            return
         try:
             os.link(self.tmp, leaf, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
         except FileExistsError:

@@ -6,6 +6,7 @@ or a device; writes are atomic with their mode, owner and time; and the local st
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import stat
@@ -189,8 +190,18 @@ def test_staged_write_is_atomic_with_mode_owner_and_time(tree):
     assert sorted(os.listdir(str(root / 'dir'))) == ['b.txt'] and (root / 'dir' / 'b.txt').read_bytes() == b'b'
 
 
-def test_a_file_that_appears_after_the_write_began_is_not_replaced(tree):
+@pytest.mark.parametrize('renameat2', ['native', 'unsupported'])
+def test_a_file_that_appears_after_the_write_began_is_not_replaced(tree, monkeypatch, renameat2):
     root, _outside = tree
+    if renameat2 == 'unsupported':  # a file system without RENAME_NOREPLACE: a hard link, then an unlink
+        def refused(*_args):
+            return -1
+        monkeypatch.setattr(_fs, '_libc_renameat2', lambda: refused)
+        monkeypatch.setattr(_fs.ctypes, 'get_errno', lambda: errno.EINVAL)
+    ok = _fs.StagedFile(str(root), 'fresh.txt')
+    ok.write(b'fresh')
+    ok.commit()
+    assert (root / 'fresh.txt').read_bytes() == b'fresh' and ok.placed is not None
     staged = _fs.StagedFile(str(root), 'late.txt')
     staged.write(b'ours')
     (root / 'late.txt').write_bytes(b'theirs')
@@ -198,7 +209,7 @@ def test_a_file_that_appears_after_the_write_began_is_not_replaced(tree):
         staged.commit()
     staged.discard()
     assert (root / 'late.txt').read_bytes() == b'theirs' and sorted(os.listdir(str(root))) == [
-        'a.txt', 'dir', 'late.txt']
+        'a.txt', 'dir', 'fresh.txt', 'late.txt']
 
 
 def test_a_directory_is_never_replaced_by_a_file(tree):
