@@ -222,24 +222,23 @@ def fingerprint(info):
 
 _RENAME_NOREPLACE = 1
 _NO_RENAMEAT2 = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP)
-
-
 _LIBC = {}
 
 
-def _libc_renameat2():
-    if 'renameat2' not in _LIBC:
+def _libc(name):
+    """The C library's function ``name`` (setting errno), looked up once; None where this system has none."""
+    if name not in _LIBC:
         try:
-            _LIBC['renameat2'] = ctypes.CDLL(None, use_errno=True).renameat2
+            _LIBC[name] = getattr(ctypes.CDLL(None, use_errno=True), name)
         except (OSError, AttributeError):
-            _LIBC['renameat2'] = None
-    return _LIBC['renameat2']
+            _LIBC[name] = None
+    return _LIBC[name]
 
 
 def _rename_noreplace(dir_fd, source, target, shown):
     """Rename ``source`` to ``target`` in ``dir_fd`` unless ``target`` exists (``FileExistsError``); False when
     this system or file system cannot (then the caller links and unlinks)."""
-    rename = _libc_renameat2()
+    rename = _libc('renameat2')
     if rename is None:
         return False
     if rename(dir_fd, os.fsencode(source), dir_fd, os.fsencode(target), _RENAME_NOREPLACE) == 0:
@@ -252,13 +251,6 @@ def _rename_noreplace(dir_fd, source, target, shown):
     raise OSError(code, os.strerror(code), shown)
 
 
-def _libc_syncfs():
-    try:
-        return ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-
-
 class FilesystemSync:
     """syncfs(2) of the file system that holds ``root``: many files written without a sync of their own made
     durable at once. The root is opened when this is made, so that ``sync()`` reports every write-back error on
@@ -269,7 +261,7 @@ class FilesystemSync:
     def __init__(self, root):
         self.epoch = self.durable = 0
         self._fd = None
-        self._syncfs = _libc_syncfs()
+        self._syncfs = _libc('syncfs')
         if self._syncfs is not None:
             self._fd = _open_root(root)
 

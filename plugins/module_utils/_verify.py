@@ -233,8 +233,8 @@ def check_file_bytes(report, config, repository, instance, manifest, location_ma
     storages = _storages(config)
     witness = witness or {}
     # one listing per location the restore wrote to, not one look per file
-    now = {name: storage.fingerprints() for name, storage in storages.items()
-           if any(location == name for location, _filename in witness)}
+    written_to = {location for location, _filename in witness}
+    now = {name: storage.fingerprints() for name, storage in storages.items() if name in written_to}
     unchanged = []
 
     def problem(row):

@@ -196,7 +196,8 @@ def test_a_file_that_appears_after_the_write_began_is_not_replaced(tree, monkeyp
     if renameat2 == 'unsupported':  # a file system without RENAME_NOREPLACE: a hard link, then an unlink
         def refused(*_args):
             return -1
-        monkeypatch.setattr(_fs, '_libc_renameat2', lambda: refused)
+        real_libc = _fs._libc
+        monkeypatch.setattr(_fs, '_libc', lambda name: refused if name == 'renameat2' else real_libc(name))
         monkeypatch.setattr(_fs.ctypes, 'get_errno', lambda: errno.EINVAL)
     ok = _fs.StagedFile(str(root), 'fresh.txt')
     ok.write(b'fresh')
@@ -344,7 +345,8 @@ class _Syncs:
             self.syncfs += 1
             return syncfs_result
         monkeypatch.setattr(_fs.os, 'fsync', fsync)
-        monkeypatch.setattr(_fs, '_libc_syncfs', lambda: syncfs)
+        real_libc = _fs._libc
+        monkeypatch.setattr(_fs, '_libc', lambda name: syncfs if name == 'syncfs' else real_libc(name))
 
     def files(self):
         return [path for path in self.fsynced if not os.path.isdir(path)]
@@ -391,7 +393,8 @@ def test_a_commit_without_a_settle_syncs_its_own_file(tmp_path, monkeypatch):
 
 def test_without_syncfs_each_file_is_synced_when_closed(tmp_path, monkeypatch):
     syncs = _Syncs(monkeypatch)
-    monkeypatch.setattr(_fs, '_libc_syncfs', lambda: None)
+    real_libc = _fs._libc
+    monkeypatch.setattr(_fs, '_libc', lambda name: None if name == 'syncfs' else real_libc(name))
     storage = local(tmp_path)
     writes = _staged(storage, ['a.bin', 'b.bin'])
     assert len(syncs.files()) == 2

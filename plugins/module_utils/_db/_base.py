@@ -163,8 +163,8 @@ class DatabaseBackend:
         raise NotImplementedError
 
     def after_restore(self, point_id, location_pairs=(), quiesce=()):
-        """Work after a successful load (statistics, the idempotence marker with the location map and what was
-        turned off); returns warnings."""
+        """Record a successful load in the database: the idempotence marker with the location map and what was
+        turned off; returns warnings."""
         raise NotImplementedError
 
     def turn_off(self, kinds, check_mode=False):

@@ -376,9 +376,6 @@ class MysqlBackend(DatabaseBackend):
         with open(safety, 'rb') as handle:
             self._feed(handle, work)
 
-    def after_restore(self, point_id, location_pairs=(), quiesce=()):
-        return self._mark(point_id, location_pairs, quiesce)
-
     def _feed(self, source, directory, collect=False, point_id=None):
         """Feed SQL to the client, guarded (``guard_options``, no ``LOAD DATA LOCAL``); with ``collect``, return its
         ``RELOCATED_TAG`` output rows."""
@@ -399,7 +396,7 @@ class MysqlBackend(DatabaseBackend):
                                  'damaged repository?): %s' % (point_id, what, exc.message))
             raise
 
-    def _mark(self, point_id, location_pairs=(), quiesce=()):
+    def after_restore(self, point_id, location_pairs=(), quiesce=()):
         if self._flavor != 'mariadb':
             return ['MySQL keeps no database comment: a second restore of the same restore point will not '
                     'recognise it and needs replace']

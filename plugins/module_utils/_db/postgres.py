@@ -450,9 +450,6 @@ class PostgresBackend(DatabaseBackend):
         _process.run(self._restore_args() + [safety], env=self.env(), secrets=self.secrets,
                      what='pg_restore (safety copy)')
 
-    def after_restore(self, point_id, location_pairs=(), quiesce=()):
-        return self._mark(point_id, location_pairs, quiesce)
-
     def _restore_args(self):
         return [self.tool('pg_restore'), '--clean', '--if-exists', '--no-owner', '--exit-on-error', '--no-password',
                 '--dbname=' + self.name]
@@ -472,7 +469,7 @@ class PostgresBackend(DatabaseBackend):
         _process.Streaming(self._restore_args() + ['--format=custom', '--single-transaction'], env=self.env(),
                            secrets=self.secrets, mode='w', what='pg_restore').pump_in(source)
 
-    def _mark(self, point_id, location_pairs=(), quiesce=()):
+    def after_restore(self, point_id, location_pairs=(), quiesce=()):
         try:
             marker = json.dumps(restore_marker(point_id, self._changes(), location_pairs, quiesce))
             self.psql('COMMENT ON DATABASE %s IS %s' % (_ident(self.name), _literal(marker)))
