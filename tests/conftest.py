@@ -120,6 +120,27 @@ class Gate:
     def release(self):
         open(os.path.join(self.directory, 'go'), 'w').close()
 
+    def hold_when(self, condition, timeout=300):
+        """Once ``condition()`` holds (looked at every millisecond), stop every process below the playbook where it
+        is (SIGSTOP): a module caught inside its run, after what the condition sees and before it ends. Fails when
+        the condition no longer holds once they are stopped (the run got past it first). ``resume()`` lets them go
+        on."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if self.proc.poll() is not None:
+                raise AssertionError('the playbook ended before it could be held:\n%s' % self.proc.stdout.read())
+            if time.monotonic() > deadline:
+                raise AssertionError('the playbook did not get where it is held in %ss' % timeout)
+            time.sleep(0.001)
+        self.held = descendants(self.proc.pid)
+        for pid in self.held:
+            _signal(pid, signal.SIGSTOP)
+        assert condition(), 'the playbook got past the point where it was to be held before it was stopped'
+
+    def resume(self):
+        for pid in getattr(self, 'held', ()):
+            _signal(pid, signal.SIGCONT)
+
     def kill(self):
         """SIGKILL the playbook and everything it started: Ansible's workers run in sessions of their own (setsid),
         and so may a module's children, so its process group alone would leave a module running. Each is stopped

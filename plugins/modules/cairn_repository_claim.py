@@ -139,13 +139,9 @@ def action(module):
     if not module.check_mode:
         claim = repository.claim(instance, [manifest['id']], params['purpose'], wait=params['lock_wait'],
                                  stale_after=params['lock_stale_after'])
-    failed = [repository.failed_run(instance, run_id) for run_id in repository.list_failed(instance)
-              if run_id > manifest['id']]
-    warnings += ['a later backup of %s than restore point %s failed (run %s%s): %s' % (
-        instance, manifest['id'], entry['id'], ", in '%s'" % entry['error']['task'] if entry['error'].get('task') else '',
-        entry['error']['msg'] or 'no message') for entry in failed[-1:]]
+    failed, later = repository.failed_since(instance, manifest['id'])
     return {'changed': False, 'claim': claim, 'restore_point': manifest, 'summary': summary(manifest),
-            'failed_since': failed, 'warnings': warnings}
+            'failed_since': failed, 'warnings': warnings + later}
 
 
 def main():

@@ -179,6 +179,38 @@ options:
         description: Verifying the restored instance.
         type: int
         default: 0
+  take_claim:
+    description:
+      - Claim the restore point for this run, as M(cairncms.ops.cairn_repository_claim) does, so that no prune
+        removes it while it is read, and keep the claim fresh meanwhile. One module run instead of three (claim,
+        restore, release) where no other step reads the restore point before this one.
+      - Not taken when O(claim) names a claim the caller holds, nor in check mode.
+      - The claim is released at the end of the run, whether it succeeds or fails, unless the run succeeds and the
+        restore point holds one of the parts in O(take_claim.keep_for). It is then kept, and returned in RV(claim),
+        for the later steps that read those parts. Release it with M(cairncms.ops.cairn_repository_claim)
+        O(cairncms.ops.cairn_repository_claim#module:state=absent).
+    type: dict
+    suboptions:
+      purpose:
+        description: What the claim is for, shown to a prune that finds it.
+        type: str
+        default: restore
+      lock_wait:
+        description: Seconds to wait while a prune is removing the restore point, as for
+          M(cairncms.ops.cairn_repository_claim).
+        type: int
+        default: 0
+      lock_stale_after:
+        description: Seconds after which a prune's record of its removals counts as stale, as for
+          M(cairncms.ops.cairn_repository_claim).
+        type: int
+        default: 900
+      keep_for:
+        description: Part kinds (C(secrets), C(schema), C(config)...) that later steps read; the claim is kept
+          after a successful run when the restore point holds one of them.
+        type: list
+        elements: str
+        default: []
 notes:
   - O(instance) names the instance whose restore points are used (the source), not the target.
   - Stop CairnCMS before restoring it (the C(restore) role does, with C(cairn_cms_service)).
@@ -246,6 +278,22 @@ duration_s:
   description: Seconds the run took.
   returned: success
   type: float
+claim:
+  description: The claim this run took and kept (O(take_claim.keep_for)), to be released by the caller; null when
+    it released its claim or took none.
+  returned: when O(take_claim) is given
+  type: str
+  sample: 20261122T030000-9f3a1c2b
+summary:
+  description: What the restore point holds, as M(cairncms.ops.cairn_repository_claim) returns it.
+  returned: when O(take_claim) is given
+  type: dict
+failed_since:
+  description: Error logs of backups that failed after the restore point was made, as
+    M(cairncms.ops.cairn_repository_claim) returns them.
+  returned: when O(take_claim) is given
+  type: list
+  elements: dict
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -253,7 +301,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.cairncms.ops.plugins.module_utils._args import (
     db_restore_spec, http_spec, instance_spec, load_config, load_repository, repository_spec)
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, run
-from ansible_collections.cairncms.ops.plugins.module_utils._manifest import check
+from ansible_collections.cairncms.ops.plugins.module_utils._manifest import check, summary
 from ansible_collections.cairncms.ops.plugins.module_utils._restore import Run
 
 
@@ -263,7 +311,41 @@ def action(module):
         raise CairnError('parallel must be between 1 and 64 (files transferred at a time), got %d'
                          % params['parallel'])
     repository = load_repository(params)
-    manifest = check(repository.resolve(params['instance'], params['restore_point']))
+    warnings = []
+    manifest = check(repository.resolve(params['instance'], params['restore_point'], warnings))
+    taking = params['take_claim']
+    if taking is None:
+        result = run_restore(module, repository, manifest)
+        result['warnings'] = (result.get('warnings') or []) + warnings
+        return result
+    instance, described = params['instance'], summary(manifest)
+    failed, later = repository.failed_since(instance, manifest['id'])
+    told = {'summary': described, 'failed_since': failed}
+    claim = stop = None
+    if not params['claim'] and not module.check_mode:
+        claim = repository.claim(instance, [manifest['id']], taking['purpose'], wait=taking['lock_wait'],
+                                 stale_after=taking['lock_stale_after'])
+        stop = repository.keep_claim(instance, claim)
+    keep = False
+    try:
+        result = run_restore(module, repository, manifest)
+        keep = bool(set(taking['keep_for']) & set(described['parts']))
+    except CairnError as exc:
+        exc.details.update(told)
+        raise
+    finally:
+        if claim:
+            stop()
+            if not keep:
+                repository.release_claim(instance, claim)
+    result.update(told, claim=claim if keep else None)
+    result['warnings'] = (result.get('warnings') or []) + warnings + later
+    return result
+
+
+def run_restore(module, repository, manifest):
+    """Plan, check, restore and verify, as far as the phase and check mode say."""
+    params = module.params
     restore = Run(load_config(params, repository, manifest), repository, params['instance'], manifest, params,
                   limits=params['time_limits'])
     phase = params['phase']
@@ -291,6 +373,12 @@ def main():
         'http': http_spec(flows=False),
         'time_limits': {'type': 'dict', 'default': {}, 'options': {
             step: {'type': 'int', 'default': 0} for step in ('repository', 'database', 'files', 'verify')}},
+        'take_claim': {'type': 'dict', 'options': {
+            'purpose': {'type': 'str', 'default': 'restore'},
+            'lock_wait': {'type': 'int', 'default': 0},
+            'lock_stale_after': {'type': 'int', 'default': 900},
+            'keep_for': {'type': 'list', 'elements': 'str', 'default': []},
+        }},
     })
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run(module, action)

@@ -48,14 +48,29 @@ def _prune(repo, **extra):
     return run_module('cairn_repository_prune', repository=repo, instance='blog', retention=RETENTION, **extra)
 
 
+def _claims(repo):
+    """The reader claims of blog (not the temporary file a claim is written through)."""
+    readers = os.path.join(repo['path'], 'blog', 'readers')
+    return [name for name in os.listdir(readers) if name.endswith('.json') and not name.startswith('.')] \
+        if os.path.isdir(readers) else []
+
+
+def _held_inside_the_restore(tmp_path, repo, history, point):
+    """The restore playbook of ``point`` into target, stopped inside its restore module once that claimed the
+    point (the module claims it itself, before it reads anything: one module run for claim, restore, release)."""
+    gate = Gate('restore.yml', history['inventory'], 'Restore the database and the file bytes', tmp_path / 'gate',
+                limit='target', extra=['-e', 'cairn_restore_point=%s' % point])
+    gate.wait()
+    assert _claims(repo) == []  # no task of its own claims it first
+    gate.release()
+    gate.hold_when(lambda: len(_claims(repo)) == 1)
+    return gate
+
+
 def test_a_prune_during_a_restore_keeps_the_point_being_read(tmp_path, repo, history):
     oldest, middle, newest = history['points']
-    gate = Gate('restore.yml', history['inventory'], 'Restore the database and the file bytes', tmp_path / 'gate',
-                limit='target', extra=['-e', 'cairn_restore_point=%s' % oldest])
+    gate = _held_inside_the_restore(tmp_path, repo, history, oldest)
     try:
-        gate.wait()
-        claims = os.listdir(os.path.join(repo['path'], 'blog', 'readers'))
-        assert len(claims) == 1, claims
         pruned = _prune(repo)
         assert not pruned.failed, pruned
         assert pruned['held'] == [oldest] and pruned['removed'] == [middle], pruned
@@ -67,12 +82,16 @@ def test_a_prune_during_a_restore_keeps_the_point_being_read(tmp_path, repo, his
         assert refused.failed and 'is being read by run restore into target' in refused['msg'], refused
         assert 'nothing was deleted' in refused['msg']
     finally:
-        gate.release()
+        gate.resume()
     restore = gate.finish()
     assert restore.returncode == 0, restore.stdout
     assert 'of 5 checks passed' in restore.stdout and '5 of 5 checks passed' in restore.stdout, restore.stdout
     target_file = tmp_path / 'target' / 'uploads' / history['changing']
     assert target_file.read_bytes() == history['first_bytes']  # the blob only the oldest point had
+    assert os.listdir(os.path.join(repo['path'], 'blog', 'readers')) == []
+    # A restore that fails releases its claim too: the newest point over the oldest's bytes, without replace.
+    refused = run_playbook('restore.yml', history['inventory'], limit='target')
+    assert refused.returncode != 0 and 'cairn_restore_replace' in refused.stdout, refused.stdout[-3000:]
     assert os.listdir(os.path.join(repo['path'], 'blog', 'readers')) == []
     # Released: the next prune removes it, and the bytes only it referenced.
     again = _prune(repo)
@@ -83,18 +102,16 @@ def test_a_prune_during_a_restore_keeps_the_point_being_read(tmp_path, repo, his
 
 def test_a_killed_restore_leaves_a_claim_that_goes_stale_and_the_next_restore_works(tmp_path, repo, history):
     oldest, middle, newest = history['points']
-    gate = Gate('restore.yml', history['inventory'], 'Restore the database and the file bytes', tmp_path / 'gate',
-                limit='target', extra=['-e', 'cairn_restore_point=%s' % oldest])
-    gate.wait()
+    gate = _held_inside_the_restore(tmp_path, repo, history, oldest)
     gate.kill()
     readers = os.path.join(repo['path'], 'blog', 'readers')
-    assert len(os.listdir(readers)) == 1  # the killed run could not release it
+    assert len(_claims(repo)) == 1  # the killed run could not release it (nor finish a refresh it was writing)
     fresh = _prune(repo, lock_stale_after=600)
     assert fresh['held'] == [oldest], fresh
     time.sleep(2.2)
     stale = _prune(repo, lock_stale_after=2)
     assert stale['held'] == [] and stale['removed'] == [oldest], stale
-    assert os.listdir(readers) == []  # the stale claim was cleared
+    assert os.listdir(readers) == []  # the stale claim was cleared, with any record it was writing when killed
     # The next restore of the target: the newest point, over what the killed run left.
     restore = run_playbook('restore.yml', history['inventory'], limit='target',
                            extra=['-e', 'cairn_restore_replace=true'])

@@ -14,7 +14,7 @@ import threading
 import pyrage
 import pytest
 
-from conftest import artifacts_of, part_of, recap, run_module, run_playbook, write_inventory
+from conftest import Gate, artifacts_of, part_of, recap, run_module, run_playbook, write_inventory
 from test_modules import digests, dump_sql, originals
 
 AGE = shutil.which('age')
@@ -297,3 +297,34 @@ def test_a_new_home_needs_only_what_differs_there(source, repo, keys, tmp_path):
     assert written['DB_FILENAME'] == str(home / 'data.db'), written
     again = run_playbook('restore.yml', inventory, limit='rebuilt')  # the .env is there now: nothing to do
     assert again.returncode == 0 and recap(again.stdout, 'rebuilt')['changed'] == 0, again.stdout[-3000:]
+
+
+def test_the_restore_keeps_its_claim_for_the_secrets_step_and_then_releases_it(source, target, repo, keys, tmp_path):
+    """The restore module claims the restore point itself; where the point holds secrets and the role restores
+    them after it, the claim outlives the module (a prune beside the secrets step keeps the point) and the role
+    releases it at the end."""
+    hosts = {'blog': {'cairn_env_file': str(source / '.env'), 'cairn_encryption_recipients': [keys['ops'][0]]},
+             'target': {'cairn_env_file': str(target / '.env'), 'cairn_restore_from': 'blog',
+                        'cairn_encryption_identity_file': keys['ops'][1]}}
+    inventory = write_inventory(str(tmp_path / 'inventory.json'), hosts, repo['path'])
+    for _round in range(2):
+        backup = run_playbook('backup.yml', inventory, limit='blog')
+        assert backup.returncode == 0, backup.stdout[-3000:]
+    points = [point['id'] for point in run_module('cairn_backup_info', repository=repo,
+                                                  instance='blog')['restore_points']]
+    readers = os.path.join(repo['path'], 'blog', 'readers')
+    gate = Gate('restore.yml', inventory, 'Restore the configuration and secrets', tmp_path / 'gate',
+                limit='target', extra=['-e', 'cairn_restore_point=%s' % points[0], '-e', 'cairn_restore_replace=true'])
+    try:
+        gate.wait()
+        assert len(os.listdir(readers)) == 1  # kept by the restore module for this step
+        pruned = run_module('cairn_repository_prune', repository=repo, instance='blog', retention={'keep_last': 1})
+        assert pruned['held'] == [points[0]] and pruned['removed'] == [], pruned
+    finally:
+        gate.release()
+    restored = gate.finish()
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    assert secret_values(target / '.env')['SECRET'] == secret_values(source / '.env')['SECRET']
+    assert os.listdir(readers) == []  # released by the role
+    assert run_module('cairn_repository_prune', repository=repo, instance='blog',
+                      retention={'keep_last': 1})['removed'] == [points[0]]

@@ -116,3 +116,33 @@ def test_a_claim_kept_fresh_is_not_stopped(tmp_path):
         with _process.deadline(0, 'no limit'):
             repository.release_claim('blog', claim)
             time.sleep(3)
+
+
+def test_a_claim_whose_heartbeat_is_stopped_can_be_released_without_stopping_the_work(tmp_path):
+    """The restore module releases the claim it took at its end: the heartbeat stops first, so that the release
+    is not taken for a prune's (which stops the module)."""
+    repository = select_repository({'type': 'local', 'path': str(tmp_path / 'repository')})
+    os.makedirs(str(tmp_path / 'repository'))
+    claim = repository.claim('blog', [], 'restore into copy')
+    with _process.deadline(0, 'no limit'):
+        stop = repository.keep_claim('blog', claim, every=0.1)
+        time.sleep(0.3)
+        stop()
+        repository.release_claim('blog', claim)
+        time.sleep(0.5)  # beats that would have found it gone
+    assert repository.claims('blog') == []
+
+
+def test_a_record_half_written_by_a_killed_reader_goes_with_the_stale_claims(tmp_path):
+    repository = select_repository({'type': 'local', 'path': str(tmp_path / 'repository')})
+    os.makedirs(str(tmp_path / 'repository'))
+    claim = repository.claim('blog', [], 'restore into copy')
+    readers = tmp_path / 'repository' / 'blog' / 'readers'
+    left = readers / '.cairn-x1y2z3.part'  # the temporary file of a refresh, the writer killed
+    left.write_text('{"be')
+    assert [record['claim'] for record in repository.claims('blog', stale_after=60)] == [claim]
+    assert left.exists()  # fresh: perhaps being written right now
+    old = time.time() - 120
+    os.utime(str(left), (old, old))
+    assert [record['claim'] for record in repository.claims('blog', stale_after=60)] == [claim]  # still live
+    assert not left.exists() and sorted(os.listdir(str(readers))) == ['%s.json' % claim]

@@ -134,6 +134,10 @@ class Repository:
         """Seconds since ``path`` was last written, or None when it is gone."""
         raise NotImplementedError
 
+    def _sweep(self, instance, directory, stale_after):
+        """Remove what a killed writer of records left half-written in ``directory`` (its temporary files) once
+        nothing touched it for ``stale_after`` s. A store whose writes are whole (an object store) has none."""
+
     def where(self, instance, path=''):
         """Where ``path`` of ``instance`` is, for messages (a file path or a URL)."""
         raise NotImplementedError
@@ -331,6 +335,14 @@ class Repository:
         return {'id': run_id, 'failed_at': record.get('failed_at'),
                 'error': {'task': str(error.get('task') or ''), 'msg': str(error.get('msg') or '')}}
 
+    def failed_since(self, instance, point_id):
+        """The error logs (``failed_run``) of the runs that failed after restore point ``point_id``, oldest first,
+        and the warning a reader of that point shows (none when no later run failed)."""
+        failed = [self.failed_run(instance, run_id) for run_id in self.list_failed(instance) if run_id > point_id]
+        return failed, ['a later backup of %s than restore point %s failed (run %s%s): %s' % (
+            instance, point_id, entry['id'], ", in '%s'" % entry['error']['task'] if entry['error'].get('task') else '',
+            entry['error']['msg'] or 'no message') for entry in failed[-1:]]
+
     # manifests ---------------------------------------------------------------------------------------
     def load_manifest(self, instance, point_id):
         """The manifest of a restore point, checked: valid JSON of the right shape, stored under its own id,
@@ -457,7 +469,9 @@ class Repository:
         return record
 
     def claims(self, instance, stale_after=3600):
-        """The live reader claims of the instance (stale ones are removed)."""
+        """The live reader claims of the instance (stale ones are removed, with the half-written records a killed
+        reader left)."""
+        self._sweep(instance, CLAIMS, stale_after)
         found = []
         for name in self._files(instance, CLAIMS):
             if name.endswith('.json'):
@@ -514,12 +528,14 @@ class Repository:
         """Check that ``claim`` is held and keep it fresh while this process works (a daemon thread). When it is
         found gone (a prune judged it stale and may remove what it held), the module's work is stopped
         (``_process.stop``: its processes killed, its clean-ups run, the task failed saying so) rather than left to
-        read what may be removed under it. A failed refresh (the store did not answer) is tried again."""
+        read what may be removed under it. A failed refresh (the store did not answer) is tried again. Returns a
+        function that stops the heartbeat (before a release of the claim, which the heartbeat would take for a
+        prune's)."""
         self.touch_claim(instance, claim)
+        stop = threading.Event()
 
         def beat():
-            while True:
-                time.sleep(every)
+            while not stop.wait(every):
                 try:
                     self.touch_claim(instance, claim)
                 except ClaimGone as exc:
@@ -528,6 +544,7 @@ class Repository:
                 except (CairnError, OSError):
                     continue
         threading.Thread(target=beat, daemon=True).start()
+        return stop.set
 
     def release_claim(self, instance, claim):
         self._drop(instance, '%s/%s.json' % (CLAIMS, check_name('claim', claim)))

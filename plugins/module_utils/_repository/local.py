@@ -32,6 +32,7 @@ import time
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
     AtomicFile, CairnError, check_name, fsync_dir, iso, makedirs, read_json, safe_join, utc_now, write_json)
 from ansible_collections.cairncms.ops.plugins.module_utils._crypto import Crypto, unwrap_identity, wrap_identity
+from ansible_collections.cairncms.ops.plugins.module_utils._fs import TEMP_PREFIX, TEMP_SUFFIX
 from ansible_collections.cairncms.ops.plugins.module_utils._repository._base import (
     MANIFEST, BlobWriter, Repository, check_sha256, lock_holder)
 from ansible_collections.cairncms.ops.plugins.module_utils._signing import SIGNATURE
@@ -111,6 +112,20 @@ class LocalRepository(Repository):
             return max(0.0, time.time() - os.lstat(self._file(instance, path)).st_mtime)
         except FileNotFoundError:
             return None
+
+    def _sweep(self, instance, directory, stale_after):
+        path = self._file(instance, directory)
+        try:
+            names = os.listdir(path)
+        except OSError:
+            return
+        for name in names:
+            if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):  # AtomicFile's temporary files
+                try:
+                    if time.time() - os.lstat(os.path.join(path, name)).st_mtime > stale_after:
+                        os.unlink(os.path.join(path, name))
+                except OSError:
+                    pass
 
     # the instance lock --------------------------------------------------
     def _lock_path(self, instance):
