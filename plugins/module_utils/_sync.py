@@ -34,6 +34,7 @@ import json
 import os
 import re
 import threading
+import weakref
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _relocate
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
@@ -65,12 +66,30 @@ def _selected(config, names):
 
 
 def read_inventory(repository, instance, manifest):
-    """The file inventory of a restore point, checked against the manifest."""
+    """The file inventory of a restore point, checked against the manifest. Read once per repository object and
+    inventory checksum: the plan, the restore and the checks of one run share the rows that were checked (a new
+    list each time; the rows themselves are never changed)."""
     storage = part(manifest, 'files') or {}
     name = storage.get('inventory')
     if not name:
         return []
     expected = next((a for a in artifacts(manifest) if a['path'] == name), None)
+    key = (instance, manifest['id'], name, expected and expected['sha256'])
+    with _INVENTORIES_LOCK:
+        known = _INVENTORIES.get(repository, {}).get(key)
+    if known is not None:
+        return list(known)
+    rows = _read_inventory(repository, instance, manifest, name, expected)
+    with _INVENTORIES_LOCK:
+        _INVENTORIES.setdefault(repository, {})[key] = rows
+    return list(rows)
+
+
+_INVENTORIES = weakref.WeakKeyDictionary()  # {repository: {(instance, point, artifact, sha256): rows}}
+_INVENTORIES_LOCK = threading.Lock()
+
+
+def _read_inventory(repository, instance, manifest, name, expected):
     with repository.open_artifact(instance, manifest['id'], name) as handle:
         reader = HashingReader(handle)
         data = reader.read()
@@ -522,7 +541,7 @@ def restore(config, repository, source_instance, manifest, replace=False, locati
         if niceness:
             _lower_priority(niceness)
         staged.append((job[1]['filename_disk'], _stage(repository, source_instance, job[0], job[1], encrypted),
-                       job[0].location.name))
+                       job[0].location.name, job[0]))
 
     def commit(item):
         item[1].commit()
@@ -538,9 +557,11 @@ def restore(config, repository, source_instance, manifest, replace=False, locati
         with contextlib.ExitStack() as batches:
             for plan in plans:
                 batches.enter_context(plan['backend'].batch())
-            each(commit, list(staged), parallel)
+            for plan in plans:  # as each backend does it best: several at a time, or in turn
+                each(commit, [item for item in staged if item[3] is plan['backend']],
+                     parallel if plan['backend'].parallel_commits else 1)
     except CairnError as exc:
-        for _name, write, _location in staged:
+        for _name, write, _location, _backend in staged:
             write.discard()
         if not committed:
             raise
@@ -549,7 +570,7 @@ def restore(config, repository, source_instance, manifest, replace=False, locati
         raise CairnError('%s; %d of %d file(s) were already put in place (%s), the others are unchanged; run the '
                          'restore again to complete it' % (exc.message, len(committed), len(staged), done))
     except BaseException:
-        for _name, write, _location in staged:
+        for _name, write, _location, _backend in staged:
             write.discard()
         raise
     each(lambda job: job[0].delete(job[1]), [(plan['backend'], name) for plan in plans for name in plan['extra']

@@ -235,26 +235,29 @@ def check_file_bytes(report, config, repository, instance, manifest, location_ma
     # one listing per location the restore wrote to, not one look per file
     written_to = {location for location, _filename in witness}
     now = {name: storage.fingerprints() for name, storage in storages.items() if name in written_to}
-    unchanged = []
-
-    def problem(row):
+    unchanged, unread = 0, []
+    for row in rows:  # a file written and unchanged since is taken as it was hashed; the others are read back
         target = target_of(location_map, row['location'])
+        written = witness.get((target, row['filename_disk']))
+        if written is not None and target in storages and now[target].get(row['filename_disk']) == written:
+            unchanged += 1
+        else:
+            unread.append((target, row))
+
+    def problem(item):
+        target, row = item
         storage = storages.get(target)
         if storage is None:
             return '%s (location %s not configured)' % (row['filename_disk'], target)
-        written = witness.get((target, row['filename_disk']))
-        if written is not None and now[target].get(row['filename_disk']) == written:
-            unchanged.append(row['filename_disk'])
-            return None
         try:
             if storage.sha256(row['filename_disk']) != row['sha256']:
                 return '%s (sha256 differs)' % row['filename_disk']
         except (CairnError, OSError):
             return '%s (missing)' % row['filename_disk']
         return None
-    bad = [entry for entry in _mapped(problem, rows) if entry]
+    bad = [entry for entry in _mapped(problem, unread) if entry]
     how = ' (%d hashed as this restore wrote them and unchanged since, %d read back)' % (
-        len(unchanged), len(rows) - len(unchanged)) if unchanged else ''
+        unchanged, len(unread)) if unchanged else ''
     report.add('file bytes sha256', not bad, '%d file(s) equal%s' % (len(rows), how) if not bad else
                '%d differ: %s' % (len(bad), ', '.join(bad[:EXAMPLES])))
 

@@ -112,6 +112,9 @@ class StorageBackend:
     # Whether the directories of ``a/b`` names are real (a local disk: a file ``a`` and a file ``a/b`` cannot
     # both exist); in object stores they are only a part of the name.
     has_directories = False
+    # Whether staged writes are put in place several at a time (a network round trip each); a local disk renames
+    # them one after the other, which is faster than threads taking turns at one directory.
+    parallel_commits = True
 
     # -- the driver's configuration ---------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import
 class LocalStorage(StorageBackend):
     driver = 'local'
     has_directories = True
+    parallel_commits = False
 
     @classmethod
     def options_from_env(cls, config, prefix):
