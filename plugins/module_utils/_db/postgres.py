@@ -128,6 +128,31 @@ class PsqlScript:
         return b''.join(kept)
 
 
+# Debian's pg_wrapper, which /usr/bin/psql, pg_dump and pg_restore are, and where it finds the versions installed.
+WRAPPER = 'pg_wrapper'
+BINROOT = '/usr/lib/postgresql'
+SYSCONFDIR = '/etc/postgresql-common'  # where the wrapper has libpq look for pg_service.conf
+_VERSION_DIR = re.compile(r'^\d+(\.\d+)?$')
+
+
+def unwrapped(path, name, binroot=BINROOT):
+    """The program ``path`` runs. Debian's pg_wrapper, a perl script that costs about 20 ms a call, picks a
+    version's program by the target cluster, except when PGHOST is set: then it runs the newest installed
+    version's program, with PGSYSCONFDIR set to /etc/postgresql-common when unset. These tools always run with
+    PGHOST set (``env``), so that program is run directly, and ``env`` sets PGSYSCONFDIR as the wrapper would. Any
+    other ``path`` is kept, as is the wrapper when no installed version has the program."""
+    if os.path.basename(os.path.realpath(path)) != WRAPPER:
+        return path
+    try:
+        entries = os.listdir(binroot)
+    except OSError:
+        return path
+    found = [(tuple(int(part) for part in entry.split('.')), os.path.join(binroot, entry, 'bin', name))
+             for entry in entries if _VERSION_DIR.match(entry)]
+    found = sorted(item for item in found if os.access(item[1], os.X_OK))
+    return found[-1][1] if found else path
+
+
 def _major(version):
     match = re.search(r'(\d+)(?:\.(\d+))?', version or '')
     if not match:
@@ -153,7 +178,7 @@ class PostgresBackend(DatabaseBackend):
     # plumbing -------------------------------------------------------------
     def tool(self, name):
         if name not in self._tools:
-            self._tools[name] = _process.find_tool([name], name, CLIENT_PACKAGE)
+            self._tools[name] = unwrapped(_process.find_tool([name], name, CLIENT_PACKAGE), name)
         return self._tools[name]
 
     @property
@@ -164,6 +189,8 @@ class PostgresBackend(DatabaseBackend):
         options = self.database.options
         env = {'PGHOST': options['host'], 'PGUSER': options['user'], 'PGDATABASE': database or self.name,
                'PGCONNECT_TIMEOUT': '15', 'PGAPPNAME': 'cairncms.ops', 'PGOPTIONS': '-c statement_timeout=0'}
+        if not os.environ.get('PGSYSCONFDIR') and os.path.isdir(SYSCONFDIR):
+            env['PGSYSCONFDIR'] = SYSCONFDIR  # as Debian's pg_wrapper sets it (see ``unwrapped``)
         if options.get('port'):
             env['PGPORT'] = str(options['port'])
         if options.get('password'):
@@ -408,8 +435,7 @@ class PostgresBackend(DatabaseBackend):
             return {}
 
     def _changes(self):
-        self.psql('SELECT pg_stat_clear_snapshot()')
-        return int(self.psql(CHANGES_SQL)[0][0])
+        return int(self.psql('SELECT pg_stat_clear_snapshot(); ' + CHANGES_SQL)[-1][0])
 
     def compare(self, db_manifest, point_id=None, location_pairs=(), quiesce=()):
         if not self._exists():
