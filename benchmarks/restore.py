@@ -173,6 +173,8 @@ def main():
         print('%-52s playbook %6.2fs  reference %6.2fs  ratio %.3f (goal <= 1.1: %s)'
               % ('restore playbook vs pg_restore -j%d + cp -a' % args.jobs, play, ref, play / ref,
                  'met' if play <= 1.1 * ref else 'NOT met'), flush=True)
+        print('    each round (playbook / reference, s): %s' % ', '.join(
+            '%.2f / %.2f' % pair for pair in zip(playbook_times, reference_times)))
         print('    peak RSS of the largest process: playbook side %.1f MiB (ansible-playbook or a module), reference '
               'side %.1f MiB (pg_restore or cp)' % (max(playbook_peaks) / 1024.0, max(reference_peaks) / 1024.0))
         print('    the last restore: %s bytes, %s files written, %s of %s checks passed, role duration %ss'

@@ -135,7 +135,9 @@ class Gate:
         self.held = descendants(self.proc.pid)
         for pid in self.held:
             _signal(pid, signal.SIGSTOP)
-        assert condition(), 'the playbook got past the point where it was to be held before it was stopped'
+        if not condition():
+            self.kill()
+            raise AssertionError('the playbook got past the point where it was to be held before it was stopped')
 
     def resume(self):
         for pid in getattr(self, 'held', ()):

@@ -251,43 +251,6 @@ def _rename_noreplace(dir_fd, source, target, shown):
     raise OSError(code, os.strerror(code), shown)
 
 
-class FilesystemSync:
-    """syncfs(2) of the file system that holds ``root``: many files written without a sync of their own made
-    durable at once. The root is opened when this is made, so that ``sync()`` reports every write-back error on
-    that file system since then (an ``OSError``). ``epoch`` counts the syncs begun; what was closed while
-    ``epoch`` was N is durable once ``durable`` is above N. ``available`` is false where there is no syncfs(2):
-    then each file must be synced by itself."""
-
-    def __init__(self, root):
-        self.epoch = self.durable = 0
-        self._fd = None
-        self._syncfs = _libc('syncfs')
-        if self._syncfs is not None:
-            self._fd = _open_root(root)
-
-    @property
-    def available(self):
-        return self._fd is not None
-
-    def sync(self):
-        epoch = self.epoch
-        self.epoch += 1
-        if self._syncfs(self._fd) != 0:
-            code = ctypes.get_errno()
-            raise OSError(code, 'syncfs failed: %s' % os.strerror(code))
-        self.durable = epoch + 1
-
-    def covers(self, epoch):
-        return epoch < self.durable
-
-    def close(self):
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    __del__ = close  # a run that failed before its writes were put in place
-
-
 def open_read(root, name):
     """A binary reader of the regular file ``name`` below ``root``; ``Missing`` or ``NotRegular``."""
     parts = split(name)
@@ -373,8 +336,7 @@ class StagedFile:
         return self._handle.write(data)
 
     def close(self, sync=True):
-        """Give the file its mode and time and close it; synced unless ``sync`` is false (then ``sync()`` or a
-        ``FilesystemSync`` begun before the write makes it durable before ``commit()``)."""
+        """Give the file its mode and time, sync it (unless ``sync`` is false) and close it."""
         if self._handle is not None and not self._handle.closed:
             self._handle.flush()
             fd = self._handle.fileno()
@@ -384,22 +346,6 @@ class StagedFile:
             if sync:
                 os.fsync(fd)
             self._handle.close()
-
-    def sync(self):
-        """Sync the closed temporary file (opened again by its name, and checked to be the one written)."""
-        dir_fd = _parent(self.root, self._parts)
-        try:
-            fd = os.open(self.tmp, _READ, dir_fd=dir_fd)
-            try:
-                info = os.fstat(fd)
-                if (info.st_ino, info.st_dev) != self._identity:
-                    raise OSError(errno.ESTALE, 'the temporary file was replaced before it was synced',
-                                  os.path.join(self.root, self._dirname() + self.tmp))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        finally:
-            os.close(dir_fd)
 
     def commit(self, sync_dir=True):
         """Put the file in place; without ``sync_dir`` the directory is not synced here (``sync_parents`` syncs

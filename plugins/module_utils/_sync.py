@@ -550,8 +550,6 @@ def restore(config, repository, source_instance, manifest, replace=False, locati
             witness[(item[2], item[0])] = item[1].placed
     try:
         each(stage, jobs, parallel)
-        for plan in plans:  # durable before the wait for the database, so that the sync runs beside its load
-            plan['backend'].settle()
         if before_commit is not None:
             before_commit()
         with contextlib.ExitStack() as batches:

@@ -81,8 +81,10 @@ def test_a_prune_during_a_restore_keeps_the_point_being_read(tmp_path, repo, his
                              state='absent')
         assert refused.failed and 'is being read by run restore into target' in refused['msg'], refused
         assert 'nothing was deleted' in refused['msg']
-    finally:
-        gate.resume()
+    except BaseException:
+        gate.kill()  # not left stopped behind a failed test
+        raise
+    gate.resume()
     restore = gate.finish()
     assert restore.returncode == 0, restore.stdout
     assert 'of 5 checks passed' in restore.stdout and '5 of 5 checks passed' in restore.stdout, restore.stdout

@@ -15,7 +15,6 @@ import tempfile
 import pytest
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _fs
-from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._env import Location
 from ansible_collections.cairncms.ops.plugins.module_utils._storage._base import ObjectNotRegular
 from ansible_collections.cairncms.ops.plugins.module_utils._storage.local import LocalStorage
@@ -330,23 +329,16 @@ def test_sync_parents_syncs_each_directory_once_and_never_through_a_symlink(tmp_
 
 
 class _Syncs:
-    """Records each fsync (by path) and each syncfs of the staged writes below, as the kernel sees them."""
+    """Records each fsync (by path) of the staged writes below, as the kernel sees them."""
 
-    def __init__(self, monkeypatch, syncfs_result=0):
-        self.fsynced, self.syncfs = [], 0
+    def __init__(self, monkeypatch):
+        self.fsynced = []
         real_fsync = os.fsync
 
         def fsync(fd):
             self.fsynced.append(os.readlink('/proc/self/fd/%d' % fd))
             real_fsync(fd)
-
-        def syncfs(fd):
-            assert os.path.isdir('/proc/self/fd/%d' % fd)
-            self.syncfs += 1
-            return syncfs_result
         monkeypatch.setattr(_fs.os, 'fsync', fsync)
-        real_libc = _fs._libc
-        monkeypatch.setattr(_fs, '_libc', lambda name: syncfs if name == 'syncfs' else real_libc(name))
 
     def files(self):
         return [path for path in self.fsynced if not os.path.isdir(path)]
@@ -362,63 +354,25 @@ def _staged(storage, names):
     return writes
 
 
-def test_staged_files_are_made_durable_by_one_sync_of_the_file_system_before_any_commit(tmp_path, monkeypatch):
+def test_each_staged_file_is_synced_as_it_is_closed_and_each_directory_once_after_the_commits(tmp_path, monkeypatch):
+    """The syncs of the files are spread over the staging (beside a database load, a sync of them all at once held
+    the load up by seconds); the directories are synced once each, after the files are put in place."""
     syncs = _Syncs(monkeypatch)
     storage = local(tmp_path)
     writes = _staged(storage, ['a.bin', 'b.bin', 'sub/c.bin'])
-    assert syncs.files() == [] and syncs.syncfs == 0  # closed without a sync of their own
-    storage.settle()
-    assert syncs.syncfs == 1
+    synced = syncs.files()
+    assert len(synced) == 3 and all(os.path.basename(path).startswith(_fs.TEMP_PREFIX) for path in synced)
     with storage.batch():
         for write in writes:
             write.commit()
-    assert syncs.files() == []  # the one syncfs covered them; the directories are synced at the batch's end
-    assert {os.path.basename(path) for path in syncs.fsynced} == {tmp_path.name, 'sub'}
+    assert syncs.files() == synced  # nothing more for the files
+    assert {os.path.basename(path) for path in syncs.fsynced if os.path.isdir(path)} == {tmp_path.name, 'sub'}
     assert (tmp_path / 'sub' / 'c.bin').read_bytes() == b'sub/c.bin' * 100
-
-
-def test_a_commit_without_a_settle_syncs_its_own_file(tmp_path, monkeypatch):
-    syncs = _Syncs(monkeypatch)
-    storage = local(tmp_path)
-    first, = _staged(storage, ['a.bin'])
-    storage.settle()
-    late, = _staged(storage, ['late.bin'])  # closed after the settle: not covered by it
-    first.commit()
-    assert syncs.files() == []
-    late.commit()
-    synced, = syncs.files()  # its temporary file, just before it was put in place
-    assert os.path.basename(synced).startswith(_fs.TEMP_PREFIX) and os.path.dirname(synced) == str(tmp_path)
-    assert (tmp_path / 'late.bin').read_bytes() == b'late.bin' * 100
-
-
-def test_without_syncfs_each_file_is_synced_when_closed(tmp_path, monkeypatch):
-    syncs = _Syncs(monkeypatch)
-    real_libc = _fs._libc
-    monkeypatch.setattr(_fs, '_libc', lambda name: None if name == 'syncfs' else real_libc(name))
-    storage = local(tmp_path)
-    writes = _staged(storage, ['a.bin', 'b.bin'])
-    assert len(syncs.files()) == 2
-    storage.settle()
-    for write in writes:
-        write.commit()
-    assert len(syncs.files()) == 2
-
-
-def test_a_failed_sync_of_the_file_system_stops_the_restore_before_any_commit(tmp_path, monkeypatch):
-    _Syncs(monkeypatch, syncfs_result=-1)
-    monkeypatch.setattr(_fs.ctypes, 'get_errno', lambda: 5)
-    storage = local(tmp_path)
-    _staged(storage, ['a.bin'])
-    with pytest.raises(CairnError, match=r'writing the files to storage location local failed \(.*Input/output '
-                                         r'error.*\); no file was put in place'):
-        storage.settle()
-    assert not (tmp_path / 'a.bin').exists()
 
 
 def test_the_fingerprint_of_a_committed_file_changes_with_any_later_change(tmp_path):
     storage = local(tmp_path)
     write, = _staged(storage, ['a.bin'])
-    storage.settle()
     write.commit()
     assert write.placed is not None and storage.fingerprints() == {'a.bin': write.placed}
     info = os.stat(str(tmp_path / 'a.bin'))

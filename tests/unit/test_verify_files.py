@@ -27,7 +27,6 @@ def _world(tmp_path, monkeypatch, names):
         write.close()
         writes.append(write)
         rows.append({'location': 'local', 'filename_disk': name, 'sha256': hashlib.sha256(data).hexdigest()})
-    storage.settle()
     for write in writes:
         write.commit()
         witness[('local', write._staged.name)] = write.placed

@@ -168,10 +168,6 @@ class StorageBackend:
         local disk syncs each directory once, not once per file). Object stores: nothing to do."""
         yield
 
-    def settle(self):
-        """Make every staged write closed so far durable before any is committed (a local disk syncs its file
-        system once, not each file). Object stores: nothing to do."""
-
     def fingerprints(self):
         """``{name: fingerprint}`` of every regular file of the location, in one listing: what tells the state of
         each from any later one without reading it (see ``StagedWrite.placed``). Empty where the store has

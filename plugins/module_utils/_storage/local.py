@@ -34,7 +34,7 @@ class LocalStorage(StorageBackend):
         self._leftovers = []
         self._committed = None  # inside batch(): the names put in place, whose directories are synced at its end
         self._owner = None  # who owns new files and directories (the root's owner, when run as root)
-        self._sync = None  # staged writes closed without a sync of their own, synced by settle() at once
+        self._ready = False  # the root made and its owner known (the first write of a run)
 
     @contextlib.contextmanager
     def batch(self):
@@ -44,17 +44,6 @@ class LocalStorage(StorageBackend):
         finally:
             names, self._committed = self._committed, None
             _fs.sync_parents(self.root, names)
-            if self._sync is not None:
-                self._sync.close()
-                self._sync = None
-
-    def settle(self):
-        if self._sync is not None and self._sync.available:
-            try:
-                self._sync.sync()
-            except OSError as exc:
-                raise CairnError('writing the files to storage location %s failed (%s); no file was put in place'
-                                 % (self.location.name, exc))
 
     def fingerprints(self):
         files, _irregular = _fs.walk(self.root) if os.path.isdir(self.root) else ([], [])
@@ -124,13 +113,13 @@ class LocalStorage(StorageBackend):
             raise self._errors(name, exc)
 
     def begin_write(self, name, mtime_ns=None):
-        if self._sync is None:  # the first write of a run: the root, its owner, the file system's sync
+        if not self._ready:  # the first write of a run: the root and its owner
             os.makedirs(self.root, mode=0o755, exist_ok=True)
             # Files and directories belong to whoever owns the location (the CMS's user), not to root.
             if os.geteuid() == 0:
                 info = os.stat(self.root)
                 self._owner = (info.st_uid, info.st_gid)
-            self._sync = _fs.FilesystemSync(self.root)
+            self._ready = True
         try:
             return _LocalStagedWrite(self, _fs.StagedFile(self.root, name, mode=0o644, owner=self._owner,
                                                           mtime_ns=mtime_ns, dir_mode=0o755))
@@ -148,31 +137,24 @@ class LocalStorage(StorageBackend):
 
 
 class _LocalStagedWrite(StagedWrite):
-    """A temp file beside the final name, renamed over it on commit (``_fs.StagedFile``). Where the file system
-    can be synced at once, the file is closed without a sync of its own and the storage's ``settle()`` makes it
-    durable; a commit without that syncs the file first."""
+    """A temp file beside the final name, renamed over it on commit (``_fs.StagedFile``). Each file is synced as
+    it is closed, so that the writes to disk are spread over the staging: a sync of them all at once (of the file
+    system, or of each file) before they are put in place held up a database loading beside them by seconds."""
 
     def __init__(self, storage, staged):
         self._storage = storage
         self._staged = staged
-        self._sync = storage._sync
-        self._epoch = None  # the sync epoch it was closed in, when its own sync was left to settle()
 
     def write(self, data):
         return self._staged.write(data)
 
     def close(self):
-        deferred = self._sync is not None and self._sync.available and self._epoch is None
-        if deferred:
-            self._epoch = self._sync.epoch
-        self._staged.close(sync=not deferred)
+        self._staged.close()
 
     def commit(self):
         name = self._staged.name
         batched = self._storage._committed
         try:
-            if self._epoch is not None and not self._sync.covers(self._epoch):
-                self._staged.sync()
             self._staged.commit(sync_dir=batched is None)
             self.placed = self._staged.placed
             if batched is not None:
