@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The restore playbook against pg_restore and cp, measured in the same run on the same data.
 
-    .venv/bin/python benchmarks/restore.py [--scale 70] [--files 10000] [--rounds 3] [--jobs 2]
+    .venv/bin/python benchmarks/restore.py [--scale 70] [--files 10000] [--rounds 3] [--jobs 2] [--no-drill]
 
 Starts a throwaway PostgreSQL server (tests/integration/_servers.py), fills a database with `pgbench -i -s
 SCALE` (70: about 1 GB) and an instance directory beside it with FILES uploads of 1-64 KiB of random bytes
@@ -18,12 +18,17 @@ median of ROUNDS, each round into a fresh empty database and an empty uploads di
 * the reference: `pg_restore -j JOBS -d <empty database>` of the `pg_dump -Fc` file, then `cp -a` of the uploads
   and `sync`: what an operator would run by hand, with no checksum, no verification, no claim.
 
-Prints seconds, the ratio playbook/reference (goal: <= 1.1), what the last restore reported (its
-cairn_restore stats) with its slowest tasks (benchmarks/callbacks/cairn_task_times.py), and the peak
-resident memory of the largest process of each side (the wait4 resource
-usage of each command, which covers every process below it: for the playbook, ansible-playbook itself or a
-module; for the reference, pg_restore, its workers or cp). Exit code 0
-whatever the numbers, 1 when a run fails.
+With ``--drill`` (the default) the instance is a Directus 10.0.0 one (CairnCMS's fork point, bootstrapped into the
+same database before pgbench fills it), and once the rounds are done it is backed up again, encrypted (a drill
+needs the configuration, which a restore point holds only encrypted), and drilled once with the restore_drill
+playbook: the restore into a scratch database and a sandbox, the CMS's bootstrap, its start and the checks over
+HTTP. Its RTO and the seconds of each step are printed from its record.
+
+Prints seconds, every round of both sides, the ratio playbook/reference (goal: <= 1.1), what the last restore
+reported (its cairn_restore stats) with its slowest tasks (benchmarks/callbacks/cairn_task_times.py), and the
+peak resident memory of the largest process of each side (the wait4 resource usage of each command, which covers
+every process below it: for the playbook, ansible-playbook itself or a module; for the reference, pg_restore, its
+workers or cp). Exit code 0 whatever the numbers, 1 when a run fails.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ COLLECTIONS = os.path.join(ROOT, '.build', 'collections')
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
 sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
 
+import _directus  # noqa: E402  (Directus 10.0.0, CairnCMS's fork point, for the drill)
 import _servers  # noqa: E402  (the test harness's throwaway servers)
 from storage_sync import make_dataset  # noqa: E402  (the seeded uploads of the storage benchmark)
 
@@ -113,18 +119,26 @@ def main():
     parser.add_argument('--files', type=int, default=10000, help='uploads of 1-64 KiB')
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--jobs', type=int, default=2, help='pg_restore jobs, on both sides')
+    parser.add_argument('--drill', action=argparse.BooleanOptionalAction, default=True,
+                        help='make the instance a Directus 10.0.0 one and drill it once at the end (RTO breakdown)')
     args = parser.parse_args()
     if not os.path.exists(os.path.join(COLLECTIONS, 'ansible_collections', 'cairncms', 'ops')):
         raise SystemExit('run `make demo` or `make test` once first: the collection link in .build/ is missing')
     with tempfile.TemporaryDirectory(prefix='cairn-bench-restore-') as work, _servers.PostgresServer() as server:
         print('load average at start: %.2f %.2f %.2f' % os.getloadavg(), flush=True)
+        source = os.path.join(work, 'source')
+        settings = None
+        if args.drill:  # the CMS's own tables first, in the same database
+            os.makedirs(source)
+            settings = _directus.bootstrap(source, dict(server.env(), SERVE_APP='true'))
+            print('Directus 10.0.0 bootstrapped in the database', flush=True)
+        else:
+            write_env(source, server.env())
         print('PostgreSQL %s: pgbench -i -s %d ...' % (server.version, args.scale), flush=True)
         argv, env = server.command('pgbench', '-i', '-q', '-s', str(args.scale))
         subprocess.run(argv, env=dict(os.environ, **env), check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         size = int(server.rows('SELECT pg_database_size(current_database())')[0][0])
-        source = os.path.join(work, 'source')
-        write_env(source, server.env())
         files, total = make_dataset(os.path.join(source, 'uploads'), args.files, 0, 0)
         print('database %.0f MiB; %d uploads, %.1f MiB' % (size / 1048576.0, files, total / 1048576.0), flush=True)
 
@@ -187,8 +201,47 @@ def main():
         print('    the slowest tasks of the last restore:')
         for task_s, name in slowest_tasks(times):
             print('    %7.2fs  %s' % (task_s, name))
-        print('    (a drill adds bootstrap, the CMS start and the HTTP checks to this restore; its RTO breakdown is in '
-              'each drill record: cairn_backup_info drill_history)')
+        if args.drill:
+            drill(server, inventory, work, settings)
+
+
+def drill(server, inventory, work, settings):
+    """One drill of the instance (the restore_drill playbook: the restore into a scratch database and a sandbox,
+    the CMS's bootstrap, its start, the checks over HTTP) and its RTO breakdown, from its record. A drill needs the
+    instance's configuration, which a restore point holds only encrypted: one more backup, encrypted, first."""
+    import pyrage  # pylint: disable=import-outside-toplevel  (a test requirement, as the harness is)
+    identity = pyrage.x25519.Identity.generate()
+    key_file = os.path.join(work, 'backup-key.txt')
+    with open(key_file, 'w', encoding='utf-8') as handle:
+        handle.write('%s\n' % identity)
+    os.chmod(key_file, 0o600)
+    with open(inventory, encoding='utf-8') as handle:
+        hosts = json.load(handle)
+    database = server.env()
+    cms = [_directus._node(), str(_directus.ensure_installed())]  # pylint: disable=protected-access
+    hosts['all']['hosts']['source'].update({
+        'cairn_encryption_recipients': [str(identity.to_public())], 'cairn_encryption_identity_file': key_file,
+        'cairn_drill_cms_command': cms + ['start'], 'cairn_cms_command': cms,
+        'cairn_drill_cms_environment': {'NODE_ENV': 'production'},
+        'cairn_drill_http_email': settings['ADMIN_EMAIL'], 'cairn_drill_http_password': settings['ADMIN_PASSWORD'],
+        'cairn_drill_dir': os.path.join(work, 'sandbox'), 'cairn_drill_report_file': os.path.join(work, 'drill.json'),
+        'cairn_drill_env_overrides': {'DB_HOST': database['DB_HOST'], 'DB_PORT': database['DB_PORT'],
+                                      'DB_USER': database['DB_USER'], 'DB_DATABASE': 'drill_scratch'},
+        'cairn_drill_env_secret_overrides': {'DB_PASSWORD': database.get('DB_PASSWORD', '')}})
+    with open(inventory, 'w', encoding='utf-8') as handle:
+        json.dump(hosts, handle)
+    backup_s, _peak, _out = playbook('backup.yml', inventory, '--limit', 'source')
+    print('backup playbook, encrypted (once, for the drill): %.2fs' % backup_s, flush=True)
+    seconds, peak, _out = playbook('restore_drill.yml', inventory, '--limit', 'source')
+    with open(os.path.join(work, 'drill.json'), encoding='utf-8') as handle:
+        record = json.load(handle)
+    print('the drill of that restore point (restore_drill playbook: %.2fs, peak RSS %.1f MiB): %s, RTO %ss'
+          % (seconds, peak / 1024.0, 'passed' if record.get('ok') else 'FAILED', record.get('rto_s')))
+    print('    its steps (s): %s' % ', '.join('%s %s' % (name[:-2] if name.endswith('_s') else name, value)
+                                            for name, value in sorted((record.get('steps') or {}).items())
+                                            if value is not None))
+    print('    its checks: %s' % ', '.join('%s %s' % (check['name'], 'ok' if check['ok'] else 'FAILED')
+                                          for check in record.get('checks') or ()))
 
 
 if __name__ == '__main__':
