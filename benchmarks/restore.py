@@ -43,6 +43,8 @@ import sys
 import tempfile
 import time
 
+import pyrage  # a test requirement, as the harness is (the drill's backup is encrypted)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(ROOT, '.build', 'collections')
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'integration'))
@@ -209,7 +211,6 @@ def drill(server, inventory, work, settings):
     """One drill of the instance (the restore_drill playbook: the restore into a scratch database and a sandbox,
     the CMS's bootstrap, its start, the checks over HTTP) and its RTO breakdown, from its record. A drill needs the
     instance's configuration, which a restore point holds only encrypted: one more backup, encrypted, first."""
-    import pyrage  # pylint: disable=import-outside-toplevel  (a test requirement, as the harness is)
     identity = pyrage.x25519.Identity.generate()
     key_file = os.path.join(work, 'backup-key.txt')
     with open(key_file, 'w', encoding='utf-8') as handle:
@@ -237,11 +238,11 @@ def drill(server, inventory, work, settings):
         record = json.load(handle)
     print('the drill of that restore point (restore_drill playbook: %.2fs, peak RSS %.1f MiB): %s, RTO %ss'
           % (seconds, peak / 1024.0, 'passed' if record.get('ok') else 'FAILED', record.get('rto_s')))
-    print('    its steps (s): %s' % ', '.join('%s %s' % (name[:-2] if name.endswith('_s') else name, value)
-                                            for name, value in sorted((record.get('steps') or {}).items())
-                                            if value is not None))
-    print('    its checks: %s' % ', '.join('%s %s' % (check['name'], 'ok' if check['ok'] else 'FAILED')
-                                          for check in record.get('checks') or ()))
+    steps = sorted((name[:-2] if name.endswith('_s') else name, value)
+                   for name, value in (record.get('steps') or {}).items() if value is not None)
+    print('    its steps (s): %s' % ', '.join('%s %s' % step for step in steps))
+    checks = ['%s %s' % (check['name'], 'ok' if check['ok'] else 'FAILED') for check in record.get('checks') or ()]
+    print('    its checks: %s' % ', '.join(checks))
 
 
 if __name__ == '__main__':
