@@ -541,13 +541,13 @@ def restore(config, repository, source_instance, manifest, replace=False, locati
         if niceness:
             _lower_priority(niceness)
         staged.append((job[1]['filename_disk'], _stage(repository, source_instance, job[0], job[1], encrypted),
-                       job[0].location.name, job[0]))
+                       job[0]))
 
     def commit(item):
         item[1].commit()
         committed.append(item[0])
         if witness is not None and item[1].placed is not None:
-            witness[(item[2], item[0])] = item[1].placed
+            witness[(item[2].location.name, item[0])] = item[1].placed
     try:
         each(stage, jobs, parallel)
         if before_commit is not None:
@@ -556,10 +556,10 @@ def restore(config, repository, source_instance, manifest, replace=False, locati
             for plan in plans:
                 batches.enter_context(plan['backend'].batch())
             for plan in plans:  # as each backend does it best: several at a time, or in turn
-                each(commit, [item for item in staged if item[3] is plan['backend']],
+                each(commit, [item for item in staged if item[2] is plan['backend']],
                      parallel if plan['backend'].parallel_commits else 1)
     except CairnError as exc:
-        for _name, write, _location, _backend in staged:
+        for _name, write, _backend in staged:
             write.discard()
         if not committed:
             raise
@@ -568,7 +568,7 @@ def restore(config, repository, source_instance, manifest, replace=False, locati
         raise CairnError('%s; %d of %d file(s) were already put in place (%s), the others are unchanged; run the '
                          'restore again to complete it' % (exc.message, len(committed), len(staged), done))
     except BaseException:
-        for _name, write, _location, _backend in staged:
+        for _name, write, _backend in staged:
             write.discard()
         raise
     each(lambda job: job[0].delete(job[1]), [(plan['backend'], name) for plan in plans for name in plan['extra']
