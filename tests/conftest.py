@@ -186,9 +186,9 @@ def descendants(root):
     return found
 
 
-def process_argvs():
-    """The argv (a list of bytes) of every process running now."""
-    for pid in os.listdir('/proc'):
+def process_argvs(pids=None):
+    """The argv (a list of bytes) of every process running now, or of those of ``pids`` still running."""
+    for pid in (os.listdir('/proc') if pids is None else [str(pid) for pid in pids]):
         if pid.isdigit():
             try:
                 with open('/proc/%s/cmdline' % pid, 'rb') as handle:

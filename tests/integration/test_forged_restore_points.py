@@ -23,7 +23,8 @@ import zstandard
 import _servers
 import demo_instance
 from conftest import (
-    artifacts_of, module_command, part_of, process_argvs, run_module, run_playbook, write_inventory, _env)
+    artifacts_of, descendants, module_command, part_of, process_argvs, run_module, run_playbook, write_inventory,
+    _env)
 from test_databases import backup as db_backup, instance, other_instance
 from test_modules import backup as sqlite_backup, dump_sql
 from test_relocation import relocate_env
@@ -389,9 +390,10 @@ def _watch(paths, stop, seen):
 
 
 def _option_files(proc, found):
-    """The --defaults-extra-file arguments of the MySQL tools that run while ``proc`` does."""
+    """The --defaults-extra-file arguments of the MySQL tools that ``proc`` runs (not those of tests running beside
+    this one)."""
     while proc.poll() is None:
-        for argv in process_argvs():
+        for argv in process_argvs(descendants(proc.pid)):
             found.update(arg.decode(errors='replace').split('=', 1)[1] for arg in argv
                          if arg.startswith(b'--defaults-extra-file='))
 
