@@ -45,6 +45,7 @@ _STAMP = re.compile(r'^(\d{4,})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:\.
                     r'(Z|[+-]\d\d(?::?\d\d)?)?$')
 _TIME = re.compile(r'^(-?\d\d+):(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?([+-]\d\d(?::?\d\d)?)?$')
 MAX_LINE = 256 * 1024 * 1024
+_UTC = (None, 'Z', '+00', '+00:00', '+0000')
 
 
 class Lossy(CairnError):
@@ -68,6 +69,11 @@ def _stamp(text, zoned):
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     moment = datetime.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
                                int(((fraction or '') + '000000')[:6]))
+    if zone in _UTC and len(year) == 4:
+        # already in UTC (the common case: what the vendors hand over): the text as it is, without strftime
+        text = '%s-%s-%sT%s:%s:%s%s' % (year, month, day, hour or '00', minute or '00', second or '00',
+                                        _fraction(fraction))
+        return text + 'Z' if zoned else text
     if zone and zone != 'Z':
         sign = -1 if zone[0] == '-' else 1
         digits = zone[1:].replace(':', '')
@@ -197,7 +203,22 @@ def reader(kind, hexadecimal=False):
         return integer
     if kind == 'binary' and hexadecimal:
         return lambda raw: None if raw is None else general(bytes.fromhex(raw))
+    if kind == 'decimal':
+        return lambda raw: raw if raw.__class__ is str and _plain_decimal(raw) else general(raw)
+    if kind == 'boolean':
+        return lambda raw: _BOOLEANS.get(raw, raw) if raw.__class__ is str and raw in _BOOLEANS else general(raw)
     return general
+
+
+_BOOLEANS = {'0': False, '1': True, 'f': False, 't': True, 'false': False, 'true': True}
+
+
+def _plain_decimal(text):
+    """Whether ``text`` is a decimal number written as ``format(Decimal(text), 'f')`` writes it: ASCII digits, an
+    optional sign and fraction, no leading zeros."""
+    whole, point, fraction = text[1:].partition('.') if text[:1] == '-' else text.partition('.')
+    return (whole.isdigit() and whole.isascii() and (whole == '0' or whole[0] != '0')
+            and (not point or (fraction.isdigit() and fraction.isascii())))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -210,6 +231,9 @@ def canonical(kind, neutral):
     if neutral is None:
         return None
     if kind == 'decimal':
+        if neutral.__class__ is str and _plain_decimal(neutral):
+            text = neutral.rstrip('0').rstrip('.') if '.' in neutral else neutral
+            return '0' if text in ('0', '-0') else text
         number = decimal.Decimal(neutral)
         return '0' if number.is_zero() else format(number.normalize(), 'f')
     if kind == 'float':
@@ -439,6 +463,10 @@ def _float32(number):
     return single
 
 
+# What each value type is once read from a stream's JSON (a value of another JSON type is no value of its column).
+_SHAPES = dict({kind: str for kind in TYPES}, integer=int, float=(float, int, str), boolean=bool)
+
+
 def convert(item, source, target):
     """``item`` (neutral value of column ``source``) as the neutral value the ``target`` column takes; a ``Lossy``
     error when the target would store something else. Columns are the dicts of a table head: ``type`` and, where
@@ -449,6 +477,8 @@ def convert(item, source, target):
     if item is None:
         return None
     kind, want = source['type'], target['type']
+    if not isinstance(item, _SHAPES.get(kind, object)):
+        raise Lossy('%r is not a %s value (a rows stream holds it as JSON of another type)' % (item, kind))
     try:
         result = _convert(item, kind, want)
     except (ValueError, decimal.InvalidOperation, OverflowError) as exc:
@@ -482,30 +512,64 @@ def converter(source, target):
 
     def general(item):
         return convert(item, source, target)
-    if kind != want:
+    if kind != want and not (want == 'string' and kind in ('uuid', 'json')):
         return general
     if not limits:
-        return lambda item: item
+        return general if kind != want else (lambda item: item)
     if want == 'string' and limits <= {'max_length', 'max_bytes', 'no_nul'}:
+        # a text (or the text of a UUID or JSON) the column holds as it is
         longest = target.get('max_length') or float('inf')
         # a text of at most max_bytes / 4 characters fits in max_bytes of UTF-8
         safe = (target['max_bytes'] // 4) if target.get('max_bytes') else float('inf')
         no_nul = bool(target.get('no_nul'))
 
         def text(item):
-            if item is None or (len(item) <= longest and len(item) <= safe and not (no_nul and '\0' in item)):
+            if item is None or (item.__class__ is str and len(item) <= longest and len(item) <= safe
+                                and not (no_nul and '\0' in item)):
                 return item
             return general(item)
         return text
+    if kind != want:
+        return general
+    if want == 'json' and limits <= {'max_length', 'max_bytes', 'no_nul'}:
+        # JSON's text is checked for NUL characters only (its columns hold gigabytes)
+        no_nul = bool(target.get('no_nul'))
+        return lambda item: item if item is None or not (no_nul and '\0' in item) else general(item)
     if want == 'integer' and limits <= {'bits'}:
         bits = target['bits']
         low, high = (0, (1 << bits) - 1) if target.get('unsigned') else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
 
         def number(item):
-            if item is None or low <= item <= high:
+            if item is None or (item.__class__ is int and low <= item <= high):
                 return item
             return general(item)
         return number
+    if want == 'decimal' and limits <= {'precision', 'scale'} and target.get('precision'):
+        scale = int(target.get('scale') or 0)
+        whole_digits = int(target['precision']) - scale
+
+        def exact(item):
+            # plain digits within the column's precision and scale are stored as they are
+            if item is not None and item.__class__ is str:
+                whole, _point, fraction = item[1:].partition('.') if item[:1] == '-' else item.partition('.')
+                if whole.isdigit() and (fraction.isdigit() or not _point) and whole.isascii() and \
+                        fraction.isascii() and len(whole.lstrip('0')) <= whole_digits and \
+                        len(fraction.rstrip('0')) <= scale:
+                    return item
+            return general(item)
+        return exact
+    if want in ('timestamp', 'datetime') and limits <= {'fsp', 'range'}:
+        fsp, bounds = target.get('fsp'), target.get('range')
+
+        def moment(item):
+            if item is None or item.__class__ is not str:
+                return general(item)
+            if fsp is not None and '.' in item:
+                item = _cut_fraction(item, fsp)
+            if bounds and not bounds[0] <= item.rstrip('Z')[:19] <= bounds[1]:
+                return general(item)
+            return item
+        return moment
     return general
 
 
@@ -604,6 +668,8 @@ def lose(item, source, target):
     except Lossy as exc:
         problem = exc
     want = target['type']
+    if not isinstance(item, _SHAPES.get(source['type'], object)):
+        raise problem
     try:
         result = _convert(item, source['type'], want)
     except (ValueError, decimal.InvalidOperation, OverflowError):

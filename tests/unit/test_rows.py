@@ -369,3 +369,61 @@ def test_a_load_checks_the_whole_artifact_before_it_commits():
     with pytest.raises(CairnError, match='does not match'):
         _migrate.Load(target).run(io.BytesIO(data), 'the stream', finish=damaged)
     assert target.committed is None
+
+
+_FAST_CASES = [
+    ({'type': 'string'}, {'type': 'string', 'max_length': 5, 'no_nul': True},
+     ['abc', 'abcde', 'abcdef', 'a\0b', '', 'ÿÿÿÿÿ', 7, None]),
+    ({'type': 'string'}, {'type': 'string', 'max_bytes': 8},
+     ['ab', 'abcdefgh', 'abcdefghi', 'ééé', 'éééé', '🪨🪨', '🪨🪨🪨']),
+    ({'type': 'uuid'}, {'type': 'string', 'max_length': 36},
+     ['0A1B2C3D-AAAA-4BBB-ACCC-0123456789AB', '0a1b2c3d-aaaa-4bbb-accc-0123456789ab-x', None]),
+    ({'type': 'json'}, {'type': 'string', 'max_length': 10}, ['{"a": 1}', '{"a": 12345}', None]),
+    ({'type': 'json'}, {'type': 'json', 'max_bytes': 4, 'no_nul': True}, ['{"a": 1}', '"a\0"', None]),
+    ({'type': 'integer'}, {'type': 'integer', 'bits': 8}, [127, 128, -128, -129, True, 3.0, None]),
+    ({'type': 'integer'}, {'type': 'integer', 'bits': 8, 'unsigned': True}, [0, 255, 256, -1]),
+    ({'type': 'decimal'}, {'type': 'decimal', 'precision': 5, 'scale': 2},
+     ['123.45', '123.450', '1234.5', '-999.99', '-1000', '0.001', '007.5', '0.00', '-0', '1.', '.5', '1e2',
+      '١٢', '12.3٤', None]),
+    ({'type': 'timestamp'}, {'type': 'timestamp', 'fsp': 0, 'range': ['1970-01-01T00:00:01', '2038-01-19T03:14:07']},
+     ['2011-03-04T05:06:07.123Z', '2011-03-04T05:06:07Z', '1960-01-01T00:00:00Z', '2038-01-19T03:14:07.9Z',
+      '2038-01-19T03:14:08Z', None]),
+    ({'type': 'datetime'}, {'type': 'datetime', 'fsp': 3}, ['2011-03-04T05:06:07.123456', '2011-03-04T05:06:07']),
+]
+
+
+@pytest.mark.parametrize('source,target,items', _FAST_CASES)
+def test_a_converter_gives_what_convert_gives(source, target, items):
+    """The converters' shortcuts for the common cases store, and refuse, exactly what ``convert`` does."""
+    source, target = dict(source, name='c'), dict(target, name='c')
+    converter = _rows.converter(source, target)
+    for item in items:
+        try:
+            expected = _rows.convert(item, source, target)
+        except _rows.Lossy as exc:
+            with pytest.raises(_rows.Lossy) as raised:
+                converter(item)
+            assert raised.value.message == exc.message
+            continue
+        assert converter(item) == expected and type(converter(item)) is type(expected), item
+
+
+@pytest.mark.parametrize('raw', ['123.45', '123.450', '-0.50', '0.000', '-0', '0', '100', '007.50', '1.', '.5', '1E+2',
+                                 '-12', '١٢', '12.3٤', ' 5', '0.1000000000000000000001'])
+def test_the_decimal_shortcuts_give_what_decimal_gives(raw):
+    """A decimal read from a vendor and its canonical form, taken from the text where it is plain, are what
+    ``decimal.Decimal`` makes of it."""
+    try:
+        expected = _rows.value('decimal', raw)
+    except CairnError:
+        with pytest.raises(CairnError):
+            _rows.reader('decimal')(raw)
+        return
+    assert _rows.reader('decimal')(raw) == expected
+    number = __import__('decimal').Decimal(expected)
+    assert _rows.canonical('decimal', expected) == ('0' if number.is_zero() else format(number.normalize(), 'f'))
+
+
+@pytest.mark.parametrize('raw', ['0', '1', 't', 'f', 'true', 'false', 'TRUE', ' 1', 'yes', 1, 0, True, 1.0])
+def test_the_boolean_shortcut_gives_what_value_gives(raw):
+    assert _rows.reader('boolean')(raw) is _rows.value('boolean', raw)

@@ -553,20 +553,7 @@ class MysqlBackend(DatabaseBackend):
     @staticmethod
     def sql_value(column, item):
         """A neutral value (already the target column's type) as a literal of this vendor."""
-        if item is None:
-            return 'NULL'
-        kind = column['type']
-        if kind == 'boolean':
-            return '1' if item else '0'
-        if kind == 'integer':
-            return str(item)
-        if kind == 'float':
-            return repr(item)
-        if kind == 'binary':
-            return "X'%s'" % base64.b64decode(item).hex()
-        if kind in ('timestamp', 'datetime'):
-            item = item.rstrip('Z').replace('T', ' ')
-        return "'%s'" % item.translate(_SQL_ESCAPES)
+        return _literal_writer(column)(item)
 
     def load_rows(self, tables, loads, content=False):
         """Replace the content of every table of ``tables`` (``row_tables`` of this target) by the rows of
@@ -580,9 +567,10 @@ class MysqlBackend(DatabaseBackend):
                 yield 'DELETE FROM %s;\n' % _ident(table['name'])
             for name, columns, rows in loads:
                 start = 'INSERT INTO %s (%s) VALUES\n' % (_ident(name), ', '.join(_ident(c['name']) for c in columns))
+                writers = [_literal_writer(column) for column in columns]
                 batch, size = [], 0
                 for values in rows:
-                    text = '(%s)' % ', '.join(self.sql_value(column, item) for column, item in zip(columns, values))
+                    text = '(%s)' % ', '.join([write(item) for write, item in zip(writers, values)])
                     batch.append(text)
                     size += len(text)
                     if size > INSERT_BYTES or len(batch) >= 1000:
@@ -705,8 +693,28 @@ class _Counter(threading.Thread):
 
 
 INSERT_BYTES = 1024 * 1024
-_SQL_ESCAPES = {ord('\\'): '\\\\', ord("'"): "\\'", ord('\0'): '\\0', ord('\n'): '\\n', ord('\r'): '\\r',
-                ord('\x1a'): '\\Z'}
+
+
+def _quoted(text):
+    """A string literal (``str.translate`` with a mapping is many times slower on text that is not ASCII)."""
+    return "'%s'" % text.replace('\\', '\\\\').replace("'", "\\'").replace('\0', '\\0').replace(
+        '\n', '\\n').replace('\r', '\\r').replace('\x1a', '\\Z')
+
+
+def _literal_writer(column):
+    """A function of one neutral value (already the target column's type) giving its literal of this vendor."""
+    kind = column['type']
+    if kind == 'boolean':
+        return lambda item: 'NULL' if item is None else ('1' if item else '0')
+    if kind == 'integer':
+        return lambda item: 'NULL' if item is None else str(item)
+    if kind == 'float':
+        return lambda item: 'NULL' if item is None else repr(item)
+    if kind == 'binary':
+        return lambda item: 'NULL' if item is None else "X'%s'" % base64.b64decode(item).hex()
+    if kind in ('timestamp', 'datetime'):
+        return lambda item: 'NULL' if item is None else _quoted(item.rstrip('Z').replace('T', ' '))
+    return lambda item: 'NULL' if item is None else _quoted(item)
 
 
 def stream_rows(session, writer, tables):
@@ -719,10 +727,11 @@ def stream_rows(session, writer, tables):
         writer.begin(table)
         readers = [_rows.reader(column['type'], hexadecimal=True) for column in table['columns']]
         for line in iter(session.readline, b''):
-            text = line.decode('utf-8').rstrip('\n')
-            if text == '--end--':
+            line = line.rstrip(b'\n')
+            if line == b'--end--':
                 break
-            writer.row([read(raw) for read, raw in zip(readers, json.loads(_unescape(text)))])
+            # a JSON array holds no tab, newline or NUL (it escapes them): batch mode only doubled its backslashes
+            writer.row([read(raw) for read, raw in zip(readers, json.loads(line.replace(b'\\\\', b'\\')))])
         else:
             raise CairnError('the rows session ended before table %s was read: %s'
                              % (table['name'], session.stderr_tail() or 'no message'))

@@ -618,16 +618,7 @@ class PostgresBackend(DatabaseBackend):
     @staticmethod
     def copy_value(column, item):
         """A neutral value (already the target column's type) as a field of COPY's text format."""
-        if item is None:
-            return '\\N'
-        kind = column['type']
-        if kind == 'boolean':
-            return 't' if item else 'f'
-        if kind == 'binary':
-            return '\\\\x' + base64.b64decode(item).hex()
-        if kind in ('integer', 'float'):
-            return str(item) if not isinstance(item, float) else repr(item)
-        return item.replace('\\', '\\\\').replace('\n', '\\n').replace('\r', '\\r').replace('\t', '\\t')
+        return _copy_writer(column)(item)
 
     def load_rows(self, tables, loads, content=False):
         """Replace the content of every table of ``tables`` (``row_tables`` of this target) by the rows of
@@ -651,9 +642,10 @@ class PostgresBackend(DatabaseBackend):
             for name, columns, rows in loads:
                 loaded.append({'name': name, 'columns': columns, 'foreign_keys': []})
                 yield 'COPY %s (%s) FROM STDIN;\n' % (_ident(name), ', '.join(_ident(c['name']) for c in columns))
+                writers = [_copy_writer(column) for column in columns]
                 batch = []
                 for values in rows:
-                    batch.append('\t'.join(self.copy_value(column, item) for column, item in zip(columns, values)))
+                    batch.append('\t'.join([write(item) for write, item in zip(writers, values)]))
                     if len(batch) >= 1000:
                         yield '\n'.join(batch) + '\n'
                         batch = []
@@ -695,6 +687,22 @@ class _Background(threading.Thread):
         if self._error:
             raise self._error
         return self._value
+
+
+def _copy_text(text):
+    return text.replace('\\', '\\\\').replace('\n', '\\n').replace('\r', '\\r').replace('\t', '\\t')
+
+
+def _copy_writer(column):
+    """A function of one neutral value (already the target column's type) giving its field of COPY's text format."""
+    kind = column['type']
+    if kind == 'boolean':
+        return lambda item: '\\N' if item is None else ('t' if item else 'f')
+    if kind == 'binary':
+        return lambda item: '\\N' if item is None else '\\\\x' + base64.b64decode(item).hex()
+    if kind in ('integer', 'float'):
+        return lambda item: '\\N' if item is None else (repr(item) if item.__class__ is float else str(item))
+    return lambda item: '\\N' if item is None else _copy_text(item)
 
 
 def _feed_script(session, script):
