@@ -32,11 +32,11 @@ from test_relocation import relocate_env
 from ansible_collections.cairncms.ops.plugins.module_utils._common import process_start_time
 
 
-def forge(repo, instance_name, manifest, transform):
-    """Rewrite the database artifact of a restore point with ``transform(raw)`` and fix the manifest's sizes and
-    sha256 sums (artifact and raw dump) so that every checksum matches; the forged raw bytes."""
+def forge(repo, instance_name, manifest, transform, part='database'):
+    """Rewrite the artifact of a restore point's ``part`` (its database dump) with ``transform(raw)`` and fix the
+    manifest's sizes and sha256 sums (artifact and raw dump) so that every checksum matches; the forged raw bytes."""
     point = os.path.join(repo['path'], instance_name, 'points', manifest['id'])
-    name = part_of(manifest, 'database')['artifacts'][0]['path']
+    name = part_of(manifest, part)['artifacts'][0]['path']
     with open(os.path.join(point, name), 'rb') as handle:
         raw = zstandard.ZstdDecompressor().stream_reader(handle).read()
     forged = transform(raw)
@@ -44,9 +44,10 @@ def forge(repo, instance_name, manifest, transform):
     data = zstandard.ZstdCompressor().compress(forged)
     with open(os.path.join(point, name), 'wb') as handle:
         handle.write(data)
-    part_of(manifest, 'database')['raw_size_bytes'] = len(forged)
-    if 'raw_sha256' in part_of(manifest, 'database'):
-        part_of(manifest, 'database')['raw_sha256'] = hashlib.sha256(forged).hexdigest()
+    if 'raw_size_bytes' in part_of(manifest, part):
+        part_of(manifest, part)['raw_size_bytes'] = len(forged)
+    if 'raw_sha256' in part_of(manifest, part):
+        part_of(manifest, part)['raw_sha256'] = hashlib.sha256(forged).hexdigest()
     for artifact in artifacts_of(manifest):
         if artifact['path'] == name:
             artifact.update(size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())

@@ -27,6 +27,7 @@ import _directus
 import _seed_types
 import _site
 from conftest import SHOW_STATS, Gate, custom_stats, run_playbook
+from test_forged_restore_points import forge
 
 PAIRS = [('sqlite', 'postgres'), ('postgres', 'mysql'), ('mysql', 'sqlite')]
 
@@ -78,9 +79,9 @@ def world(request, tmp_path):
         started.append(site)
         return site
 
-    def play(source_site, target_site, seeded, check=False, playbook='migrate.yml', **variables):
-        """``playbook`` (migrate.yml) for two hosts, ``source`` and ``target``; (the run, its cairn_migrate
-        stats)."""
+    def play(source_site, target_site, seeded, check=False, playbook='migrate.yml', limit=None, **variables):
+        """``playbook`` (migrate.yml) for two hosts, ``source`` and ``target`` (or the one of ``limit``); (the run,
+        its cairn_migrate stats)."""
         cli = [_directus._node(), str(_directus.ensure_installed())]
         common = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
                   'cairn_repository': {'type': 'local', 'path': str(tmp_path / 'repository')},
@@ -98,7 +99,7 @@ def world(request, tmp_path):
         path = tmp_path / 'inventory.json'
         path.write_text(json.dumps(inventory))
         run = run_playbook(playbook, str(path), check=check, environ=SHOW_STATS,
-                           limit='source' if playbook == 'backup.yml' else None)
+                           limit=limit or ('source' if playbook == 'backup.yml' else None))
         return run, (custom_stats(run.stdout).get('cairn_migrate') or {}).get('site-new')
 
     try:
@@ -228,6 +229,52 @@ def test_a_value_the_target_cannot_hold_fails_the_move_naming_it_and_leaves_the_
     assert target.running
     target.token = _directus.login(target.url, _directus.DEFAULT_ADMIN_EMAIL, _directus.DEFAULT_ADMIN_PASSWORD)
     assert _seed_types.compare(served, _seed_types.snapshot_items(target.url, target.token, seeded)) == []
+
+
+def _forge_a_value(repo, instance_name, table, column, value):
+    """In the newest restore point of ``instance_name``, the first row of ``table`` with ``value`` in ``column``,
+    every checksum of the manifest fixed up (an unsigned repository takes it); that row's id."""
+    points = os.path.join(repo['path'], instance_name, 'points')
+    newest = sorted(os.listdir(points))[-1]
+    with open(os.path.join(points, newest, 'manifest.json'), encoding='utf-8') as handle:
+        manifest = json.load(handle)
+    changed = {}
+
+    def transform(raw):
+        lines, head = raw.split(b'\n'), None
+        for number, line in enumerate(lines):
+            item = json.loads(line) if line else None
+            if isinstance(item, dict) and item.get('table') == table:
+                head = item
+            elif head is not None and isinstance(item, list):
+                names = [entry['name'] for entry in head['columns']]
+                changed['id'] = item[names.index('id')]
+                item[names.index(column)] = value
+                lines[number] = json.dumps(item).encode()
+                return b'\n'.join(lines)
+        raise AssertionError('no row of %s in the rows stream' % table)
+    forge(repo, instance_name, manifest, transform, part='rows')
+    return changed['id']
+
+
+def test_a_forged_rows_stream_fails_the_move_naming_the_value_and_leaves_the_target_empty(world, tmp_path):
+    """The rows part is untrusted input: a value of another JSON type than its column's (a number where the column
+    holds text), in a stream whose checksums were all fixed up, fails the move naming table, column and row, and
+    the target is left empty."""
+    source, seeded = world['source']('sqlite')
+    target = world['target']('postgres', source)
+    run, _stats = world['play'](source, target, seeded, playbook='backup.yml',
+                                cairn_backup_parts=['database', 'files', 'schema', 'rows'])
+    assert run.returncode == 0, run.stdout + run.stderr
+    row = _forge_a_value({'path': str(tmp_path / 'repository')}, 'site', 'specimens', 'title', 12345)
+
+    run, failed = world['play'](source, target, seeded, limit='target')
+    assert run.returncode != 0
+    assert failed['outcome'] == 'failed', failed
+    assert 'table specimens, column title, row %s: 12345 is not a string value' % row in failed['error'], failed
+    assert 'left empty' in failed['error'] and 'Traceback' not in run.stdout + run.stderr
+    assert tables_of(world['vendors'], 'postgres', target) == []
+    assert not target.running
 
 
 def _journals(site):
