@@ -279,6 +279,69 @@ class Digest:
         return '%064x' % (self._sum % (1 << 256))
 
 
+class Fingerprint:
+    """A table's row count and a checksum of every value in the form the target database writes it as text, the
+    same that database computes in SQL over what it holds (``fingerprint_sql`` of a ``_db`` backend): a load's
+    check without reading the table back. ``renderers``: per column, the function giving a neutral value's text as
+    that database writes it (``None`` stays NULL). Each row is the sha256 of its values, each written as its
+    length in characters, a colon and the text (``N`` for NULL); the checksum is two sums of 60 bits of those
+    sha256s (characters 1-15 and 16-30 of the hex digest), which SQL can add up exactly."""
+
+    def __init__(self, renderers):
+        self._renderers = renderers
+        self.rows = 0
+        self._sums = [0, 0]
+
+    def add(self, values):
+        parts = []
+        for render, item in zip(self._renderers, values):
+            if item is None:
+                parts.append('N')
+            else:
+                text = render(item)
+                parts.append('%d:%s' % (len(text), text))
+        digest = hashlib.sha256(''.join(parts).encode('utf-8', 'surrogatepass')).hexdigest()
+        self._sums[0] += int(digest[:15], 16)
+        self._sums[1] += int(digest[15:30], 16)
+        self.rows += 1
+
+    @property
+    def checksum(self):
+        return '%d:%d' % tuple(self._sums)
+
+
+def stamp_text(fsp=None, zone=''):
+    """A renderer of a neutral date and time as ``YYYY-MM-DD HH:MM:SS`` with its fraction padded to ``fsp`` digits
+    (MySQL), or without its trailing zeros (``fsp`` None: PostgreSQL), then ``zone``."""
+    def render(item):
+        body = item[:-1] if item.endswith('Z') else item
+        body = body.replace('T', ' ', 1)
+        whole, _point, fraction = body.partition('.')
+        if fsp is None:
+            fraction = fraction.rstrip('0')
+            return whole + ('.' + fraction if fraction else '') + zone
+        return whole + ('.' + (fraction + '0' * fsp)[:fsp] if fsp else '') + zone
+    return render
+
+
+def decimal_text(scale=None):
+    """A renderer of a neutral decimal as a database writes it: ``scale`` decimals (a column of fixed scale), or
+    the digits given (None), never a negative zero."""
+    step = decimal.Decimal(1).scaleb(-scale) if scale is not None else None
+
+    def render(item):
+        if item.__class__ is str and _plain_decimal(item) and item.lstrip('-0.'):
+            fraction = item.partition('.')[2]
+            if scale is None or (len(fraction) == scale and (scale or '.' not in item)):
+                return item
+        number = decimal.Decimal(item)
+        if step is not None:
+            number = number.quantize(step)
+        text = format(number, 'f')
+        return text[1:] if number.is_zero() and text.startswith('-') else text
+    return render
+
+
 class _Count:
     """A ``Digest`` that only counts."""
 

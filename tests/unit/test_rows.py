@@ -355,6 +355,10 @@ class _Target:
         loaded = {name: [list(values) for values in rows] for name, _columns, rows in loads}
         self.committed = loaded
 
+    @staticmethod
+    def fingerprint_renderers(_columns):
+        return None  # as SQLite: the check reads the tables back
+
 
 def test_a_load_checks_the_whole_artifact_before_it_commits():
     data, _writer = _stream()
@@ -427,3 +431,36 @@ def test_the_decimal_shortcuts_give_what_decimal_gives(raw):
 @pytest.mark.parametrize('raw', ['0', '1', 't', 'f', 'true', 'false', 'TRUE', ' 1', 'yes', 1, 0, True, 1.0])
 def test_the_boolean_shortcut_gives_what_value_gives(raw):
     assert _rows.reader('boolean')(raw) is _rows.value('boolean', raw)
+
+
+@pytest.mark.parametrize('fsp,zone,item,expected', [
+    (0, '', '2011-03-04T05:06:07Z', '2011-03-04 05:06:07'),
+    (3, '', '2011-03-04T05:06:07.1Z', '2011-03-04 05:06:07.100'),
+    (2, '', '05:06:07', '05:06:07.00'),
+    (None, '+00', '2011-03-04T05:06:07.100Z', '2011-03-04 05:06:07.1+00'),
+    (None, '+00', '0999-01-01T00:00:00Z', '0999-01-01 00:00:00+00'),
+    (None, '', '05:06:07.000', '05:06:07'),
+])
+def test_a_date_and_time_is_written_as_the_database_writes_it(fsp, zone, item, expected):
+    assert _rows.stamp_text(fsp, zone)(item) == expected
+
+
+@pytest.mark.parametrize('scale,item,expected', [
+    (2, '-0.00', '0.00'), (2, '-0', '0.00'), (2, '7.5', '7.50'), (2, '12.34', '12.34'), (0, '5', '5'),
+    (None, '007.50', '7.50'), (None, '1E+2', '100'), (None, '-0.0', '0.0'), (None, '-1.5', '-1.5'), (6, '1', '1.000000'),
+])
+def test_a_decimal_is_written_as_the_database_writes_it(scale, item, expected):
+    assert _rows.decimal_text(scale)(item) == expected
+
+
+def test_a_fingerprint_tells_values_nulls_and_their_places_apart():
+    def checksum(rows):
+        fingerprint = _rows.Fingerprint([str, str])
+        for row in rows:
+            fingerprint.add(row)
+        return fingerprint.rows, fingerprint.checksum
+    same = checksum([['a', 'b'], ['c', None]])
+    assert checksum([['c', None], ['a', 'b']]) == same  # whatever the order of the rows
+    for other in ([['a', 'b'], [None, 'c']], [['ab', ''], ['c', None]], [['a', 'b'], ['c', '']],
+                  [['a', 'b'], ['c', 'N']], [['a', 'b']]):
+        assert checksum(other) != same, other

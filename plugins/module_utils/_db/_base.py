@@ -128,6 +128,16 @@ class DatabaseBackend:
         """Remove every table of the database (a migration's target goes back to empty)."""
         raise NotImplementedError
 
+    def fingerprint_renderers(self, columns):  # pylint: disable=unused-argument
+        """Per column of ``columns``, the function writing a neutral value as ``table_fingerprints`` has this
+        database write it (``_rows.Fingerprint``); None where the database cannot (the check reads the table
+        back)."""
+        return None
+
+    def table_fingerprints(self, tables):
+        """``{name: (rows, checksum)}`` of ``tables`` (``(name, columns)``), computed by the database."""
+        raise NotImplementedError
+
     def widen_float(self, table, column):
         """Make the float ``column`` (of ``row_tables``) of ``table`` hold doubles; its new native type."""
         raise NotImplementedError

@@ -525,6 +525,58 @@ class MysqlBackend(DatabaseBackend):
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 
+    # What CAST(... AS CHAR) writes of each kind of column, as a function of a neutral value: the load's check
+    # (_rows.Fingerprint). Floats (their shortest form is not Python's), BIT, MySQL's own JSON type (it normalises)
+    # and UUID have none: their tables are read back instead.
+    _TEXT_NATIVES = ('varchar', 'char', 'tinytext', 'text', 'mediumtext', 'longtext', 'enum', 'set')
+
+    def fingerprint_renderers(self, columns):
+        """Per column, the function writing a neutral value as this database's ``fingerprint_sql`` does; None when
+        a column has none."""
+        renderers = []
+        for column in columns:
+            native, kind = str(column.get('native') or '').lower(), column['type']
+            base = native.split('(', 1)[0].split(' ', 1)[0]
+            if kind == 'integer' and base in self.INT_BITS:
+                renderers.append(str)
+            elif kind == 'boolean' and base == 'tinyint':
+                renderers.append(lambda item: '1' if item else '0')
+            elif kind == 'decimal' and base in ('decimal', 'numeric') and column.get('scale') is not None:
+                renderers.append(_rows.decimal_text(column['scale']))
+            elif kind in ('string', 'json') and base in self._TEXT_NATIVES:
+                renderers.append(lambda item: item)
+            elif kind in ('timestamp', 'datetime') and base in ('timestamp', 'datetime'):
+                renderers.append(_rows.stamp_text(int(column.get('fsp') or 0)))
+            elif kind == 'date' and base == 'date':
+                renderers.append(lambda item: item)
+            elif kind == 'time' and base == 'time':
+                renderers.append(_rows.stamp_text(int(column.get('fsp') or 0)))
+            elif kind == 'binary' and base in ('binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob'):
+                renderers.append(lambda item: base64.b64decode(item).hex().upper())
+            else:
+                return None
+        return renderers
+
+    @staticmethod
+    def fingerprint_sql(name, columns):
+        """SQL giving the table's name, row count and the two sums of ``_rows.Fingerprint`` over ``columns``."""
+        values = []
+        for column in columns:
+            text = ('HEX(%s)' if column['type'] == 'binary' else 'CAST(%s AS CHAR)') % _ident(column['name'])
+            values.append("IFNULL(CONCAT(CHAR_LENGTH(%s), ':', %s), 'N')" % (text, text))
+        sums = ', '.join('COALESCE(SUM(CAST(CONV(SUBSTRING(h, %d, 15), 16, 10) AS UNSIGNED)), 0)' % start
+                         for start in (1, 16))
+        return ('SELECT %s, COUNT(*), %s FROM (SELECT SHA2(CONCAT(%s), 256) AS h FROM %s) AS fingerprinted'
+                % (_literal(name), sums, ', '.join(values), _ident(name)))
+
+    def table_fingerprints(self, tables):
+        """``{name: (rows, checksum)}`` of ``tables`` (``(name, columns)``), as ``_rows.Fingerprint`` has them."""
+        if not tables:
+            return {}
+        found = self.sql(self._SESSION + ''.join(self.fingerprint_sql(name, columns) + ';\n'
+                                                 for name, columns in tables))
+        return {row[0]: (int(row[1]), '%s:%s' % (row[2], row[3])) for row in found if len(row) == 4}
+
     def widen_float(self, table, column):
         """Make a float column hold doubles (a migration's target, for a source whose values are doubles), its
         nullability and default kept."""

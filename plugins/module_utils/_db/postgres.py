@@ -25,6 +25,7 @@ import shutil
 import tarfile
 import tempfile
 import threading
+import uuid
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _process, _rows, _scratch
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
@@ -600,6 +601,59 @@ class PostgresBackend(DatabaseBackend):
         feeder.join()
         session.finish()
 
+    # What ::text writes (in the session of _SESSION) of each kind of column, as a function of a neutral value: the
+    # load's check (_rows.Fingerprint). Floats (PostgreSQL's shortest form is not Python's), jsonb (it normalises),
+    # times with a zone and types the CMS does not make have none: their tables are read back instead.
+    _TEXT_NATIVES = ('character varying', 'character', 'text', 'json')
+
+    def fingerprint_renderers(self, columns):
+        """Per column, the function writing a neutral value as this database's ``fingerprint_sql`` does; None when
+        a column has none."""
+        renderers = []
+        for column in columns:
+            native, kind = str(column.get('native') or '').lower(), column['type']
+            base = native.split('(', 1)[0].strip()
+            if kind == 'integer' and base in ('smallint', 'integer', 'bigint'):
+                renderers.append(str)
+            elif kind == 'boolean' and base == 'boolean':
+                renderers.append(lambda item: 'true' if item else 'false')
+            elif kind == 'decimal' and base == 'numeric':
+                renderers.append(_rows.decimal_text(column.get('scale')))
+            elif kind in ('string', 'json') and base in self._TEXT_NATIVES:
+                renderers.append(lambda item: item)
+            elif kind == 'uuid' and base == 'uuid':
+                renderers.append(_uuid_text)
+            elif kind == 'timestamp' and base == 'timestamp with time zone':
+                renderers.append(_rows.stamp_text(None, '+00'))
+            elif (kind, base) in (('datetime', 'timestamp without time zone'), ('time', 'time without time zone')):
+                renderers.append(_rows.stamp_text(None))
+            elif kind == 'date' and base == 'date':
+                renderers.append(lambda item: item)
+            elif kind == 'binary' and base == 'bytea':
+                renderers.append(lambda item: base64.b64decode(item).hex())
+            else:
+                return None
+        return renderers
+
+    @staticmethod
+    def fingerprint_sql(name, columns):
+        """SQL giving the table's name, row count and the two sums of ``_rows.Fingerprint`` over ``columns``."""
+        values = []
+        for column in columns:
+            text = ("encode(%s, 'hex')" if column['type'] == 'binary' else '%s::text') % _ident(column['name'])
+            values.append("COALESCE(length(%s)::text || ':' || %s, 'N')" % (text, text))
+        sums = ', '.join("COALESCE(sum(('x' || substr(h, %d, 15))::bit(60)::bigint), 0)" % start for start in (1, 16))
+        return ("SELECT %s, count(*), %s FROM (SELECT encode(sha256(convert_to(%s, 'UTF8')), 'hex') AS h FROM %s) "
+                "AS fingerprinted" % (_literal(name), sums, ' || '.join(values), _ident(name)))
+
+    def table_fingerprints(self, tables):
+        """``{name: (rows, checksum)}`` of ``tables`` (``(name, columns)``), as ``_rows.Fingerprint`` has them."""
+        if not tables:
+            return {}
+        found = self.psql(self._SESSION + ''.join(self.fingerprint_sql(name, columns) + ';\n'
+                                                  for name, columns in tables))
+        return {row[0]: (int(row[1]), '%s:%s' % (row[2], row[3])) for row in found if len(row) == 4}
+
     def widen_float(self, table, column):
         """Make a float column hold doubles (a migration's target, for a source whose values are doubles)."""
         self.psql('ALTER TABLE %s ALTER COLUMN %s TYPE double precision' % (_ident(table), _ident(column['name'])))
@@ -687,6 +741,16 @@ class _Background(threading.Thread):
         if self._error:
             raise self._error
         return self._value
+
+
+def _uuid_text(item):
+    """A UUID as the uuid type writes it (lower case, with hyphens)."""
+    if len(item) == 36 and item[8] == item[13] == item[18] == item[23] == '-' and item == item.lower():
+        return item
+    try:
+        return str(uuid.UUID(item))
+    except ValueError:
+        return item
 
 
 def _copy_text(text):

@@ -1,0 +1,112 @@
+# Copyright: cairncms.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The check after a migration's row load, against real PostgreSQL and MariaDB servers: each loaded table's row count
+and checksum in the target equal to what was loaded. Where the target can write every column of a table as text, it
+computes the checksum itself in SQL (``_rows.Fingerprint``) and the table is not read back: values of every kind the
+CMS's columns hold (NULLs, negative zero, scales, fractions of seconds, dates before 1000, UUIDs in upper case, text
+that is not ASCII, quotes, newlines, binary) give no false difference, and a value changed, a row removed or a row
+added in the target after the load is found, in those tables and in a table that is read back (a float column)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import secrets
+
+import pytest
+
+from ansible_collections.cairncms.ops.plugins.module_utils import _migrate, _rows
+from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend
+from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig
+
+TABLES = {
+    'postgres': [
+        'CREATE TABLE kinds (id integer PRIMARY KEY, big bigint, flag boolean, price numeric(12,2), amount numeric, '
+        'title character varying(50), code character(5), body text, doc json, ref uuid, '
+        'stamped timestamp with time zone, local timestamp without time zone, day date, '
+        'tod time without time zone, data bytea)',
+        'CREATE TABLE measured (id integer PRIMARY KEY, ratio double precision)'],
+    'mysql': [
+        'CREATE TABLE kinds (id int PRIMARY KEY, big bigint, flag tinyint(1), price decimal(12,2), '
+        'amount decimal(20,6), title varchar(50), code char(5), body text, doc longtext, ref char(36), '
+        'stamped timestamp(3) NULL, local datetime, day date, tod time(2), data blob) CHARACTER SET utf8mb4',
+        'CREATE TABLE measured (id int PRIMARY KEY, ratio double)'],
+}
+ROWS = [
+    [1, 2 ** 62, True, '-0.00', '7.5', 'Grüße 🪨 it\'s "quoted"', 'ab', 'line\nbreak\ttab \\ back', '{"b": 1, "a": [1]}',
+     'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '2011-03-04T05:06:07.1Z', '2011-03-04T05:06:07', '0999-01-01',
+     '05:06:07.25', base64.b64encode(b'\x00\xff\n').decode()],
+    [2, None, False, '12.5', '100', '', None, '', '[]', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12',
+     '1999-12-31T23:59:59Z', None, '2024-02-29', '00:00:00', base64.b64encode(b'').decode()],
+    [3] + [None] * 14,
+]
+# per vendor: an UPDATE of one value after the load, for each kind of column
+CHANGES = {
+    'postgres': ["price = 0.01", "amount = 7.50", "title = 'Grüße'", "ref = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a13'",
+                 "stamped = stamped + interval '1 millisecond'", "tod = '05:06:07.26'", "data = '\\x00ff'",
+                 "flag = false", "day = '1000-01-01'", "doc = '{\"a\": [1], \"b\": 1}'"],
+    'mysql': ["price = 0.01", "amount = 7.500001", "title = 'Grüße'", "ref = 'x'",
+              "stamped = stamped + INTERVAL 1000 MICROSECOND", "tod = '05:06:07.26'", "data = X'00FF'",
+              "flag = 0", "day = '1000-01-01'", "code = 'abc'"],
+}
+
+
+@pytest.fixture(params=['postgres', 'mysql'])
+def target(request, tmp_path):
+    server = request.getfixturevalue({'postgres': 'postgres_server', 'mysql': 'mariadb_server'}[request.param])
+    name = 'cairn_check_%s' % secrets.token_hex(3)
+    server.create_database(name)
+    try:
+        for statement in TABLES[request.param]:
+            server.sql(statement, name)
+        backend = select_backend(InstanceConfig.from_dotenv(server.env(database=name), str(tmp_path)).database())
+        yield request.param, server, name, backend
+    finally:
+        if server.running:
+            server.drop_database(name)
+
+
+def _stream(backend):
+    """A rows stream of ``ROWS`` (table kinds) and two rows of ``measured``, typed as the target's own columns."""
+    tables = {table['name']: table for table in backend.row_tables()}
+    sink = io.BytesIO()
+    writer = _rows.Writer(sink, backend.vendor, ['kinds', 'measured'])
+    for name, rows in (('kinds', ROWS), ('measured', [[1, 0.1], [2, None]])):
+        writer.begin(tables[name])
+        for row in rows:
+            writer.row(list(row))
+        writer.end()
+    writer.close()
+    return sink.getvalue()
+
+
+def _load(backend, stream):
+    load = _migrate.Load(backend)
+    load.run(io.BytesIO(stream), 'the test stream')
+    return load
+
+
+def test_the_target_computes_the_checksum_of_every_kind_of_value_and_finds_a_change(target):
+    vendor, server, name, backend = target
+    stream = _stream(backend)
+    load = _load(backend, stream)
+    # the kinds table is checked in SQL, the table with a float column is read back
+    assert isinstance(load.expected['kinds'][1], _rows.Fingerprint)
+    assert isinstance(load.expected['measured'][1], _rows.Digest)
+    assert load.verify() == []
+
+    for change in CHANGES[vendor]:
+        load = _load(backend, stream)
+        server.sql('UPDATE kinds SET %s WHERE id = %d' % (change, 2 if change.startswith('tod') else 1), name)
+        assert [entry['table'] for entry in load.verify()] == ['kinds'], change
+        assert load.verify()[0]['checksums_equal'] is False, change
+
+    load = _load(backend, stream)
+    server.sql('DELETE FROM kinds WHERE id = 3', name)
+    server.sql('UPDATE measured SET ratio = 0.2 WHERE id = 1', name)
+    assert [(entry['table'], entry['target_rows']) for entry in load.verify()] == [('kinds', 2), ('measured', 2)]
+
+    load = _load(backend, stream)
+    server.sql('INSERT INTO kinds (id) VALUES (4)', name)
+    assert [(entry['table'], entry['loaded_rows'], entry['target_rows']) for entry in load.verify()] == [
+        ('kinds', 3, 4)]
