@@ -5,7 +5,8 @@ and checksum in the target equal to what was loaded. Where the target can write 
 computes the checksum itself in SQL (``_rows.Fingerprint``) and the table is not read back: values of every kind the
 CMS's columns hold (NULLs, negative zero, scales, fractions of seconds, dates before 1000, UUIDs in upper case, text
 that is not ASCII, quotes, newlines, binary) give no false difference, and a value changed, a row removed or a row
-added in the target after the load is found, in those tables and in a table that is read back (a float column)."""
+added in the target after the load is found, in those tables and in a table that is read back (a single-precision
+float column)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ TABLES = {
         'CREATE TABLE kinds (id integer PRIMARY KEY, big bigint, flag boolean, price numeric(12,2), amount numeric, '
         'title character varying(50), code character(5), body text, doc json, ref uuid, '
         'stamped timestamp with time zone, local timestamp without time zone, day date, '
-        'tod time without time zone, data bytea)',
-        'CREATE TABLE measured (id integer PRIMARY KEY, ratio double precision)'],
+        'tod time without time zone, data bytea, ratio double precision)',
+        'CREATE TABLE measured (id integer PRIMARY KEY, ratio real)'],
     'mysql': [
         'CREATE TABLE kinds (id int PRIMARY KEY, big bigint, flag tinyint(1), price decimal(12,2), '
         'amount decimal(20,6), title varchar(50), code char(5), body text, doc longtext, ref char(36), '
@@ -40,11 +41,16 @@ ROWS = [
      '1999-12-31T23:59:59Z', None, '2024-02-29', '00:00:00', base64.b64encode(b'').decode()],
     [3] + [None] * 14,
 ]
+# PostgreSQL's kinds table has a double precision column more
+RATIOS = [0.30000000000000004, -123.456e20, None]
+FLOATS = [1e14, 1e15, 1234567890123456.7, 0.0001, 9.999e-05, -0.0, 1.0, -12.5, 5e-324, 1.7976931348623157e308, 'NaN',
+          '-Infinity', 0.001234]
 # per vendor: an UPDATE of one value after the load, for each kind of column
 CHANGES = {
     'postgres': ["price = 0.01", "amount = 7.50", "title = 'Grüße'", "ref = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a13'",
                  "stamped = stamped + interval '1 millisecond'", "tod = '05:06:07.26'", "data = '\\x00ff'",
-                 "flag = false", "day = '1000-01-01'", "doc = '{\"a\": [1], \"b\": 1}'"],
+                 "flag = false", "day = '1000-01-01'", "doc = '{\"a\": [1], \"b\": 1}'",
+                 "ratio = 0.3"],
     'mysql': ["price = 0.01", "amount = 7.500001", "title = 'Grüße'", "ref = 'x'",
               "stamped = stamped + INTERVAL 1000 MICROSECOND", "tod = '05:06:07.26'", "data = X'00FF'",
               "flag = 0", "day = '1000-01-01'", "code = 'abc'"],
@@ -71,7 +77,9 @@ def _stream(backend):
     tables = {table['name']: table for table in backend.row_tables()}
     sink = io.BytesIO()
     writer = _rows.Writer(sink, backend.vendor, ['kinds', 'measured'])
-    for name, rows in (('kinds', ROWS), ('measured', [[1, 0.1], [2, None]])):
+    kinds = ROWS if backend.vendor != 'postgres' else [row + [ratio] for row, ratio in zip(ROWS, RATIOS)] + [
+        [10 + number] + [None] * 14 + [value] for number, value in enumerate(FLOATS)]
+    for name, rows in (('kinds', kinds), ('measured', [[1, 0.5], [2, None]])):
         writer.begin(tables[name])
         for row in rows:
             writer.row(list(row))
@@ -103,10 +111,12 @@ def test_the_target_computes_the_checksum_of_every_kind_of_value_and_finds_a_cha
 
     load = _load(backend, stream)
     server.sql('DELETE FROM kinds WHERE id = 3', name)
-    server.sql('UPDATE measured SET ratio = 0.2 WHERE id = 1', name)
-    assert [(entry['table'], entry['target_rows']) for entry in load.verify()] == [('kinds', 2), ('measured', 2)]
+    server.sql('UPDATE measured SET ratio = 0.25 WHERE id = 1', name)
+    assert [(entry['table'], entry['target_rows']) for entry in load.verify()] == [
+        ('kinds', len(ROWS) - 1 + (len(FLOATS) if vendor == 'postgres' else 0)), ('measured', 2)]
 
     load = _load(backend, stream)
     server.sql('INSERT INTO kinds (id) VALUES (4)', name)
+    loaded = len(ROWS) + (len(FLOATS) if vendor == 'postgres' else 0)
     assert [(entry['table'], entry['loaded_rows'], entry['target_rows']) for entry in load.verify()] == [
-        ('kinds', 3, 4)]
+        ('kinds', loaded, loaded + 1)]

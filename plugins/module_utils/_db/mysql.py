@@ -562,7 +562,14 @@ class MysqlBackend(DatabaseBackend):
         """SQL giving the table's name, row count and the two sums of ``_rows.Fingerprint`` over ``columns``."""
         values = []
         for column in columns:
-            text = ('HEX(%s)' if column['type'] == 'binary' else 'CAST(%s AS CHAR)') % _ident(column['name'])
+            base = str(column.get('native') or '').lower().split('(', 1)[0].split(' ', 1)[0]
+            if column['type'] == 'binary':
+                text = 'HEX(%s)'
+            elif base in MysqlBackend._TEXT_NATIVES:
+                text = 'CONVERT(%s USING utf8mb4)'  # text as it is, in the session's character set (a CAST is slower)
+            else:
+                text = 'CAST(%s AS CHAR)'
+            text = text % _ident(column['name'])
             values.append("IFNULL(CONCAT(CHAR_LENGTH(%s), ':', %s), 'N')" % (text, text))
         sums = ', '.join('COALESCE(SUM(CAST(CONV(SUBSTRING(h, %d, 15), 16, 10) AS UNSIGNED)), 0)' % start
                          for start in (1, 16))

@@ -17,6 +17,7 @@ psql too old for that mode is refused before anything changes.
 from __future__ import annotations
 
 import base64
+import decimal
 import json
 import os
 import re
@@ -602,8 +603,8 @@ class PostgresBackend(DatabaseBackend):
         session.finish()
 
     # What ::text writes (in the session of _SESSION) of each kind of column, as a function of a neutral value: the
-    # load's check (_rows.Fingerprint). Floats (PostgreSQL's shortest form is not Python's), jsonb (it normalises),
-    # times with a zone and types the CMS does not make have none: their tables are read back instead.
+    # load's check (_rows.Fingerprint). Single-precision floats, jsonb (it normalises), times with a zone and types
+    # the CMS does not make have none: their tables are read back instead.
     _TEXT_NATIVES = ('character varying', 'character', 'text', 'json')
 
     def fingerprint_renderers(self, columns):
@@ -631,6 +632,8 @@ class PostgresBackend(DatabaseBackend):
                 renderers.append(lambda item: item)
             elif kind == 'binary' and base == 'bytea':
                 renderers.append(lambda item: base64.b64decode(item).hex())
+            elif kind == 'float' and base == 'double precision':
+                renderers.append(_float_text)
             else:
                 return None
         return renderers
@@ -741,6 +744,25 @@ class _Background(threading.Thread):
         if self._error:
             raise self._error
         return self._value
+
+
+def _float_text(item):
+    """A double as float8 writes it with extra_float_digits 1: the shortest digits that read back as the same double
+    (Python's ``repr`` finds the same), in exponent form below 1e-4 and from 1e15 on."""
+    if item.__class__ is str:
+        return item  # NaN, Infinity, -Infinity
+    number = decimal.Decimal(repr(float(item)))
+    if number.is_zero():
+        return '-0' if number.is_signed() else '0'
+    sign, digits, exponent = number.normalize().as_tuple()
+    first = len(digits) - 1 + exponent
+    if first < -4 or first >= 15:
+        text = ''.join(map(str, digits))
+        text = text[0] + ('.' + text[1:] if len(text) > 1 else '') + 'e%s%02d' % ('+' if first >= 0 else '-',
+                                                                                   abs(first))
+    else:
+        text = format(abs(number).normalize(), 'f')
+    return '-' + text if sign else text
 
 
 def _uuid_text(item):
