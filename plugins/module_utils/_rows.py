@@ -283,8 +283,8 @@ class Fingerprint:
     """A table's row count and a checksum of every value in the form the target database writes it as text, the
     same that database computes in SQL over what it holds (``fingerprint_sql`` of a ``_db`` backend): a load's
     check without reading the table back. ``renderers``: per column, the function giving a neutral value's text as
-    that database writes it (``None`` stays NULL). Each row is the sha256 of its values, each written as its
-    length in characters, a colon and the text (``N`` for NULL); the checksum is two sums of 60 bits of those
+    that database writes it (``None`` stays NULL). Each row is the sha256 of its values, each written as the
+    length of its UTF-8 bytes, a colon and those bytes (``N`` for NULL); the checksum is two sums of 60 bits of those
     sha256s (characters 1-15 and 16-30 of the hex digest), which SQL can add up exactly."""
 
     def __init__(self, renderers):
@@ -296,11 +296,11 @@ class Fingerprint:
         parts = []
         for render, item in zip(self._renderers, values):
             if item is None:
-                parts.append('N')
+                parts.append(b'N')
             else:
-                text = render(item)
-                parts.append('%d:%s' % (len(text), text))
-        digest = hashlib.sha256(''.join(parts).encode('utf-8', 'surrogatepass')).hexdigest()
+                data = render(item).encode('utf-8', 'surrogatepass')
+                parts.append(b'%d:%s' % (len(data), data))
+        digest = hashlib.sha256(b''.join(parts)).hexdigest()
         self._sums[0] += int(digest[:15], 16)
         self._sums[1] += int(digest[15:30], 16)
         self.rows += 1

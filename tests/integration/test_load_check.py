@@ -30,7 +30,8 @@ TABLES = {
     'mysql': [
         'CREATE TABLE kinds (id int PRIMARY KEY, big bigint, flag tinyint(1), price decimal(12,2), '
         'amount decimal(20,6), title varchar(50), code char(5), body text, doc longtext, ref char(36), '
-        'stamped timestamp(3) NULL, local datetime, day date, tod time(2), data blob) CHARACTER SET utf8mb4',
+        'stamped timestamp(3) NULL, local datetime, day date, tod time(2), data blob, '
+        'legacy varchar(20) CHARACTER SET latin1) CHARACTER SET utf8mb4',
         'CREATE TABLE measured (id int PRIMARY KEY, ratio double)'],
 }
 ROWS = [
@@ -41,8 +42,8 @@ ROWS = [
      '1999-12-31T23:59:59Z', None, '2024-02-29', '00:00:00', base64.b64encode(b'').decode()],
     [3] + [None] * 14,
 ]
-# PostgreSQL's kinds table has a double precision column more
-RATIOS = [0.30000000000000004, -123.456e20, None]
+# a column more: double precision on PostgreSQL, text in another character set on MariaDB
+LAST = {'postgres': [0.30000000000000004, -123.456e20, None], 'mysql': ['café', 'plain', None]}
 FLOATS = [1e14, 1e15, 1234567890123456.7, 0.0001, 9.999e-05, -0.0, 1.0, -12.5, 5e-324, 1.7976931348623157e308, 'NaN',
           '-Infinity', 0.001234]
 # per vendor: an UPDATE of one value after the load, for each kind of column
@@ -53,7 +54,7 @@ CHANGES = {
                  "ratio = 0.3"],
     'mysql': ["price = 0.01", "amount = 7.500001", "title = 'Grüße'", "ref = 'x'",
               "stamped = stamped + INTERVAL 1000 MICROSECOND", "tod = '05:06:07.26'", "data = X'00FF'",
-              "flag = 0", "day = '1000-01-01'", "code = 'abc'"],
+              "flag = 0", "day = '1000-01-01'", "code = 'abc'", "legacy = 'cafe'"],
 }
 
 
@@ -77,8 +78,9 @@ def _stream(backend):
     tables = {table['name']: table for table in backend.row_tables()}
     sink = io.BytesIO()
     writer = _rows.Writer(sink, backend.vendor, ['kinds', 'measured'])
-    kinds = ROWS if backend.vendor != 'postgres' else [row + [ratio] for row, ratio in zip(ROWS, RATIOS)] + [
-        [10 + number] + [None] * 14 + [value] for number, value in enumerate(FLOATS)]
+    kinds = [row + [last] for row, last in zip(ROWS, LAST[backend.vendor])]
+    if backend.vendor == 'postgres':
+        kinds += [[10 + number] + [None] * 14 + [value] for number, value in enumerate(FLOATS)]
     for name, rows in (('kinds', kinds), ('measured', [[1, 0.5], [2, None]])):
         writer.begin(tables[name])
         for row in rows:

@@ -558,19 +558,21 @@ class MysqlBackend(DatabaseBackend):
         return renderers
 
     @staticmethod
-    def fingerprint_sql(name, columns):
-        """SQL giving the table's name, row count and the two sums of ``_rows.Fingerprint`` over ``columns``."""
+    def fingerprint_sql(name, columns, utf8mb4=()):
+        """SQL giving the table's name, row count and the two sums of ``_rows.Fingerprint`` over ``columns``
+        (``utf8mb4``: the names of its text columns stored in that character set, hashed as they are)."""
         values = []
         for column in columns:
             base = str(column.get('native') or '').lower().split('(', 1)[0].split(' ', 1)[0]
             if column['type'] == 'binary':
                 text = 'HEX(%s)'
             elif base in MysqlBackend._TEXT_NATIVES:
-                text = 'CONVERT(%s USING utf8mb4)'  # text as it is, in the session's character set (a CAST is slower)
+                text = ('CAST(%s AS BINARY)' if column['name'] in utf8mb4
+                        else 'CAST(CONVERT(%s USING utf8mb4) AS BINARY)')
             else:
-                text = 'CAST(%s AS CHAR)'
+                text = 'CAST(CAST(%s AS CHAR) AS BINARY)'
             text = text % _ident(column['name'])
-            values.append("IFNULL(CONCAT(CHAR_LENGTH(%s), ':', %s), 'N')" % (text, text))
+            values.append("IFNULL(CONCAT(LENGTH(%s), ':', %s), 'N')" % (text, text))
         sums = ', '.join('COALESCE(SUM(CAST(CONV(SUBSTRING(h, %d, 15), 16, 10) AS UNSIGNED)), 0)' % start
                          for start in (1, 16))
         return ('SELECT %s, COUNT(*), %s FROM (SELECT SHA2(CONCAT(%s), 256) AS h FROM %s) AS fingerprinted'
@@ -580,7 +582,11 @@ class MysqlBackend(DatabaseBackend):
         """``{name: (rows, checksum)}`` of ``tables`` (``(name, columns)``), as ``_rows.Fingerprint`` has them."""
         if not tables:
             return {}
-        found = self.sql(self._SESSION + ''.join(self.fingerprint_sql(name, columns) + ';\n'
+        utf8mb4 = {}
+        for table, column in self.sql("SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE "
+                                      "TABLE_SCHEMA = DATABASE() AND CHARACTER_SET_NAME = 'utf8mb4'"):
+            utf8mb4.setdefault(table, set()).add(column)
+        found = self.sql(self._SESSION + ''.join(self.fingerprint_sql(name, columns, utf8mb4.get(name, ())) + ';\n'
                                                  for name, columns in tables))
         return {row[0]: (int(row[1]), '%s:%s' % (row[2], row[3])) for row in found if len(row) == 4}
 

@@ -644,7 +644,7 @@ class PostgresBackend(DatabaseBackend):
         values = []
         for column in columns:
             text = ("encode(%s, 'hex')" if column['type'] == 'binary' else '%s::text') % _ident(column['name'])
-            values.append("COALESCE(length(%s)::text || ':' || %s, 'N')" % (text, text))
+            values.append("COALESCE(octet_length(convert_to(%s, 'UTF8'))::text || ':' || %s, 'N')" % (text, text))
         sums = ', '.join("COALESCE(sum(('x' || substr(h, %d, 15))::bit(60)::bigint), 0)" % start for start in (1, 16))
         return ("SELECT %s, count(*), %s FROM (SELECT encode(sha256(convert_to(%s, 'UTF8')), 'hex') AS h FROM %s) "
                 "AS fingerprinted" % (_literal(name), sums, ' || '.join(values), _ident(name)))
