@@ -758,8 +758,8 @@ def _float_text(item):
     first = len(digits) - 1 + exponent
     if first < -4 or first >= 15:
         text = ''.join(map(str, digits))
-        text = text[0] + ('.' + text[1:] if len(text) > 1 else '') + 'e%s%02d' % ('+' if first >= 0 else '-',
-                                                                                   abs(first))
+        power = 'e%s%02d' % ('+' if first >= 0 else '-', abs(first))
+        text = text[0] + ('.' + text[1:] if len(text) > 1 else '') + power
     else:
         text = format(abs(number).normalize(), 'f')
     return '-' + text if sign else text
