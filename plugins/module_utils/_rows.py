@@ -577,8 +577,10 @@ def converter(source, target):
         return convert(item, source, target)
     if kind != want and not (want == 'string' and kind in ('uuid', 'json')):
         return general
+    shape = _SHAPES.get(kind, object)
     if not limits:
-        return general if kind != want else (lambda item: item)
+        return general if kind != want else (lambda item: item if item is None or isinstance(item, shape)
+                                             else general(item))
     if want == 'string' and limits <= {'max_length', 'max_bytes', 'no_nul'}:
         # a text (or the text of a UUID or JSON) the column holds as it is
         longest = target.get('max_length') or float('inf')
@@ -597,7 +599,8 @@ def converter(source, target):
     if want == 'json' and limits <= {'max_length', 'max_bytes', 'no_nul'}:
         # JSON's text is checked for NUL characters only (its columns hold gigabytes)
         no_nul = bool(target.get('no_nul'))
-        return lambda item: item if item is None or not (no_nul and '\0' in item) else general(item)
+        return lambda item: item if item is None or (item.__class__ is str and not (no_nul and '\0' in item)) \
+            else general(item)
     if want == 'integer' and limits <= {'bits'}:
         bits = target['bits']
         low, high = (0, (1 << bits) - 1) if target.get('unsigned') else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)

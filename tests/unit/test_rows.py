@@ -104,12 +104,15 @@ TABLES = [
 ]
 
 
+DEFAULT_ROWS = {'parents': [[1, 'a\nb'], [2, None]], 'kids': [[1, 1], [2, None]]}
+
+
 def _stream(rows=None):
     out = io.BytesIO()
     writer = _rows.Writer(out, 'sqlite', [table['name'] for table in TABLES])
     for table in TABLES:
         writer.begin(table)
-        for row in (rows or {}).get(table['name'], [[1, 'a\nb'], [2, None]]):
+        for row in (rows or {}).get(table['name'], DEFAULT_ROWS[table['name']]):
             writer.row(row)
         writer.end()
     writer.close()
@@ -125,7 +128,7 @@ def test_a_stream_reads_back_what_was_written_with_its_counts_and_checksums():
     data, writer = _stream()
     head, found = _read_all(data)
     assert head['vendor'] == 'sqlite' and head['tables'] == ['parents', 'kids']
-    assert found == {'parents': [[1, 'a\nb'], [2, None]], 'kids': [[1, 'a\nb'], [2, None]]}
+    assert found == DEFAULT_ROWS
     assert writer.tables['parents']['rows'] == 2 and writer.rows == 4
     assert data.count(b'\n') == 1 + 2 * (1 + 2 + 1) + 1  # head, per table head rows end, tail: one line each
 
@@ -364,7 +367,7 @@ def test_a_load_checks_the_whole_artifact_before_it_commits():
     data, _writer = _stream()
     target = _Target()
     load = _migrate.Load(target).run(io.BytesIO(data), 'the stream', finish=lambda: None)
-    assert target.committed == {'parents': [[1, 'a\nb'], [2, None]], 'kids': [[1, 'a\nb'], [2, None]]}
+    assert target.committed == DEFAULT_ROWS
     assert load.summary()['rows'] == 4
 
     def damaged():
@@ -383,7 +386,10 @@ _FAST_CASES = [
     ({'type': 'uuid'}, {'type': 'string', 'max_length': 36},
      ['0A1B2C3D-AAAA-4BBB-ACCC-0123456789AB', '0a1b2c3d-aaaa-4bbb-accc-0123456789ab-x', None]),
     ({'type': 'json'}, {'type': 'string', 'max_length': 10}, ['{"a": 1}', '{"a": 12345}', None]),
-    ({'type': 'json'}, {'type': 'json', 'max_bytes': 4, 'no_nul': True}, ['{"a": 1}', '"a\0"', None]),
+    ({'type': 'json'}, {'type': 'json', 'max_bytes': 4, 'no_nul': True}, ['{"a": 1}', '"a\0"', None, 5]),
+    ({'type': 'json'}, {'type': 'json', 'max_bytes': 4}, ['{"a": 1}', 5, None]),
+    ({'type': 'string'}, {'type': 'string'}, ['a', 5, 1.5, True, None]),
+    ({'type': 'boolean'}, {'type': 'boolean'}, [True, 'true', 1, None]),
     ({'type': 'integer'}, {'type': 'integer', 'bits': 8}, [127, 128, -128, -129, True, 3.0, None]),
     ({'type': 'integer'}, {'type': 'integer', 'bits': 8, 'unsigned': True}, [0, 255, 256, -1]),
     ({'type': 'decimal'}, {'type': 'decimal', 'precision': 5, 'scale': 2},
