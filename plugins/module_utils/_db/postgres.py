@@ -632,8 +632,8 @@ class PostgresBackend(DatabaseBackend):
                 renderers.append(lambda item: item)
             elif kind == 'binary' and base == 'bytea':
                 renderers.append(lambda item: base64.b64decode(item).hex())
-            elif kind == 'float' and base == 'double precision':
-                renderers.append(_float_text)
+            elif kind == 'float' and base == 'double precision' and (_major(self.server_version()) or 0) >= 12:
+                renderers.append(_float_text)  # the shortest form is PostgreSQL 12's; 11 writes 16 digits
             else:
                 return None
         return renderers
