@@ -10,7 +10,8 @@ plan in check mode writes nothing; the real run stops the target's CMS, has it m
 loads and checks the rows, restores the files, starts the CMS and checks it over HTTP. Afterwards the target serves
 the same items field by field, the same asset bytes, and the source's users log in with their passwords; a second
 run is refused (the target is not empty) unless replace. A value the target cannot hold fails the run, naming
-table, column and row, and leaves the target empty, or as it was with replace; allowed, it is stored cut. A run
+table, column and row, and leaves the target empty, or as it was with replace; allowed, it is stored cut. So does
+a forged rows stream holding a value of another type than its column's. A run
 killed midway (the controller, the module and the CMS's CLI at once) is taken up by the next one."""
 
 from __future__ import annotations
