@@ -535,8 +535,7 @@ class MysqlBackend(DatabaseBackend):
         a column has none."""
         renderers = []
         for column in columns:
-            native, kind = str(column.get('native') or '').lower(), column['type']
-            base = native.split('(', 1)[0].split(' ', 1)[0]
+            base, kind = _base_type(column), column['type']
             if kind == 'integer' and base in self.INT_BITS:
                 renderers.append(str)
             elif kind == 'boolean' and base == 'tinyint':
@@ -563,7 +562,7 @@ class MysqlBackend(DatabaseBackend):
         (``utf8mb4``: the names of its text columns stored in that character set, hashed as they are)."""
         values = []
         for column in columns:
-            base = str(column.get('native') or '').lower().split('(', 1)[0].split(' ', 1)[0]
+            base = _base_type(column)
             if column['type'] == 'binary':
                 text = 'HEX(%s)'
             elif base in MysqlBackend._TEXT_NATIVES:
@@ -758,6 +757,11 @@ class _Counter(threading.Thread):
 
 
 INSERT_BYTES = 1024 * 1024
+
+
+def _base_type(column):
+    """The native type of a ``row_tables`` column without its length, sign or character set (``varchar``)."""
+    return str(column.get('native') or '').lower().split('(', 1)[0].split(' ', 1)[0]
 
 
 def _quoted(text):
