@@ -208,12 +208,18 @@ class _EncryptingWriter:
         try:
             self._pipe.write(data)
         except BrokenPipeError:
-            self.close()
-            raise CairnError('encryption stopped: %s' % self._worker.error)
+            self._stopped()
         return len(data)
 
     def flush(self):
-        self._pipe.flush()
+        try:
+            self._pipe.flush()
+        except BrokenPipeError:
+            self._stopped()
+
+    def _stopped(self):
+        self.close()
+        raise CairnError('encryption stopped: %s' % self._worker.error)
 
     def close(self):
         if not self._pipe.closed:

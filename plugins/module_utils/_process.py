@@ -121,15 +121,22 @@ class Streaming:
         return self.proc.stdout.readline()
 
     def flush(self):
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            self._stopped_reading()
 
     def write(self, data):
         try:
             self.proc.stdin.write(data)
         except BrokenPipeError:
-            self.finish()
-            raise CairnError('%s stopped reading its input' % self.what)
+            self._stopped_reading()
         return len(data)
+
+    def _stopped_reading(self):
+        """The child closed its input (it ended, or failed: ``finish`` says how)."""
+        self.finish()
+        raise CairnError('%s stopped reading its input' % self.what)
 
     def pump_in(self, source):
         """Feed all of ``source`` to the child's stdin and wait for it; the child is killed on error."""
