@@ -207,6 +207,18 @@ def reader(kind, hexadecimal=False):
         return lambda raw: raw if raw.__class__ is str and _plain_decimal(raw) else general(raw)
     if kind == 'boolean':
         return lambda raw: _BOOLEANS.get(raw, raw) if raw.__class__ is str and raw in _BOOLEANS else general(raw)
+    if kind in ('timestamp', 'datetime', 'date'):
+        zoned, cut = kind == 'timestamp', 10 if kind == 'date' else None
+
+        def moment(raw):
+            # text that starts as a date (not epoch milliseconds): what value() does with it, without its dispatch
+            if raw.__class__ is str and raw[4:5] == '-' and raw[:4].isdigit():
+                try:
+                    return _stamp(raw, zoned)[:cut]
+                except (ValueError, OverflowError):
+                    pass  # value() names the problem
+            return general(raw)
+        return moment
     return general
 
 
@@ -219,6 +231,24 @@ def _plain_decimal(text):
     whole, point, fraction = text[1:].partition('.') if text[:1] == '-' else text.partition('.')
     return (whole.isdigit() and whole.isascii() and (whole == '0' or whole[0] != '0')
             and (not point or (fraction.isdigit() and fraction.isascii())))
+
+
+def compact_json(sort_keys=False, allow_nan=True):
+    """A function writing an object as ``json.dumps(obj, ensure_ascii=False, separators=(',', ':'), sort_keys=...,
+    allow_nan=...)`` does, with its encoder made once: ``json.dumps`` makes a new one for every call, which took
+    about as long as writing a row of the rows stream. Objects must not refer to themselves (not checked)."""
+    python = json.JSONEncoder(ensure_ascii=False, separators=(',', ':'), sort_keys=sort_keys, allow_nan=allow_nan)
+    make = getattr(json.encoder, 'c_make_encoder', None)
+    quote = getattr(json.encoder, 'c_encode_basestring', None)
+    if make is None or quote is None:  # no C accelerator: the pure-Python encoder, made once all the same
+        return python.encode
+    native = make(None, python.default, quote, None, ':', ',', sort_keys, False, allow_nan)
+    return lambda obj: ''.join(native(obj, 0))
+
+
+_COMPACT = compact_json()
+_SORTED = compact_json(sort_keys=True)
+_STRICT = compact_json(allow_nan=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -242,7 +272,7 @@ def canonical(kind, neutral):
         return neutral.lower()
     if kind == 'json':
         try:
-            return json.dumps(json.loads(neutral), sort_keys=True, separators=(',', ':'), ensure_ascii=False)
+            return _SORTED(json.loads(neutral))
         except ValueError:
             return neutral
     return neutral
@@ -270,7 +300,7 @@ class Digest:
             row = values
         else:
             row = [values[index] if kind is None else canonical(kind, values[index]) for index, kind in self._plan]
-        text = json.dumps(row, separators=(',', ':'), ensure_ascii=False)
+        text = _COMPACT(row)
         self._sum += int.from_bytes(hashlib.sha256(text.encode('utf-8')).digest(), 'big')
         self.rows += 1
 
@@ -284,13 +314,14 @@ class Fingerprint:
     same that database computes in SQL over what it holds (``fingerprint_sql`` of a ``_db`` backend): a load's
     check without reading the table back. ``renderers``: per column, the function giving a neutral value's text as
     that database writes it (``None`` stays NULL). Each row is the sha256 of its values, each written as the
-    length of its UTF-8 bytes, a colon and those bytes (``N`` for NULL); the checksum is two sums of 60 bits of those
-    sha256s (characters 1-15 and 16-30 of the hex digest), which SQL can add up exactly."""
+    length of its UTF-8 bytes, a colon and those bytes (``N`` for NULL); the checksum is the sum of the first 60
+    bits of those sha256s (the first 15 characters of the hex digest), which SQL adds up exactly from one hash per
+    row (a second sum made MariaDB hash every row twice, or keep the hashes in a derived table: a third slower)."""
 
     def __init__(self, renderers):
         self._renderers = renderers
         self.rows = 0
-        self._sums = [0, 0]
+        self._sum = 0
 
     def add(self, values):
         parts = []
@@ -300,14 +331,12 @@ class Fingerprint:
             else:
                 data = render(item).encode('utf-8', 'surrogatepass')
                 parts.append(b'%d:%s' % (len(data), data))
-        digest = hashlib.sha256(b''.join(parts)).hexdigest()
-        self._sums[0] += int(digest[:15], 16)
-        self._sums[1] += int(digest[15:30], 16)
+        self._sum += int.from_bytes(hashlib.sha256(b''.join(parts)).digest()[:8], 'big') >> 4
         self.rows += 1
 
     @property
     def checksum(self):
-        return '%d:%d' % tuple(self._sums)
+        return '%d' % self._sum
 
 
 def stamp_text(fsp=None, zone=''):
@@ -358,7 +387,7 @@ class _Count:
 # ---------------------------------------------------------------------------------------------------------------
 
 def _line(obj):
-    return json.dumps(obj, ensure_ascii=False, separators=(',', ':'), allow_nan=False).encode('utf-8') + b'\n'
+    return _STRICT(obj).encode('utf-8') + b'\n'
 
 
 class Writer:

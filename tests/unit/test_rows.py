@@ -439,6 +439,21 @@ def test_the_boolean_shortcut_gives_what_value_gives(raw):
     assert _rows.reader('boolean')(raw) is _rows.value('boolean', raw)
 
 
+@pytest.mark.parametrize('kind', ['timestamp', 'datetime', 'date'])
+@pytest.mark.parametrize('raw', ['2014-03-01 10:30:00.123+00', '2014-03-01T10:30:00Z', '2014-03-01 10:30:00+02:00',
+                                 '2014-03-01', '2014-13-01 10:30:00+00', '2014-02-30 00:00:00', '2014-03-01 x',
+                                 '0999-01-01 00:00:00+00', '1393669800123', 1393669800123, '2014-03-01 25:00:00'])
+def test_the_date_and_time_shortcut_gives_what_value_gives(kind, raw):
+    try:
+        expected = _rows.value(kind, raw)
+    except CairnError as exc:
+        with pytest.raises(CairnError) as raised:
+            _rows.reader(kind)(raw)
+        assert raised.value.message == exc.message
+        return
+    assert _rows.reader(kind)(raw) == expected
+
+
 @pytest.mark.parametrize('fsp,zone,item,expected', [
     (0, '', '2011-03-04T05:06:07Z', '2011-03-04 05:06:07'),
     (3, '', '2011-03-04T05:06:07.1Z', '2011-03-04 05:06:07.100'),
@@ -470,3 +485,30 @@ def test_a_fingerprint_tells_values_nulls_and_their_places_apart():
     for other in ([['a', 'b'], [None, 'c']], [['ab', ''], ['c', None]], [['a', 'b'], ['c', '']],
                   [['a', 'b'], ['c', 'N']], [['a', 'b']]):
         assert checksum(other) != same, other
+    # the definition the SQL of each vendor computes: the first 15 hex digits of each row's sha256, added up
+    first = int(__import__('hashlib').sha256('1:a2:é'.encode()).hexdigest()[:15], 16)
+    second = int(__import__('hashlib').sha256(b'N0:').hexdigest()[:15], 16)
+    assert checksum([['a', 'é'], [None, '']]) == (2, str(first + second))
+
+
+_JSON_SAMPLES = [
+    [1, -2, 2 ** 70, 0.1, -0.0, 1e300, 'text', '', None, True, False],
+    ['quote " backslash \\ newline \n tab \t nul \x00 bell \x07 del \x7f', 'é ü 中文 😀', '\u2028\u2029'],
+    {'b': 1, 'a': [1, {'d': None, 'c': 'x'}], '': 'empty', 'é': 2},
+    'a string alone', 12, None, [], {}, [[[]]],
+]
+
+
+@pytest.mark.parametrize('native', [True, False], ids=['c-encoder', 'pure-python'])
+def test_compact_json_writes_what_json_dumps_writes(monkeypatch, native):
+    if not native:
+        monkeypatch.setattr(json.encoder, 'c_make_encoder', None)
+    for sort_keys in (False, True):
+        for allow_nan in (False, True):
+            write = _rows.compact_json(sort_keys=sort_keys, allow_nan=allow_nan)
+            for sample in _JSON_SAMPLES:
+                assert write(sample) == json.dumps(sample, ensure_ascii=False, separators=(',', ':'),
+                                                   sort_keys=sort_keys, allow_nan=allow_nan)
+    assert _rows.compact_json()([float('nan'), float('inf')]) == '[NaN,Infinity]'
+    with pytest.raises(ValueError):
+        _rows.compact_json(allow_nan=False)([float('nan')])

@@ -558,7 +558,7 @@ class MysqlBackend(DatabaseBackend):
 
     @staticmethod
     def fingerprint_sql(name, columns, utf8mb4=()):
-        """SQL giving the table's name, row count and the two sums of ``_rows.Fingerprint`` over ``columns``
+        """SQL giving the table's name, row count and the sum of ``_rows.Fingerprint`` over ``columns``
         (``utf8mb4``: the names of its text columns stored in that character set, hashed as they are)."""
         values = []
         for column in columns:
@@ -572,10 +572,8 @@ class MysqlBackend(DatabaseBackend):
                 text = 'CAST(CAST(%s AS CHAR) AS BINARY)'
             text = text % _ident(column['name'])
             values.append("IFNULL(CONCAT(LENGTH(%s), ':', %s), 'N')" % (text, text))
-        sums = ', '.join('COALESCE(SUM(CAST(CONV(SUBSTRING(h, %d, 15), 16, 10) AS UNSIGNED)), 0)' % start
-                         for start in (1, 16))
-        return ('SELECT %s, COUNT(*), %s FROM (SELECT SHA2(CONCAT(%s), 256) AS h FROM %s) AS fingerprinted'
-                % (_literal(name), sums, ', '.join(values), _ident(name)))
+        return ('SELECT %s, COUNT(*), COALESCE(SUM(CAST(CONV(LEFT(SHA2(CONCAT(%s), 256), 15), 16, 10) AS UNSIGNED)), 0) '
+                'FROM %s' % (_literal(name), ', '.join(values), _ident(name)))
 
     def table_fingerprints(self, tables):
         """``{name: (rows, checksum)}`` of ``tables`` (``(name, columns)``), as ``_rows.Fingerprint`` has them."""
@@ -587,7 +585,7 @@ class MysqlBackend(DatabaseBackend):
             utf8mb4.setdefault(table, set()).add(column)
         found = self.sql(self._SESSION + ''.join(self.fingerprint_sql(name, columns, utf8mb4.get(name, ())) + ';\n'
                                                  for name, columns in tables))
-        return {row[0]: (int(row[1]), '%s:%s' % (row[2], row[3])) for row in found if len(row) == 4}
+        return {row[0]: (int(row[1]), row[2]) for row in found if len(row) == 3}
 
     def widen_float(self, table, column):
         """Make a float column hold doubles (a migration's target, for a source whose values are doubles), its

@@ -640,14 +640,13 @@ class PostgresBackend(DatabaseBackend):
 
     @staticmethod
     def fingerprint_sql(name, columns):
-        """SQL giving the table's name, row count and the two sums of ``_rows.Fingerprint`` over ``columns``."""
+        """SQL giving the table's name, row count and the sum of ``_rows.Fingerprint`` over ``columns``."""
         values = []
         for column in columns:
             text = ("encode(%s, 'hex')" if column['type'] == 'binary' else '%s::text') % _ident(column['name'])
             values.append("COALESCE(octet_length(convert_to(%s, 'UTF8'))::text || ':' || %s, 'N')" % (text, text))
-        sums = ', '.join("COALESCE(sum(('x' || substr(h, %d, 15))::bit(60)::bigint), 0)" % start for start in (1, 16))
-        return ("SELECT %s, count(*), %s FROM (SELECT encode(sha256(convert_to(%s, 'UTF8')), 'hex') AS h FROM %s) "
-                "AS fingerprinted" % (_literal(name), sums, ' || '.join(values), _ident(name)))
+        return ("SELECT %s, count(*), COALESCE(sum(('x' || left(encode(sha256(convert_to(%s, 'UTF8')), 'hex'), 15))"
+                "::bit(60)::bigint), 0) FROM %s" % (_literal(name), ' || '.join(values), _ident(name)))
 
     def table_fingerprints(self, tables):
         """``{name: (rows, checksum)}`` of ``tables`` (``(name, columns)``), as ``_rows.Fingerprint`` has them."""
@@ -655,7 +654,7 @@ class PostgresBackend(DatabaseBackend):
             return {}
         found = self.psql(self._SESSION + ''.join(self.fingerprint_sql(name, columns) + ';\n'
                                                   for name, columns in tables))
-        return {row[0]: (int(row[1]), '%s:%s' % (row[2], row[3])) for row in found if len(row) == 4}
+        return {row[0]: (int(row[1]), row[2]) for row in found if len(row) == 3}
 
     def widen_float(self, table, column):
         """Make a float column hold doubles (a migration's target, for a source whose values are doubles)."""
