@@ -14,6 +14,7 @@ safety copy).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
 import json
@@ -31,6 +32,10 @@ from ansible_collections.cairncms.ops.plugins.module_utils._manifest import chec
 from ansible_collections.cairncms.ops.plugins.module_utils._manifest import part as manifest_part
 
 MAX_REPORTED = 50
+# The check computed by the target: a table of at least SPLIT_ROWS rows with one integer key is checked in ranges of
+# that key, side by side in up to CHECK_SESSIONS sessions (no more than the host's processors).
+SPLIT_ROWS = 200000
+CHECK_SESSIONS = 4
 
 # The column each CMS field type gets from the CMS on each vendor (Directus 10 through knex), for the plan a check
 # run predicts before any schema exists in the target; a real run reports the columns the CMS made.
@@ -237,8 +242,7 @@ class Load:
         that differ (empty when all are equal)."""
         computed = {name: columns for name, (columns, digest) in self.expected.items()
                     if isinstance(digest, _rows.Fingerprint)}
-        found_by_name = {name: _Found(*counted) for name, counted in
-                         self.backend.table_fingerprints(sorted(computed.items())).items()} if computed else {}
+        found_by_name = self._fingerprinted(computed) if computed else {}
         read = {name: columns for name, (columns, _digest) in self.expected.items() if name not in computed}
         if read:
             keyed = {name: keys for name, keys in (self.scope or {}).items() if keys is not None}
@@ -252,6 +256,48 @@ class Load:
                 differ.append({'table': name, 'loaded_rows': digest.rows, 'target_rows': found.rows if found else None,
                                'checksums_equal': bool(found) and found.checksum == digest.checksum})
         return differ
+
+    def _fingerprinted(self, computed, sessions=None):
+        """``{name: _Found}`` of the tables ``computed`` (name -> columns) as the target computes them; a large table
+        with one integer key is split into ranges of it, each computed in a session of its own beside the others
+        (``_rows.Fingerprint``'s counts and sums add up)."""
+        sessions = sessions or min(CHECK_SESSIONS, os.cpu_count() or 1)
+        whole, jobs = [], []
+        for name, columns in sorted(computed.items()):
+            ranges = self._ranges(name, sessions) if self.expected[name][1].rows >= SPLIT_ROWS else None
+            if ranges:
+                jobs.extend(([(name, columns)], {name: where}) for where in ranges)
+            else:
+                whole.append((name, columns))
+        if whole:
+            jobs.append((whole, None))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(sessions, len(jobs)))) as pool:
+            results = list(pool.map(lambda job: self.backend.table_fingerprints(*job), jobs))
+        counted = {}
+        for result in results:
+            for name, (rows, checksum) in result.items():
+                before = counted.get(name, (0, 0))
+                counted[name] = (before[0] + rows, before[1] + int(checksum))
+        return {name: _Found(rows, '%d' % total) for name, (rows, total) in counted.items()}
+
+    def _ranges(self, name, sessions):
+        """Conditions splitting table ``name`` into ``sessions`` ranges of its integer key (together every row,
+        each once); None when it has no single integer key, or one range would do."""
+        table = self.by_name.get(name) or {}
+        keys = table.get('primary_key') or []
+        kinds = {column['name']: column['type'] for column in table.get('columns') or ()}
+        if sessions < 2 or len(keys) != 1 or kinds.get(keys[0]) != 'integer':
+            return None
+        quoted = self.backend.quote(keys[0])
+        sql = 'SELECT MIN(%s), MAX(%s) FROM %s' % (quoted, quoted, self.backend.quote(name))
+        low, high = self.backend.query(sql)[0]
+        if low is None or high is None or int(high) - int(low) < sessions:
+            return None
+        low, high = int(low), int(high)
+        cuts = [low + (high - low + 1) * part // sessions for part in range(1, sessions)]
+        return (['%s < %d' % (quoted, cuts[0])]
+                + ['%s >= %d AND %s < %d' % (quoted, start, quoted, end) for start, end in zip(cuts, cuts[1:])]
+                + ['%s >= %d' % (quoted, cuts[-1])])
 
     def summary(self):
         return {

@@ -122,3 +122,39 @@ def test_the_target_computes_the_checksum_of_every_kind_of_value_and_finds_a_cha
     loaded = len(ROWS) + (len(FLOATS) if vendor == 'postgres' else 0)
     assert [(entry['table'], entry['loaded_rows'], entry['target_rows']) for entry in load.verify()] == [
         ('kinds', loaded, loaded + 1)]
+
+
+def test_a_large_table_is_checked_in_ranges_of_its_key_side_by_side(target, monkeypatch):
+    """A table of many rows with one integer key is checked in ranges of it, one session each: together every row
+    once (keys negative, far apart, at both ends), and a change in any range is found."""
+    vendor, server, name, backend = target
+    server.sql('CREATE TABLE spread (id bigint PRIMARY KEY, body text)', name)
+    low, high = -(2 ** 40), 2 ** 40
+    # a row on each boundary of three ranges, and rows on both ends
+    ids = sorted({low, -7, 0, 1, 2, 3, 50, 51, 999, high} | {low + (high - low + 1) * part // 3 for part in (1, 2)})
+    tables = {table['name']: table for table in backend.row_tables()}
+    sink = io.BytesIO()
+    writer = _rows.Writer(sink, vendor, ['spread'])
+    writer.begin(tables['spread'])
+    for key in ids:
+        writer.row([key, 'row %d, é' % key])
+    writer.end()
+    writer.close()
+    stream = sink.getvalue()
+    monkeypatch.setattr(_migrate, 'SPLIT_ROWS', len(ids))
+    monkeypatch.setattr(_migrate.os, 'cpu_count', lambda: 3)
+    asked = []
+    whole = backend.table_fingerprints
+    monkeypatch.setattr(backend, 'table_fingerprints',
+                        lambda tables, where=None: asked.append(where) or whole(tables, where))
+
+    load = _load(backend, stream)
+    assert load.verify() == []
+    assert len([where for where in asked if where and 'spread' in where]) == 3
+    for key in ids:
+        load = _load(backend, stream)
+        server.sql("UPDATE spread SET body = 'changed' WHERE id = %d" % key, name)
+        assert [(entry['table'], entry['checksums_equal']) for entry in load.verify()] == [('spread', False)], key
+    load = _load(backend, stream)
+    server.sql('DELETE FROM spread WHERE id = 51', name)
+    assert [(entry['table'], entry['target_rows']) for entry in load.verify()] == [('spread', len(ids) - 1)]

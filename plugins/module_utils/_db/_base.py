@@ -134,8 +134,9 @@ class DatabaseBackend:
         back)."""
         return None
 
-    def table_fingerprints(self, tables):
-        """``{name: (rows, checksum)}`` of ``tables`` (``(name, columns)``), computed by the database."""
+    def table_fingerprints(self, tables, where=None):
+        """``{name: (rows, checksum)}`` of ``tables`` (``(name, columns)``), computed by the database; ``where``:
+        name -> an SQL condition, the rows of that table to count (a range of its key)."""
         raise NotImplementedError
 
     def widen_float(self, table, column):

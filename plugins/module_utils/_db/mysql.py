@@ -557,7 +557,7 @@ class MysqlBackend(DatabaseBackend):
         return renderers
 
     @staticmethod
-    def fingerprint_sql(name, columns, utf8mb4=()):
+    def fingerprint_sql(name, columns, utf8mb4=(), where=None):
         """SQL giving the table's name, row count and the sum of ``_rows.Fingerprint`` over ``columns``
         (``utf8mb4``: the names of its text columns stored in that character set, hashed as they are)."""
         values = []
@@ -572,19 +572,21 @@ class MysqlBackend(DatabaseBackend):
                 text = 'CAST(CAST(%s AS CHAR) AS BINARY)'
             text = text % _ident(column['name'])
             values.append("IFNULL(CONCAT(LENGTH(%s), ':', %s), 'N')" % (text, text))
-        return ('SELECT %s, COUNT(*), COALESCE(SUM(CAST(CONV(LEFT(SHA2(CONCAT(%s), 256), 15), 16, 10) AS UNSIGNED)), 0) '
-                'FROM %s' % (_literal(name), ', '.join(values), _ident(name)))
+        return ('SELECT %s, COUNT(*), COALESCE(SUM(CAST(CONV(LEFT(SHA2(CONCAT(%s), 256), 15), 16, 10) AS UNSIGNED)), '
+                '0) FROM %s%s' % (_literal(name), ', '.join(values), _ident(name), ' WHERE ' + where if where else ''))
 
-    def table_fingerprints(self, tables):
-        """``{name: (rows, checksum)}`` of ``tables`` (``(name, columns)``), as ``_rows.Fingerprint`` has them."""
+    def table_fingerprints(self, tables, where=None):
+        """``{name: (rows, checksum)}`` of ``tables`` (``(name, columns)``), as ``_rows.Fingerprint`` has them
+        (``where``: name -> the condition of the rows to count)."""
         if not tables:
             return {}
         utf8mb4 = {}
         for table, column in self.sql("SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE "
                                       "TABLE_SCHEMA = DATABASE() AND CHARACTER_SET_NAME = 'utf8mb4'"):
             utf8mb4.setdefault(table, set()).add(column)
-        found = self.sql(self._SESSION + ''.join(self.fingerprint_sql(name, columns, utf8mb4.get(name, ())) + ';\n'
-                                                 for name, columns in tables))
+        found = self.sql(self._SESSION + ''.join(
+            self.fingerprint_sql(name, columns, utf8mb4.get(name, ()), (where or {}).get(name)) + ';\n'
+            for name, columns in tables))
         return {row[0]: (int(row[1]), row[2]) for row in found if len(row) == 3}
 
     def widen_float(self, table, column):

@@ -639,20 +639,23 @@ class PostgresBackend(DatabaseBackend):
         return renderers
 
     @staticmethod
-    def fingerprint_sql(name, columns):
-        """SQL giving the table's name, row count and the sum of ``_rows.Fingerprint`` over ``columns``."""
+    def fingerprint_sql(name, columns, where=None):
+        """SQL giving the table's name, row count and the sum of ``_rows.Fingerprint`` over ``columns`` (of the rows
+        ``where`` holds for)."""
         values = []
         for column in columns:
             text = ("encode(%s, 'hex')" if column['type'] == 'binary' else '%s::text') % _ident(column['name'])
             values.append("COALESCE(octet_length(convert_to(%s, 'UTF8'))::text || ':' || %s, 'N')" % (text, text))
+        condition = ' WHERE ' + where if where else ''
         return ("SELECT %s, count(*), COALESCE(sum(('x' || left(encode(sha256(convert_to(%s, 'UTF8')), 'hex'), 15))"
-                "::bit(60)::bigint), 0) FROM %s" % (_literal(name), ' || '.join(values), _ident(name)))
+                "::bit(60)::bigint), 0) FROM %s%s" % (_literal(name), ' || '.join(values), _ident(name), condition))
 
-    def table_fingerprints(self, tables):
-        """``{name: (rows, checksum)}`` of ``tables`` (``(name, columns)``), as ``_rows.Fingerprint`` has them."""
+    def table_fingerprints(self, tables, where=None):
+        """``{name: (rows, checksum)}`` of ``tables`` (``(name, columns)``), as ``_rows.Fingerprint`` has them
+        (``where``: name -> the condition of the rows to count)."""
         if not tables:
             return {}
-        found = self.psql(self._SESSION + ''.join(self.fingerprint_sql(name, columns) + ';\n'
+        found = self.psql(self._SESSION + ''.join(self.fingerprint_sql(name, columns, (where or {}).get(name)) + ';\n'
                                                   for name, columns in tables))
         return {row[0]: (int(row[1]), row[2]) for row in found if len(row) == 3}
 
