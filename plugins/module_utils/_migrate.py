@@ -290,10 +290,12 @@ class Load:
             return None
         quoted = self.backend.quote(keys[0])
         sql = 'SELECT MIN(%s), MAX(%s) FROM %s' % (quoted, quoted, self.backend.quote(name))
-        low, high = self.backend.query(sql)[0]
-        if low is None or high is None or int(high) - int(low) < sessions:
+        bounds = self.backend.query(sql)[0]
+        if any(bound in (None, '') for bound in bounds):
+            return None  # emptied since the load (psql writes NULL as nothing): counted whole, found to differ
+        low, high = int(bounds[0]), int(bounds[1])
+        if high - low < sessions:
             return None
-        low, high = int(low), int(high)
         cuts = [low + (high - low + 1) * part // sessions for part in range(1, sessions)]
         return (['%s < %d' % (quoted, cuts[0])]
                 + ['%s >= %d AND %s < %d' % (quoted, start, quoted, end) for start, end in zip(cuts, cuts[1:])]

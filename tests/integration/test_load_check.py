@@ -158,3 +158,6 @@ def test_a_large_table_is_checked_in_ranges_of_its_key_side_by_side(target, monk
     load = _load(backend, stream)
     server.sql('DELETE FROM spread WHERE id = 51', name)
     assert [(entry['table'], entry['target_rows']) for entry in load.verify()] == [('spread', len(ids) - 1)]
+    load = _load(backend, stream)
+    server.sql('DELETE FROM spread', name)  # emptied after the load: no key range to split, and found
+    assert [(entry['table'], entry['target_rows']) for entry in load.verify()] == [('spread', 0)]
