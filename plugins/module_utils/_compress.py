@@ -44,6 +44,13 @@ def writer(handle, codec, level=3, threads=0):
         handle, closefd=False)
 
 
+def end_frame(stream, codec):
+    """End the frame ``writer`` has open (written out whole), so that what follows may be other frames, written
+    elsewhere (a zstd stream is a series of frames; ``reader`` reads across them)."""
+    if codec != 'none':
+        stream.flush(zstandard.FLUSH_FRAME)
+
+
 def reader(handle, codec):
     """Return a readable that decompresses ``handle``."""
     if codec == 'none':

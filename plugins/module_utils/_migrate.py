@@ -28,6 +28,7 @@ from ansible_collections.cairncms.ops.plugins.module_utils._cms import bootstrap
 from ansible_collections.cairncms.ops.plugins.module_utils._cms import schema as _cms_schema
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError, Timer, utc_now
 from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend
+from ansible_collections.cairncms.ops.plugins.module_utils._db._base import integer_key, key_ranges
 from ansible_collections.cairncms.ops.plugins.module_utils._manifest import check as check_manifest
 from ansible_collections.cairncms.ops.plugins.module_utils._manifest import part as manifest_part
 
@@ -283,23 +284,13 @@ class Load:
     def _ranges(self, name, sessions):
         """Conditions splitting table ``name`` into ``sessions`` ranges of its integer key (together every row,
         each once); None when it has no single integer key, or one range would do."""
-        table = self.by_name.get(name) or {}
-        keys = table.get('primary_key') or []
-        kinds = {column['name']: column['type'] for column in table.get('columns') or ()}
-        if sessions < 2 or len(keys) != 1 or kinds.get(keys[0]) != 'integer':
+        key = integer_key(self.by_name.get(name) or {})
+        if sessions < 2 or key is None:
             return None
-        quoted = self.backend.quote(keys[0])
-        sql = 'SELECT MIN(%s), MAX(%s) FROM %s' % (quoted, quoted, self.backend.quote(name))
-        bounds = self.backend.query(sql)[0]
-        if any(bound in (None, '') for bound in bounds):
-            return None  # emptied since the load (psql writes NULL as nothing): counted whole, found to differ
-        low, high = int(bounds[0]), int(bounds[1])
-        if high - low < sessions:
-            return None
-        cuts = [low + (high - low + 1) * part // sessions for part in range(1, sessions)]
-        return (['%s < %d' % (quoted, cuts[0])]
-                + ['%s >= %d AND %s < %d' % (quoted, start, quoted, end) for start, end in zip(cuts, cuts[1:])]
-                + ['%s >= %d' % (quoted, cuts[-1])])
+        quoted = self.backend.quote(key)
+        bounds = self.backend.query('SELECT MIN(%s), MAX(%s) FROM %s' % (quoted, quoted, self.backend.quote(name)))
+        # emptied since the load (psql writes NULL as nothing): None, counted whole, found to differ
+        return key_ranges(quoted, bounds[0] if bounds else None, sessions)
 
     def summary(self):
         return {

@@ -308,6 +308,16 @@ class Digest:
     def checksum(self):
         return '%064x' % (self._sum % (1 << 256))
 
+    @property
+    def total(self):
+        """The sum before its modulo: what another ``Digest`` of more rows of the table adds (``merge``)."""
+        return self._sum
+
+    def merge(self, rows, total):
+        """Count in ``rows`` rows whose ``total`` another ``Digest`` of the same columns computed."""
+        self.rows += rows
+        self._sum += total
+
 
 class Fingerprint:
     """A table's row count and a checksum of every value in the form the target database writes it as text, the
@@ -391,10 +401,13 @@ def _line(obj):
 
 
 class Writer:
-    """Writes a rows stream into a binary ``sink``; ``tables`` (what ``Table``\\ s it wrote) for the manifest."""
+    """Writes a rows stream into a binary ``sink``; ``tables`` (what ``Table``\\ s it wrote) for the manifest.
+    ``frames``: how the stream takes rows another process wrote (``RangeWriter``): ``open(handle)`` gives the sink it
+    writes them into, ``append(path)`` adds what it wrote to the stream as it is (``splice``)."""
 
-    def __init__(self, sink, vendor, order):
+    def __init__(self, sink, vendor, order, frames=None):
         self._sink = sink
+        self._frames = frames
         self.tables = {}
         self.rows = 0
         self._table = None
@@ -413,6 +426,22 @@ class Writer:
         self._digest.add(values)
         self._sink.write(_line(values))
 
+    @property
+    def takes_ranges(self):
+        """Whether this stream takes rows other processes wrote (``range_writer``, ``splice``)."""
+        return self._frames is not None
+
+    def range_writer(self, handle):
+        """A ``RangeWriter`` into the binary file ``handle``, for a process reading a range of a table's rows beside
+        this one."""
+        return RangeWriter(self._frames.open(handle))
+
+    def splice(self, path, rows, total):
+        """Add to the open table the ``rows`` rows a ``RangeWriter`` wrote into the file ``path``, their checksum's
+        sum being ``total``."""
+        self._digest.merge(rows, total)
+        self._frames.append(path)
+
     def end(self):
         name = self._table['name']
         self.tables[name] = {'rows': self._digest.rows, 'checksum': self._digest.checksum}
@@ -422,6 +451,28 @@ class Writer:
 
     def close(self):
         self._sink.write(_line({'end_of_rows': True, 'tables': len(self.tables), 'rows': self.rows}))
+
+
+class RangeWriter(Writer):
+    """What a process reading one range of a table's rows writes, for the stream's ``Writer.splice``: only the
+    rows' lines, into ``sink``; their count (``rows``) and checksum's sum (``total``) once ``close``\\ d."""
+
+    def __init__(self, sink):  # pylint: disable=super-init-not-called
+        self._sink = sink
+        self._frames = None
+        self._digest = None
+        self.tables = {}
+        self.rows = 0
+        self.total = 0
+
+    def begin(self, table):
+        self._digest = Digest(table['columns'])
+
+    def end(self):
+        self.rows, self.total = self._digest.rows, self._digest.total
+
+    def close(self):
+        self._sink.close()
 
 
 class _Lines:
@@ -573,8 +624,10 @@ def convert(item, source, target):
         raise Lossy('%r is not a %s value (a rows stream holds it as JSON of another type)' % (item, kind))
     try:
         result = _convert(item, kind, want)
-    except (ValueError, decimal.InvalidOperation, OverflowError) as exc:
-        raise Lossy('%r cannot be stored as %s (%s)' % (item, want, exc)) from None
+    except Lossy:
+        raise
+    except (ValueError, decimal.InvalidOperation, OverflowError, CairnError) as exc:
+        raise Lossy('%r cannot be stored as %s (%s)' % (item, want, getattr(exc, 'message', exc))) from None
     if want in ('timestamp', 'datetime', 'time') and target.get('fsp') is not None:
         result = _cut_fraction(result, target['fsp'])
     _fits(result, target, item)
@@ -604,6 +657,10 @@ def converter(source, target):
 
     def general(item):
         return convert(item, source, target)
+    if kind != want:
+        shortcut = _CROSSING.get((kind, want))
+        if shortcut is not None and limits <= shortcut[0]:
+            return shortcut[1](target, general)
     if kind != want and not (want == 'string' and kind in ('uuid', 'json')):
         return general
     shape = _SHAPES.get(kind, object)
@@ -666,6 +723,74 @@ def converter(source, target):
             return item
         return moment
     return general
+
+
+def _decimal_fits(target):
+    """Whether plain decimal digits (text) fit column ``target``'s precision and scale as they are."""
+    scale = int(target.get('scale') or 0)
+    whole_digits = int(target['precision']) - scale if target.get('precision') else None
+
+    def fits(text):
+        whole, point, fraction = text[1:].partition('.') if text[:1] == '-' else text.partition('.')
+        return (whole.isdigit() and whole.isascii() and (not point or (fraction.isdigit() and fraction.isascii()))
+                and (whole_digits is None or (len(whole.lstrip('0')) <= whole_digits
+                                              and len(fraction.rstrip('0')) <= scale)))
+    return fits
+
+
+def _float_to_decimal(target, general):
+    # a double whose shortest text has no exponent: that text is its decimal (what _decimal_text gives)
+    fits = _decimal_fits(target)
+
+    def exact(item):
+        if item.__class__ is float:
+            text = repr(item)
+            if fits(text):
+                return text
+        return general(item)
+    return exact
+
+
+_UUID_TEXT = re.compile(r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}')
+
+
+def _string_to_uuid(_target, general):
+    # a UUID's text in lower case, as uuid.UUID writes it: the value as it is
+    match = _UUID_TEXT.fullmatch
+    return lambda item: item if item.__class__ is str and match(item) else general(item)
+
+
+_NEUTRAL_DATETIME = re.compile(r'([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})'
+                               r'(?:\.[0-9]{0,5}[1-9])?')
+
+
+def _datetime_to_timestamp(target, general):
+    # a neutral date and time (no zone: taken as UTC), a real date: the timestamp is it with a Z
+    fsp, bounds = target.get('fsp'), target.get('range')
+    match = _NEUTRAL_DATETIME.fullmatch
+
+    def moment(item):
+        found = match(item) if item.__class__ is str else None
+        if found is None:
+            return general(item)
+        try:
+            datetime.datetime(*[int(part) for part in found.groups()])
+        except ValueError:
+            return general(item)  # convert names the problem
+        if bounds and not bounds[0] <= item[:19] <= bounds[1]:
+            return general(item)
+        result = item + 'Z'
+        return _cut_fraction(result, fsp) if fsp is not None and '.' in item else result
+    return moment
+
+
+# (source type, target type) -> (the column limits it checks, its maker(target, general)): a conversion between two
+# types whose common values are checked in place, the rest left to ``convert``.
+_CROSSING = {
+    ('float', 'decimal'): ({'precision', 'scale'}, _float_to_decimal),
+    ('string', 'uuid'): ({'no_nul'}, _string_to_uuid),
+    ('datetime', 'timestamp'): ({'fsp', 'range'}, _datetime_to_timestamp),
+}
 
 
 def _convert(item, kind, want):
@@ -767,7 +892,7 @@ def lose(item, source, target):
         raise problem
     try:
         result = _convert(item, source['type'], want)
-    except (ValueError, decimal.InvalidOperation, OverflowError):
+    except (ValueError, decimal.InvalidOperation, OverflowError, CairnError):
         raise problem from None
     if isinstance(result, str) and target.get('no_nul'):
         result = result.replace('\0', '')

@@ -260,6 +260,15 @@ def test_what_a_vendor_cannot_store_is_lossy_too(item, target, lost, message):
         assert _rows.lose(item, source, target) == lost
 
 
+@pytest.mark.parametrize('item', [float('nan'), float('inf'), 'NaN', '-Infinity'])
+def test_a_double_that_is_no_number_is_lossy_in_a_decimal_column(item):
+    source, target = column('float'), column('decimal', precision=12, scale=2)
+    with pytest.raises(_rows.Lossy, match='cannot be stored as decimal'):
+        _rows.convert(item, source, target)
+    with pytest.raises(_rows.Lossy, match='cannot be stored as decimal'):
+        _rows.lose(item, source, target)
+
+
 def test_a_point_in_time_outside_mysql_timestamps_range_is_lossy():
     target = column('timestamp', range=['1970-01-01T00:00:01', '2038-01-19T03:14:07'])
     assert _rows.convert('2038-01-19T03:14:07Z', column('timestamp'), target) == '2038-01-19T03:14:07Z'
@@ -399,7 +408,45 @@ _FAST_CASES = [
      ['2011-03-04T05:06:07.123Z', '2011-03-04T05:06:07Z', '1960-01-01T00:00:00Z', '2038-01-19T03:14:07.9Z',
       '2038-01-19T03:14:08Z', None]),
     ({'type': 'datetime'}, {'type': 'datetime', 'fsp': 3}, ['2011-03-04T05:06:07.123456', '2011-03-04T05:06:07']),
+    # between two types: a double into a decimal column, a UUID's text into a uuid column, a date and time into a
+    # timestamp column
+    ({'type': 'float'}, {'type': 'decimal', 'precision': 5, 'scale': 2},
+     [12.5, 123.45, 999.99, 1000.0, -999.99, 0.001, 1.005, -0.0, 0.0, 1e-7, 1e22, 1e16, 123.0, 7, '12.5', 'NaN',
+      'Infinity', float('inf'), float('nan'), True, None]),
+    ({'type': 'float'}, {'type': 'decimal'}, [12.5, 1e22, 1.5e-7, -0.0, 3, None]),
+    ({'type': 'string'}, {'type': 'uuid', 'no_nul': True},
+     ['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '{a0eebc99-9c0b-4ef8-bb6d-'
+      '6bb9bd380a11}', 'a0eebc999c0b4ef8bb6d6bb9bd380a11', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1', 'not a uuid',
+      'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\n', '', 5, None]),
+    ({'type': 'datetime'}, {'type': 'timestamp'},
+     ['2011-03-04T05:06:07', '2011-03-04T05:06:07.5', '2011-03-04T05:06:07.123456', '2011-03-04T05:06:07.1234567',
+      '2011-03-04T05:06:07.120', '2011-02-29T05:06:07', '2011-13-04T05:06:07', '2011-03-04T24:00:00',
+      '0999-01-01T00:00:00', '0000-01-01T00:00:00', '2011-03-04 05:06:07', '2011-03-04T05:06', '2011-03-04',
+      '2011-03-04T05:06:07Z', '٢٠١١-03-04T05:06:07', 1299215167000, None]),
+    ({'type': 'datetime'}, {'type': 'timestamp', 'fsp': 2, 'range': ['1970-01-01T00:00:01', '2038-01-19T03:14:07']},
+     ['2011-03-04T05:06:07.125', '2011-03-04T05:06:07', '1960-01-01T00:00:00', '2038-01-19T03:14:07.999',
+      '2038-01-19T03:14:08', None]),
 ]
+
+# A common value of each conversion between two types that has a shortcut: converted without ``convert``.
+_CROSSINGS = [
+    ({'type': 'float'}, {'type': 'decimal', 'precision': 12, 'scale': 2}, 1234.5, '1234.5'),
+    ({'type': 'string'}, {'type': 'uuid'}, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+     'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'),
+    ({'type': 'datetime'}, {'type': 'timestamp', 'fsp': 3}, '2011-03-04T05:06:07.1234', '2011-03-04T05:06:07.123Z'),
+]
+
+
+@pytest.mark.parametrize('source,target,item,expected', _CROSSINGS)
+def test_a_common_value_between_two_types_is_converted_in_place(source, target, item, expected, monkeypatch):
+    source, target = dict(source, name='c'), dict(target, name='c')
+    assert _rows.convert(item, source, target) == expected
+    converter = _rows.converter(source, target)
+
+    def refuse(*_args):
+        raise AssertionError('convert() was called')
+    monkeypatch.setattr(_rows, 'convert', refuse)
+    assert converter(item) == expected
 
 
 @pytest.mark.parametrize('source,target,items', _FAST_CASES)

@@ -11,6 +11,7 @@ part and the safety rules, once for every vendor.
 from __future__ import annotations
 
 import contextlib
+import shutil
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _compress, _relocate, _rows, _scratch
 from ansible_collections.cairncms.ops.plugins.module_utils._common import (
@@ -77,15 +78,42 @@ class RowsOut:
         encrypted = self.repository.crypto.encrypts
         with self.repository.artifact_writer(self.instance, self.point_id, self.name, encrypted=encrypted) as handle:
             stored = HashingWriter(handle)
-            compressor = _compress.writer(stored, self.compression, level=self.level, threads=self.threads)
-            writer = _rows.Writer(compressor, vendor, order)
+            writer, close = rows_writer(stored, vendor, order, self.compression, self.level, self.threads)
             yield writer
-            writer.close()
-            compressor.close()
+            close()
         self.facts = {'captured': True, 'artifact': self.name, 'size_bytes': stored.size, 'sha256': stored.sha256,
                       'encrypted': encrypted, 'compression': self.compression, 'vendor': vendor,
                       'stream_format': '%s/%d' % (_rows.FORMAT, _rows.VERSION), 'tables': writer.tables,
                       'rows': writer.rows, 'duration_s': timer.seconds}
+
+
+def rows_writer(handle, vendor, order, compression, level, threads):
+    """``(writer, close)``: a ``_rows.Writer`` of a rows stream into the binary ``handle``, compressed, taking the
+    rows of tables read in ranges by other processes (``_Frames``), and the function ending the stream and writing
+    out its last frame."""
+    compressor = _compress.writer(handle, compression, level=level, threads=threads)
+    writer = _rows.Writer(compressor, vendor, order, frames=_Frames(compressor, handle, compression, level))
+
+    def close():
+        writer.close()
+        compressor.close()
+    return writer, close
+
+
+class _Frames:
+    """Rows another process wrote for the rows part (``_rows.RangeWriter``), in frames of the part's compression
+    of their own, added to the artifact as they are once the frame open in ``compressor`` has ended."""
+
+    def __init__(self, compressor, stored, compression, level):
+        self.compressor, self.stored, self.compression, self.level = compressor, stored, compression, level
+
+    def open(self, handle):
+        return _compress.writer(handle, self.compression, level=self.level, threads=0)
+
+    def append(self, path):
+        _compress.end_frame(self.compressor, self.compression)
+        with open(path, 'rb') as source:
+            shutil.copyfileobj(source, self.stored, CHUNK)
 
 
 def dump(config, repository, instance, point_id, compression='zstd', level=3, threads=1, check_mode=False,

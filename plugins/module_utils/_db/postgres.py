@@ -354,7 +354,8 @@ class PostgresBackend(DatabaseBackend):
             if self.tables:
                 facts = limit_facts(facts, self.tables)
             self.capture_rows(self.row_tables(snapshot) if self.rows_out else [],
-                              lambda writer, tables: self.write_rows(writer, tables, snapshot))
+                              lambda writer, tables, where=None: self.write_rows(writer, tables, snapshot, where),
+                              counts=facts['row_counts'], bounds=lambda name, key: self._bounds(name, key, snapshot))
         except BaseException:
             session.abort()
             raise
@@ -569,13 +570,22 @@ class PostgresBackend(DatabaseBackend):
         name = _ident(column['name'])
         return "encode(%s, 'hex')" % name if column['type'] == 'binary' else '%s::text' % name
 
-    def write_rows(self, writer, tables, snapshot=None):
+    def _bounds(self, name, key, snapshot):
+        """The lowest and highest value of the key column ``key`` of table ``name`` (in ``snapshot``), as text."""
+        sql = 'SELECT MIN(%s)::text, MAX(%s)::text FROM %s' % (_ident(key), _ident(key), _ident(name))
+        found = self.psql(self._snapshot_sql(sql, snapshot))
+        return found[0] if found else None
+
+    def write_rows(self, writer, tables, snapshot=None, where=None):
         """Stream the rows of ``tables`` (``row_tables``, in that order) into a ``_rows.Writer`` (in ``snapshot``):
-        one psql session, one COPY per table, a marker line between them."""
+        one psql session, one COPY per table, a marker line between them; ``where``: table -> an SQL condition, the
+        rows of that table to read."""
+        where = where or {}
         script = self._SESSION + ''.join(
-            "COPY (SELECT json_build_object('cairn_table', %s)) TO STDOUT; COPY (SELECT json_build_array(%s) FROM %s) "
-            "TO STDOUT;\n" % (_literal(table['name']), ', '.join(self._select(c) for c in table['columns']),
-                              _ident(table['name'])) for table in tables)
+            "COPY (SELECT json_build_object('cairn_table', %s)) TO STDOUT; "
+            "COPY (SELECT json_build_array(%s) FROM %s%s) TO STDOUT;\n"
+            % (_literal(table['name']), ', '.join(self._select(c) for c in table['columns']), _ident(table['name']),
+               ' WHERE %s' % where[table['name']] if table['name'] in where else '') for table in tables)
         session = _process.Streaming([self.tool('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '--no-password'],
                                      env=self.env(), secrets=self.secrets, mode='rw', what='psql (rows)')
         feeder = threading.Thread(target=_feed_script, args=(session, self._snapshot_sql(script, snapshot)),

@@ -275,8 +275,8 @@ class SqliteBackend(DatabaseBackend):
                 facts = describe(conn)
                 if self.read:
                     facts['rows'] = read_rows(conn, self.read)
-                self.capture_rows(row_tables(conn) if self.rows_out else [],
-                                  lambda writer, found: write_rows(conn, writer, found))
+                self.capture_rows(row_tables(conn) if self.rows_out else [], _ranged(conn, tmp),
+                                  counts=facts['row_counts'], bounds=lambda name, key: _bounds(conn, name, key))
                 if self.tables:
                     facts = limit_facts(facts, self.tables)
                     prefixes = tuple('INSERT INTO %s VALUES' % self.quote(table) for table in self.tables)
@@ -734,13 +734,37 @@ def row_tables(conn):
     return found
 
 
-def write_rows(conn, writer, found):
-    """Stream the rows of ``found`` (``row_tables``) from ``conn`` into a ``_rows.Writer``."""
+def _bounds(conn, name, key):
+    """The lowest and highest value of the column ``key`` of table ``name``."""
+    quoted = '"%s"' % key.replace('"', '""')
+    return conn.execute('SELECT MIN(%s), MAX(%s) FROM "%s"' % (quoted, quoted, name.replace('"', '""'))).fetchone()
+
+
+def _ranged(conn, path):
+    """``stream(writer, found, where=None)`` of ``capture_rows`` for the immutable copy ``path`` open as ``conn``:
+    a range of a table (``where``) is read through a connection of its own, which a forked process may open."""
+    def stream(writer, found, where=None):
+        if where is None:
+            write_rows(conn, writer, found)
+            return
+        own = sqlite3.connect(_uri(path, mode='ro', immutable=1), uri=True)
+        try:
+            write_rows(own, writer, found, where)
+        finally:
+            own.close()
+    return stream
+
+
+def write_rows(conn, writer, found, where=None):
+    """Stream the rows of ``found`` (``row_tables``) from ``conn`` into a ``_rows.Writer``; ``where``: table -> an
+    SQL condition, the rows of that table to read."""
+    where = where or {}
     for table in found:
         writer.begin(table)
         readers = [_rows.reader(column['type']) for column in table['columns']]
         names = ', '.join('"%s"' % column['name'].replace('"', '""') for column in table['columns'])
-        cursor = conn.execute('SELECT %s FROM "%s"' % (names, table['name'].replace('"', '""')))
+        condition = ' WHERE %s' % where[table['name']] if table['name'] in where else ''
+        cursor = conn.execute('SELECT %s FROM "%s"%s' % (names, table['name'].replace('"', '""'), condition))
         for row in cursor:
             writer.row([read(raw) for read, raw in zip(readers, row)])
         writer.end()
