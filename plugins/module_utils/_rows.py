@@ -780,7 +780,8 @@ def _datetime_to_timestamp(target, general):
         if bounds and not bounds[0] <= item[:19] <= bounds[1]:
             return general(item)
         result = item + 'Z'
-        return _cut_fraction(result, fsp) if fsp is not None and '.' in item else result
+        # its fraction has no trailing zero: cut only where it has more digits than the column keeps
+        return _cut_fraction(result, fsp) if fsp is not None and len(item) > 20 + fsp else result
     return moment
 
 
