@@ -4,8 +4,9 @@
 forked process of its own (``_db._base.side_by_side``), against a real PostgreSQL server and SQLite: the stream holds
 the same rows and checksums as one read of the whole table, with rows on every range boundary, negative keys and,
 in SQLite, a NULL key; a range that fails fails the capture with its message, and leaves no process or file
-behind. Through the backup playbook: a value no range can read, then a range's process killed, fail their runs
-with no restore point; the next run's rows part holds every row of the table."""
+behind. Through the backup playbook: a value no range can read, a range's process killed, then the module itself
+killed (its range's process ends with it) fail their runs with no restore point; the next run's rows part holds
+every row of the table."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import io
 import json
 import os
 import secrets
+import signal
 import sqlite3
 import time
 
@@ -180,6 +182,14 @@ def test_the_reading_process_fails_and_the_other_ranges_are_stopped(source, tmp_
     assert forks
 
 
+def _state(pid):
+    try:
+        with open('/proc/%d/status' % pid, 'rb') as handle:
+            return handle.read().lower()
+    except OSError:
+        return b'zombie'
+
+
 def _forked_reader(root):
     """The pid of a process a module below ``root`` forked (its command line its parent's), or None."""
     found = descendants(root)
@@ -242,8 +252,34 @@ def test_the_backup_playbook_reads_a_large_table_in_ranges_after_failed_runs(tmp
     assert 'in a process of its own, failed: it was killed by signal 9' in run.stdout, run.stdout
     assert run_module('cairn_backup_info', **listed)['restore_points'] == []
 
-    # 3. the next run: every row, each once, checked against the table's checksum by the reader
-    run = run_playbook('backup.yml', inventory, environ=SHOW_STATS)
+    # 3. the module itself killed while a range's process reads: that process ends with it
+    gate = Gate('backup.yml', inventory, 'Back up into one restore point', tmp_path / 'gate2')
+    gate.wait()
+    gate.release()
+    deadline = time.monotonic() + 300
+    while (victim := _forked_reader(gate.proc.pid)) is None:
+        assert gate.proc.poll() is None and time.monotonic() < deadline, 'no range was read by a process of its own'
+        time.sleep(0.02)
+    with open('/proc/%d/stat' % victim, 'rb') as handle:
+        module = int(handle.read().rsplit(b')', 1)[1].split()[1])
+    os.kill(victim, signal.SIGSTOP)  # held where it is: only its parent's end may end it now
+    try:
+        os.kill(module, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while b'zombie' not in _state(victim):
+            assert time.monotonic() < deadline, 'the range process stayed after its module was killed'
+            time.sleep(0.05)
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(victim, signal.SIGKILL)
+    run = gate.finish()
+    assert run.returncode != 0
+    assert run_module('cairn_backup_info', **listed)['restore_points'] == []
+
+    # 4. the next run (taking over the killed run's lock once it has been silent for a second): every row, each
+    # once, checked against the table's checksum by the reader
+    time.sleep(1.5)
+    run = run_playbook('backup.yml', inventory, environ=SHOW_STATS, extra=['-e', 'cairn_lock_stale_after=1'])
     assert run.returncode == 0, run.stdout + run.stderr
     assert custom_stats(run.stdout)['cairn_backup']['cms']['outcome'] == 'succeeded'
     [point] = run_module('cairn_backup_info', **listed)['restore_points']

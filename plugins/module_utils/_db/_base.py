@@ -12,6 +12,7 @@ repository are handled once, around it, in ``_db/__init__.py``.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import json
 import os
@@ -102,9 +103,9 @@ def integer_key(table):
 
 def key_ranges(quoted, bounds, parts):
     """SQL conditions on the key ``quoted`` cutting the span ``bounds`` (its lowest and highest value, as the
-    database gave them) into ``parts`` ranges which together hold every row once: the first also takes a NULL key,
-    the last whatever sorts above every number (SQLite's text). None when ``bounds`` are not two integers (an empty
-    table, psql's NULL written as nothing, text) or one range would do."""
+    database gave them) into ``parts`` ranges which together hold every row once (the first also takes a NULL key).
+    None when ``bounds`` are not two integers (an empty table, psql's NULL written as nothing, a key holding text)
+    or one range would do."""
     try:
         low, high = int(bounds[0]), int(bounds[1])
     except (TypeError, ValueError, IndexError):
@@ -157,11 +158,13 @@ class _RangeProcess:
     def __init__(self, writer, table, where, stream):
         fd, self.path = tempfile.mkstemp(prefix='.cairn-rows-', dir=_scratch.directory())
         self.pipe, report_end = os.pipe()
+        parent = os.getpid()
         self.pid = os.fork()
         if self.pid == 0:  # the child
             os.close(self.pipe)
             report, code = {'error': 'it stopped'}, 1
             try:
+                _die_with(parent)
                 with os.fdopen(fd, 'wb') as handle:
                     part = writer.range_writer(handle)
                     stream(part, [table], {table['name']: where})
@@ -208,6 +211,19 @@ class _RangeProcess:
             os.unlink(self.path)
 
 
+def _die_with(parent):
+    """Have Linux kill this process when its parent ``parent`` ends (a module killed while its ranges are read
+    leaves none of them reading on); stop here when it has ended already. Linux watches the thread that forked:
+    the dump's, which lasts as long as the module."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: a range's process then reads its range to the end and finds no one to report to
+    if os.getppid() != parent:
+        raise CairnError('the process that started this range has ended')
+
+
 class DatabaseBackend:
     vendor = None
     artifact_format = None    # name of the raw format, e.g. "sqlite3"
@@ -249,8 +265,8 @@ class DatabaseBackend:
                     whole = []
                 side_by_side(writer, by_name[name], ranges, stream)
                 if writer.tables[name]['rows'] != counts[name]:
-                    raise CairnError('the rows part of table %s holds %d rows read in ranges of its key %s, the '
-                                     'snapshot has %d: nothing was written'
+                    raise CairnError('the rows part of table %s holds %d rows read in ranges of its key %s where '
+                                     'the snapshot counts %d; the restore point is not made'
                                      % (name, writer.tables[name]['rows'], key, counts[name]))
             if whole:
                 stream(writer, whole)
