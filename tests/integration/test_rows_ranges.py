@@ -207,6 +207,18 @@ def _forked_reader(root):
     return None
 
 
+def _reading_a_range(inventory, directory):
+    """A backup playbook run started, and the pid of the process its module forked to read a range."""
+    gate = Gate('backup.yml', inventory, 'Back up into one restore point', directory)
+    gate.wait()
+    gate.release()
+    deadline = time.monotonic() + 300
+    while (victim := _forked_reader(gate.proc.pid)) is None:
+        assert gate.proc.poll() is None and time.monotonic() < deadline, 'no range was read by a process of its own'
+        time.sleep(0.02)
+    return gate, victim
+
+
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason='a table is read in ranges on a host of 2 processors or more')
 def test_the_backup_playbook_reads_a_large_table_in_ranges_after_failed_runs(tmp_path):
     rows = _base.SPLIT_ROWS + 100
@@ -239,13 +251,7 @@ def test_the_backup_playbook_reads_a_large_table_in_ranges_after_failed_runs(tmp
     with conn:
         conn.execute('UPDATE items SET n = id * 7')
     conn.close()
-    gate = Gate('backup.yml', inventory, 'Back up into one restore point', tmp_path / 'gate')
-    gate.wait()
-    gate.release()
-    deadline = time.monotonic() + 300
-    while (victim := _forked_reader(gate.proc.pid)) is None:
-        assert gate.proc.poll() is None and time.monotonic() < deadline, 'no range was read by a process of its own'
-        time.sleep(0.02)
+    gate, victim = _reading_a_range(inventory, tmp_path / 'gate')
     os.kill(victim, 9)
     run = gate.finish()
     assert run.returncode != 0
@@ -253,13 +259,7 @@ def test_the_backup_playbook_reads_a_large_table_in_ranges_after_failed_runs(tmp
     assert run_module('cairn_backup_info', **listed)['restore_points'] == []
 
     # 3. the module itself killed while a range's process reads: that process ends with it
-    gate = Gate('backup.yml', inventory, 'Back up into one restore point', tmp_path / 'gate2')
-    gate.wait()
-    gate.release()
-    deadline = time.monotonic() + 300
-    while (victim := _forked_reader(gate.proc.pid)) is None:
-        assert gate.proc.poll() is None and time.monotonic() < deadline, 'no range was read by a process of its own'
-        time.sleep(0.02)
+    gate, victim = _reading_a_range(inventory, tmp_path / 'gate2')
     with open('/proc/%d/stat' % victim, 'rb') as handle:
         module = int(handle.read().rsplit(b')', 1)[1].split()[1])
     os.kill(victim, signal.SIGSTOP)  # held where it is: only its parent's end may end it now
