@@ -697,19 +697,9 @@ def converter(source, target):
             return general(item)
         return number
     if want == 'decimal' and limits <= {'precision', 'scale'} and target.get('precision'):
-        scale = int(target.get('scale') or 0)
-        whole_digits = int(target['precision']) - scale
-
-        def exact(item):
-            # plain digits within the column's precision and scale are stored as they are
-            if item is not None and item.__class__ is str:
-                whole, _point, fraction = item[1:].partition('.') if item[:1] == '-' else item.partition('.')
-                if whole.isdigit() and (fraction.isdigit() or not _point) and whole.isascii() and \
-                        fraction.isascii() and len(whole.lstrip('0')) <= whole_digits and \
-                        len(fraction.rstrip('0')) <= scale:
-                    return item
-            return general(item)
-        return exact
+        # plain digits within the column's precision and scale are stored as they are
+        fits = _decimal_fits(target)
+        return lambda item: item if item.__class__ is str and fits(item) else general(item)
     if want in ('timestamp', 'datetime') and limits <= {'fsp', 'range'}:
         fsp, bounds = target.get('fsp'), target.get('range')
 
