@@ -287,10 +287,9 @@ class Load:
         key = integer_key(self.by_name.get(name) or {})
         if sessions < 2 or key is None:
             return None
-        quoted = self.backend.quote(key)
-        bounds = self.backend.query('SELECT MIN(%s), MAX(%s) FROM %s' % (quoted, quoted, self.backend.quote(name)))
+        bounds = self.backend.query(self.backend.bounds_sql(name, key))
         # emptied since the load (psql writes NULL as nothing): None, counted whole, found to differ
-        return key_ranges(quoted, bounds[0] if bounds else None, sessions)
+        return key_ranges(self.backend.quote(key), bounds[0] if bounds else None, sessions)
 
     def summary(self):
         return {

@@ -415,6 +415,12 @@ class DatabaseBackend:
         """``name`` as an SQL identifier of this vendor."""
         return '"%s"' % name.replace('"', '""')
 
+    def bounds_sql(self, name, key):
+        """SQL giving the lowest and highest value of column ``key`` of table ``name`` (the bounds of
+        ``key_ranges``)."""
+        quoted = self.quote(key)
+        return 'SELECT MIN(%s), MAX(%s) FROM %s' % (quoted, quoted, self.quote(name))
+
     def query(self, sql):
         """Rows of a read-only query, as lists of strings (None for NULL where the vendor can tell)."""
         raise NotImplementedError

@@ -572,8 +572,7 @@ class PostgresBackend(DatabaseBackend):
 
     def _bounds(self, name, key, snapshot):
         """The lowest and highest value of the key column ``key`` of table ``name`` (in ``snapshot``), as text."""
-        sql = 'SELECT MIN(%s)::text, MAX(%s)::text FROM %s' % (_ident(key), _ident(key), _ident(name))
-        found = self.psql(self._snapshot_sql(sql, snapshot))
+        found = self.psql(self._snapshot_sql(self.bounds_sql(name, key), snapshot))
         return found[0] if found else None
 
     def write_rows(self, writer, tables, snapshot=None, where=None):

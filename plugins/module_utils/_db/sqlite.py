@@ -276,7 +276,8 @@ class SqliteBackend(DatabaseBackend):
                 if self.read:
                     facts['rows'] = read_rows(conn, self.read)
                 self.capture_rows(row_tables(conn) if self.rows_out else [], _ranged(conn, tmp),
-                                  counts=facts['row_counts'], bounds=lambda name, key: _bounds(conn, name, key))
+                                  counts=facts['row_counts'],
+                                  bounds=lambda name, key: conn.execute(self.bounds_sql(name, key)).fetchone())
                 if self.tables:
                     facts = limit_facts(facts, self.tables)
                     prefixes = tuple('INSERT INTO %s VALUES' % self.quote(table) for table in self.tables)
@@ -732,12 +733,6 @@ def row_tables(conn):
         found.append({'name': name, 'columns': columns, 'primary_key': [column for _n, column in sorted(keyed)],
                       'foreign_keys': [keys[number] for number in sorted(keys)]})
     return found
-
-
-def _bounds(conn, name, key):
-    """The lowest and highest value of the column ``key`` of table ``name``."""
-    quoted = '"%s"' % key.replace('"', '""')
-    return conn.execute('SELECT MIN(%s), MAX(%s) FROM "%s"' % (quoted, quoted, name.replace('"', '""'))).fetchone()
 
 
 def _ranged(conn, path):
