@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 import traceback
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError, read_file
@@ -286,13 +287,30 @@ def wrap_identity(passphrase):
     return str(identity), pyrage.passphrase.encrypt(text.encode('ascii'), passphrase)
 
 
+# age refuses to unwrap a passphrase-wrapped file whose scrypt work factor is more than 16 times what this host
+# does in a second, and it times this host with one scrypt of a few milliseconds, just before it unwraps. On a busy
+# host that one measure can be slowed tenfold or more by the scheduler, and the right passphrase is refused. A
+# measure that is off is taken again: up to this many times, this many seconds apart.
+UNWRAP_ATTEMPTS = 20
+UNWRAP_PAUSE = 0.1
+
+
 def unwrap_identity(data, passphrase, what):
     _require()
-    try:
-        text = pyrage.passphrase.decrypt(data, passphrase).decode('ascii')
-    except Exception:
-        raise CairnError('the passphrase does not open %s (cairn_encryption_passphrase is wrong, or the file is '
-                         'damaged)' % what)
+    for attempt in range(UNWRAP_ATTEMPTS):
+        try:
+            text = pyrage.passphrase.decrypt(data, passphrase).decode('ascii')
+            break
+        except Exception as exc:  # pylint: disable=broad-except  # pyrage says why only in its message
+            if 'excessive work' not in str(exc).lower():
+                raise CairnError('the passphrase does not open %s (cairn_encryption_passphrase is wrong, or the file '
+                                 'is damaged)' % what)
+            if attempt + 1 < UNWRAP_ATTEMPTS:
+                time.sleep(UNWRAP_PAUSE)
+    else:
+        raise CairnError('%s was wrapped with more scrypt work than age accepts on this host now (it asks at most 16 '
+                         'times what the host does in a second, and found it %d times in a row): the host is far '
+                         'slower or busier than the one that wrote it; run again when it is less busy' % (what, UNWRAP_ATTEMPTS))
     for line in text.splitlines():
         if line.startswith('AGE-SECRET-KEY-'):
             return line.strip()
