@@ -18,6 +18,9 @@ import _directus
 import _seed_types as seed_types
 
 VENDORS = ('sqlite', 'postgres', 'mariadb')
+# One seeding of the three instances for the module (the fixture below): with `--dist loadgroup` every test of this
+# file runs on one xdist worker, instead of each worker seeding all three again for its share.
+pytestmark = pytest.mark.xdist_group('seed_types')
 
 # what each vendor's Directus returns for an input, over HTTP: (specimen id, field) -> raw value
 RAW = {
