@@ -310,7 +310,8 @@ def unwrap_identity(data, passphrase, what):
     else:
         raise CairnError('%s was wrapped with more scrypt work than age accepts on this host now (it asks at most 16 '
                          'times what the host does in a second, and found it %d times in a row): the host is far '
-                         'slower or busier than the one that wrote it; run again when it is less busy' % (what, UNWRAP_ATTEMPTS))
+                         'slower or busier than the one that wrote it; run again when it is less busy'
+                         % (what, UNWRAP_ATTEMPTS))
     for line in text.splitlines():
         if line.startswith('AGE-SECRET-KEY-'):
             return line.strip()
