@@ -46,13 +46,14 @@ def module_command(name):
     return [sys.executable, '-m', 'ansible_collections.cairncms.ops.plugins.modules.' + name]
 
 
-# Where a module run straight from the source tree (run_module) keeps the bytecode of the collection's code, so that
-# each run does not compile it again (PYTHONDONTWRITEBYTECODE, which some machines set, would make every run compile
-# some 12,000 lines: about 0.2 s of CPU a run). Ansible itself runs a module from a zip, which has no bytecode.
+# Where a module run straight from the source tree (run_module, or module_command with module_env) keeps the
+# bytecode of the collection's code, so that each run does not compile it again (PYTHONDONTWRITEBYTECODE, which
+# some machines set, would make every run compile some 12,000 lines: about 0.2 s of CPU a run). Ansible itself runs
+# a module from a zip, which has no bytecode.
 PYCACHE = os.path.join(ROOT, '.build', 'pycache')
 
 
-def _module_env(extra=None):
+def module_env(extra=None):
     env = _env(extra)
     env.pop('PYTHONDONTWRITEBYTECODE', None)
     env['PYTHONPYCACHEPREFIX'] = PYCACHE
@@ -64,7 +65,7 @@ def run_module(name, check_mode=False, environ=None, **args):
     if check_mode:
         args['_ansible_check_mode'] = True
     proc = subprocess.run(module_command(name), input=json.dumps({'ANSIBLE_MODULE_ARGS': args}),
-                          capture_output=True, text=True, env=_module_env(environ), cwd=ROOT, timeout=600,
+                          capture_output=True, text=True, env=module_env(environ), cwd=ROOT, timeout=600,
                           check=False)
     try:
         result = ModuleResult(json.loads(proc.stdout))

@@ -16,7 +16,8 @@ import zstandard
 
 import _servers
 from conftest import (
-    artifacts_of, module_command, part_of, process_argvs, recap, run_module, run_playbook, write_inventory, _env)
+    artifacts_of, module_command, module_env, part_of, process_argvs, recap, run_module, run_playbook,
+    write_inventory)
 
 VENDORS = ['pg_database', 'mariadb_database']
 
@@ -128,7 +129,7 @@ def test_password_never_on_a_command_line(request, tmp_path, repo, fixture):
     scratch = tmp_path / 'tmpdir'
     scratch.mkdir()
     proc = subprocess.Popen(module_command('cairn_db_dump'), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=_env({'TMPDIR': str(scratch)}))
+                            stderr=subprocess.PIPE, env=module_env({'TMPDIR': str(scratch)}))
     proc.stdin.write(json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode())
     proc.stdin.close()
     seen = set()
@@ -176,7 +177,7 @@ def _run_dump_in_background(source, repo, point):
     args = {'env_file': str(source), 'repository': repo, 'instance': 'cms', 'restore_point': point,
             'compression_level': 19}
     proc = subprocess.Popen(module_command('cairn_db_dump'), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            env=_env())
+                            env=module_env())
     proc.stdin.write(json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode())
     proc.stdin.close()
     return proc

@@ -23,8 +23,8 @@ import zstandard
 import _servers
 import demo_instance
 from conftest import (
-    artifacts_of, descendants, module_command, part_of, process_argvs, run_module, run_playbook, write_inventory,
-    _env)
+    artifacts_of, descendants, module_command, module_env, part_of, process_argvs, run_module, run_playbook,
+    write_inventory)
 from test_databases import backup as db_backup, instance, other_instance
 from test_modules import backup as sqlite_backup, dump_sql
 from test_relocation import relocate_env
@@ -403,7 +403,7 @@ def _dump_in_background(env_file, repo, instance_name, tmpdir):
     point = run_module('cairn_restore_point', repository=repo, instance=instance_name)['restore_point']
     args = {'env_file': str(env_file), 'repository': repo, 'instance': instance_name, 'restore_point': point}
     proc = subprocess.Popen(module_command('cairn_db_dump'), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            env=_env({'TMPDIR': str(tmpdir)}))
+                            env=module_env({'TMPDIR': str(tmpdir)}))
     proc.stdin.write(json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode())
     proc.stdin.close()
     return proc

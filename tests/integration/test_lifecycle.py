@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import module_command, part_of, run_module, run_playbook, write_inventory, _env
+from conftest import module_command, module_env, part_of, run_module, run_playbook, write_inventory
 from test_modules import backup, digests, originals, restore
 
 UTC = datetime.timezone.utc
@@ -235,7 +235,7 @@ def test_disk_full_mid_write_fails_cleanly(source, repo):
     args = {'env_file': str(source / '.env'), 'repository': repo, 'instance': 'blog', 'restore_point': point,
             'compression': 'none'}
     proc = subprocess.run(module_command('cairn_db_dump'), input=json.dumps({'ANSIBLE_MODULE_ARGS': args}),
-                          capture_output=True, text=True, env=_env(), preexec_fn=small_disk, check=False)
+                          capture_output=True, text=True, env=module_env(), preexec_fn=small_disk, check=False)
     result = json.loads(proc.stdout)
     assert result.get('failed') and 'disk I/O error; is the disk holding' in result['msg'], result
     staging = os.path.join(repo['path'], 'blog', 'staging', point)

@@ -23,7 +23,7 @@ import demo_instance
 import pytest
 from _faulty import RESET_MID_BODY, FaultyProxy, Rule
 from ansible_collections.cairncms.ops.plugins.module_utils._repository import TYPES
-from conftest import _env, module_command, run_module, run_playbook, write_inventory
+from conftest import module_command, module_env, run_module, run_playbook, write_inventory
 from test_modules import backup
 from test_playbooks import secret_of
 
@@ -158,7 +158,7 @@ def source_bucket(cloud, names=OBJECTS):
 def module_run(name, environ=None, **args):
     """A module run that also keeps its stderr (for the leak checks)."""
     proc = subprocess.run(module_command(name), input=json.dumps({'ANSIBLE_MODULE_ARGS': args}), capture_output=True,
-                          text=True, env=_env(environ), timeout=600, check=False)
+                          text=True, env=module_env(environ), timeout=600, check=False)
     result = json.loads(proc.stdout)
     return result, proc.stdout + proc.stderr
 
