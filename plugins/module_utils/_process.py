@@ -12,6 +12,7 @@ secrets it might echo masked.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -344,3 +345,16 @@ class Prefixed:
                 return data
             self._parts.pop(0)
         return b''
+
+
+def die_with(parent):
+    """Have Linux kill this forked process when its parent ``parent`` ends (a module killed while its children
+    work leaves none of them working on); stop here when it has ended already. Linux watches the thread that forked,
+    so fork from one that outlasts the children."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the child then works to its end and finds no one to report to
+    if os.getppid() != parent:
+        raise CairnError('the process that started this one has ended')

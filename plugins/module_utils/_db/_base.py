@@ -12,7 +12,6 @@ repository are handled once, around it, in ``_db/__init__.py``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import json
 import os
@@ -21,7 +20,7 @@ import signal
 import tempfile
 import threading
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _relocate, _rows, _scratch
+from ansible_collections.cairncms.ops.plugins.module_utils import _process, _relocate, _rows, _scratch
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CHUNK, CairnError
 
 # What ``compare`` may answer about a restore target.
@@ -164,7 +163,7 @@ class _RangeProcess:
             os.close(self.pipe)
             report, code = {'error': 'it stopped'}, 1
             try:
-                _die_with(parent)
+                _process.die_with(parent)
                 with os.fdopen(fd, 'wb') as handle:
                     part = writer.range_writer(handle)
                     stream(part, [table], {table['name']: where})
@@ -209,19 +208,6 @@ class _RangeProcess:
             self.pipe = None
         with contextlib.suppress(OSError):
             os.unlink(self.path)
-
-
-def _die_with(parent):
-    """Have Linux kill this process when its parent ``parent`` ends (a module killed while its ranges are read
-    leaves none of them reading on); stop here when it has ended already. Linux watches the thread that forked:
-    the dump's, which lasts as long as the module."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: a range's process then reads its range to the end and finds no one to report to
-    if os.getppid() != parent:
-        raise CairnError('the process that started this range has ended')
 
 
 class DatabaseBackend:
