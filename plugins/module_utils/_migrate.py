@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 
-from ansible_collections.cairncms.ops.plugins.module_utils import _content, _fs, _parts, _rows, _scratch, _sync
+from ansible_collections.cairncms.ops.plugins.module_utils import _content, _fanout, _fs, _parts, _rows, _scratch, _sync
 from ansible_collections.cairncms.ops.plugins.module_utils._args import load_config, load_repository
 from ansible_collections.cairncms.ops.plugins.module_utils._cms import bootstrap as _cms_bootstrap
 from ansible_collections.cairncms.ops.plugins.module_utils._cms import schema as _cms_schema
@@ -37,6 +37,12 @@ MAX_REPORTED = 50
 # that key, side by side in up to CHECK_SESSIONS sessions (no more than the host's processors).
 SPLIT_ROWS = 200000
 CHECK_SESSIONS = 4
+# The load: the rows of a table of at least FANOUT_ROWS rows (as the restore point lists them) are parsed, converted,
+# checksummed and written as the target's text in up to LOAD_PROCESSES forked processes (no more than the host's
+# processors) side by side, pieces of about PIECE_BYTES of the stream each, into the load's one session in order.
+FANOUT_ROWS = 50000
+LOAD_PROCESSES = 4
+PIECE_BYTES = 1024 * 1024
 
 # The column each CMS field type gets from the CMS on each vendor (Directus 10 through knex), for the plan a check
 # run predicts before any schema exists in the target; a real run reports the columns the CMS made.
@@ -119,9 +125,14 @@ def widen(backend, schema, source_vendor):
 class Load:
     """One load of a rows stream into a target (``backend``: its ``_db`` vendor implementation)."""
 
-    def __init__(self, backend, allow_lossy=False, adapt=None, scope=None):
+    def __init__(self, backend, allow_lossy=False, adapt=None, scope=None, sizes=None, processes=None):
         self.backend = backend
         self.allow_lossy = allow_lossy
+        # table -> its number of rows as the restore point lists them: which tables are loaded by a Fanout
+        self.sizes = dict(sizes or {})
+        self.processes = processes or min(LOAD_PROCESSES, os.cpu_count() or 1)
+        self.where = None
+        self.fanned = {}       # table -> the processes its rows were loaded by (a Fanout)
         # None: every table, each emptied first; else a content move: table -> None (emptied, all its rows loaded)
         # or the primary keys of the rows to add (rows the target has not got: the files moved rows point at)
         self.scope = scope
@@ -165,7 +176,7 @@ class Load:
                 self.drift.append(dict(change, table=name, column=column['name']))
         return dest, pairs
 
-    def _converted(self, table, rows, pairs, digest):
+    def converted(self, table, rows, pairs, digest):
         converters = [(index, _rows.converter(source, target)) for index, source, target in pairs]
         for row in rows:
             try:
@@ -217,17 +228,41 @@ class Load:
             renderers = self.backend.fingerprint_renderers(columns) if keys is None else None
             digest = _rows.Fingerprint(renderers) if renderers is not None else _rows.Digest(columns)
             self.expected[table['table']] = (columns, digest)
+            if self._fans_out(table, rows, keys):
+                yield table['table'], columns, _rows.Rendered(self._fanned_out(table, rows, pairs, columns, digest))
+                continue
             adapt = self.adapt.get(table['table'])
             if adapt is not None:
                 rows = (adapt(table['columns'], row) for row in rows)
-            yield table['table'], columns, self._converted(table, rows, pairs, digest)
+            yield table['table'], columns, self.converted(table, rows, pairs, digest)
         if finish is not None:
             finish()
+
+    def _fans_out(self, table, rows, keys):
+        """Whether ``table``'s rows are loaded by processes of their own: a large table, loaded whole, into a vendor
+        whose load is text, from a stream whose lines can be taken as they are."""
+        return (self.processes > 1 and keys is None and getattr(self.backend, 'rows_text', None) is not None
+                and hasattr(rows, 'chunks') and not rows.checksums
+                and isinstance(self.sizes.get(table['table']), int) and self.sizes[table['table']] >= FANOUT_ROWS)
+
+    def _fanned_out(self, table, rows, pairs, columns, digest):
+        """The text of ``table``'s rows made by a ``_fanout.Fanout``, each process parsing, converting and
+        checksumming its pieces (``_Piecework``); what they report is counted in here."""
+        _head, render, _tail = self.backend.rows_text(table['table'], columns)
+        fanout = _fanout.Fanout(lambda: _Piecework(self, table, pairs, render, digest.fresh()),
+                                self.processes, what='loading rows of table %s' % table['table'])
+        self.fanned[table['table']] = fanout.processes
+        yield from fanout.results(rows.chunks(PIECE_BYTES))
+        for report in fanout.reports:
+            digest.merge(report['rows'], int(report['total']))
+            self.lossy_count += report['lossy_count']
+            self.lossy.extend(report['lossy'][:max(0, MAX_REPORTED - len(self.lossy))])
 
     def run(self, source, where, finish=None):
         """Load the rows stream read from ``source`` (named ``where`` in errors) into the target; ``finish()``
         checks the whole artifact (its sha256) once it is read, before the load commits: the per-table checksums of
         the stream are then not computed again."""
+        self.where = where
         self.head, tables = _rows.read(source, where, checksums=finish is None)
         if self.scope is None:
             self.backend.load_rows(self.target, self.loads(tables, finish))
@@ -298,7 +333,30 @@ class Load:
             'rows': sum(digest.rows for _columns, digest in self.expected.values()),
             'target_only_tables': sorted(set(self.by_name) - set(self.expected)),
             'drift': self.drift, 'lossy': self.lossy, 'lossy_count': self.lossy_count, 'dropped': self.dropped,
+            'load_processes': dict(self.fanned),
         }
+
+
+class _Piecework:
+    """What a process of a ``Load``'s ``Fanout`` does with each piece of a table's lines: parse, adapt, convert and
+    checksum every row (into ``digest``, its own), and give their load text (``render``) as UTF-8; its ``report``:
+    the rows it did, their checksum's sum and the values it stored lossily (only with allow_lossy)."""
+
+    def __init__(self, load, table, pairs, render, digest):
+        self.load, self.table, self.pairs, self.render, self.digest = load, table, pairs, render, digest
+        self.adapt = load.adapt.get(table['table'])
+        load.lossy, load.lossy_count = [], 0  # this process's own
+
+    def work(self, piece):
+        table, where = self.table, self.load.where
+        rows = (_rows.row_values(line, table, where) for line in piece.split(b'\n'))
+        if self.adapt is not None:
+            rows = (self.adapt(table['columns'], row) for row in rows)
+        return self.render(list(self.load.converted(table, rows, self.pairs, self.digest))).encode('utf-8')
+
+    def report(self):
+        return {'rows': self.digest.rows, 'total': '%d' % self.digest.total, 'lossy': self.load.lossy,
+                'lossy_count': self.load.lossy_count}
 
 
 class _Found:
@@ -589,7 +647,7 @@ def migrate(params, check_mode=False):
             with _step(steps, 'rows'):
                 flagged = _cms_schema.flag_rows(schema, backend.vendor)
                 load = Load(select_backend(config.database()), params['allow_lossy'],
-                            adapt={'directus_fields': flagged} if flagged else None)
+                            adapt={'directus_fields': flagged} if flagged else None, sizes=_sizes(rows_part))
                 stream = _parts.kind('rows').open_stream(repository, instance, manifest)
                 with stream as source:
                     load.run(source, stream.where, finish=stream.check)
@@ -640,6 +698,12 @@ def migrate(params, check_mode=False):
         result.setdefault('warnings', []).append('%d value(s) could not be stored as they were and were stored as the '
                                                  'target could (allow_lossy): see lossy' % result['lossy_count'])
     return result
+
+
+def _sizes(rows_part):
+    """``{table: rows}`` as the rows part of a restore point lists them."""
+    return {name: entry.get('rows') for name, entry in (rows_part.get('tables') or {}).items()
+            if isinstance(entry, dict)}
 
 
 @contextlib.contextmanager
@@ -717,12 +781,13 @@ def move_content(params, check_mode=False):
                                         parallel=params['parallel'], plans=plans)
     with _step(result['steps'], 'rows'):
         scope = dict({name: None for name in found.moved}, **{_content.FILES: new_files})
-        load = Load(backend, params['allow_lossy'], adapt=_content.clearing(missing), scope=scope)
+        load = Load(backend, params['allow_lossy'], adapt=_content.clearing(missing), scope=scope,
+                    sizes=_sizes(run.rows_part))
         stream = _parts.kind('rows').open_stream(repository, instance, manifest)
         with stream as source:
             load.run(source, stream.where, finish=stream.check)
     summary = load.summary()
-    result.update({key: summary[key] for key in ('drift', 'lossy', 'lossy_count')})
+    result.update({key: summary[key] for key in ('drift', 'lossy', 'lossy_count', 'load_processes')})
     with _step(result['steps'], 'check'):
         differ = load.verify()
     if differ:

@@ -288,6 +288,7 @@ class Digest:
     the columns come in."""
 
     def __init__(self, columns):
+        self._columns = columns
         order = sorted(range(len(columns)), key=lambda index: columns[index]['name'])
         self._plan = [(index, None if columns[index]['type'] in _AS_IS else columns[index]['type'])
                       for index in order]
@@ -312,6 +313,10 @@ class Digest:
     def total(self):
         """The sum before its modulo: what another ``Digest`` of more rows of the table adds (``merge``)."""
         return self._sum
+
+    def fresh(self):
+        """A ``Digest`` of the same columns and no rows yet."""
+        return Digest(self._columns)
 
     def merge(self, rows, total):
         """Count in ``rows`` rows whose ``total`` another ``Digest`` of the same columns computed."""
@@ -348,6 +353,19 @@ class Fingerprint:
     def checksum(self):
         return '%d' % self._sum
 
+    @property
+    def total(self):
+        return self._sum
+
+    def fresh(self):
+        """A ``Fingerprint`` of the same columns and no rows yet."""
+        return Fingerprint(self._renderers)
+
+    def merge(self, rows, total):
+        """Count in ``rows`` rows whose ``total`` another ``Fingerprint`` of the same columns computed."""
+        self.rows += rows
+        self._sum += total
+
 
 def stamp_text(fsp=None, zone=''):
     """A renderer of a neutral date and time as ``YYYY-MM-DD HH:MM:SS`` with its fraction padded to ``fsp`` digits
@@ -379,6 +397,32 @@ def decimal_text(scale=None):
         text = format(number, 'f')
         return text[1:] if number.is_zero() and text.startswith('-') else text
     return render
+
+
+class Rendered:
+    """A table's rows already written as the target's load text (the ``render`` of a backend's ``rows_text``,
+    elsewhere): ``pieces``, an iterator of that text (str or its UTF-8 bytes)."""
+
+    def __init__(self, pieces):
+        self.pieces = pieces
+
+
+def rendered(rows, head, render, tail, size=1000):
+    """The load text of a table's rows (value lists, or ``Rendered``): ``head``, the rows given to ``render``
+    ``size`` at a time, ``tail``."""
+    yield head
+    if isinstance(rows, Rendered):
+        yield from rows.pieces
+    else:
+        batch = []
+        for values in rows:
+            batch.append(values)
+            if len(batch) >= size:
+                yield render(batch)
+                batch = []
+        if batch:
+            yield render(batch)
+    yield tail
 
 
 class _Count:
@@ -562,34 +606,88 @@ def read(source, where, checksums=True):
                 return
             table = _check_table(item if isinstance(item, dict) else {}, where)
             count += 1
-            yield table, _rows(lines, table, where, checksums)
+            yield table, _TableRows(lines, table, where, checksums)
 
     return head, tables()
 
 
-def _rows(lines, table, where, checksums=True):
-    digest = Digest(table['columns']) if checksums else _Count()
-    width = len(table['columns'])
-    while True:
-        line = lines.next()
+class _TableRows:
+    """The rows of one table of a stream: iterated, value lists (each table's count and, with ``checksums``, its
+    checksum checked against its end line); or, for a reader that parses them elsewhere, ``chunks`` of their lines
+    as they are (``row_values`` parses one)."""
+
+    def __init__(self, lines, table, where, checksums=True):
+        self._lines = lines
+        self._table = table
+        self._where = where
+        self.checksums = checksums
+
+    def _next(self):
+        line = self._lines.next()
         if line is None:
-            raise CairnError('%s ends inside table %s: the rows stream was cut short' % (where, table['table']))
-        item = _parse(line, where)
-        if isinstance(item, list):
-            if len(item) != width:
-                raise CairnError('%s: a row of table %s has %d values for %d columns'
-                                 % (where, table['table'], len(item), width))
-            digest.add(item)
-            yield item
-            continue
+            raise CairnError('%s ends inside table %s: the rows stream was cut short'
+                             % (self._where, self._table['table']))
+        return line
+
+    def __iter__(self):
+        table, where = self._table, self._where
+        digest = Digest(table['columns']) if self.checksums else _Count()
+        width = len(table['columns'])
+        while True:
+            item = _parse(self._next(), where)
+            if isinstance(item, list):
+                if len(item) != width:
+                    raise _width_error(where, table, item)
+                digest.add(item)
+                yield item
+                continue
+            self._end(item, digest.rows, digest.checksum)
+            return
+
+    def chunks(self, size):
+        """The table's row lines as they are, joined by newlines in pieces of about ``size`` bytes; its end line
+        checked for the number of lines (only for a stream read without ``checksums``: whoever parses the lines
+        checks the values, and the whole stream's sha256 stands for the tables' checksums)."""
+        if self.checksums:
+            raise ValueError('a table\'s lines are taken as they are only from a stream read without checksums')
+        rows, piece, length = 0, [], 0
+        while True:
+            line = self._next()
+            if line[:1] == b'{':
+                break
+            rows += 1
+            piece.append(line)
+            length += len(line) + 1
+            if length >= size:
+                yield b'\n'.join(piece)
+                piece, length = [], 0
+        if piece:
+            yield b'\n'.join(piece)
+        self._end(_parse(line, self._where), rows, None)
+
+    def _end(self, item, rows, checksum):
+        table, where = self._table, self._where
         if not isinstance(item, dict) or item.get('end') != table['table']:
             raise CairnError('%s: table %s does not end where it should' % (where, table['table']))
-        if item.get('rows') != digest.rows or (checksums and item.get('checksum') != digest.checksum):
+        if item.get('rows') != rows or (self.checksums and item.get('checksum') != checksum):
             raise CairnError('%s: table %s holds %d rows of checksum %s, its end line says %r rows of checksum %r: '
                              'the rows stream was changed'
-                             % (where, table['table'], digest.rows, digest.checksum, item.get('rows'),
-                                item.get('checksum')))
-        return
+                             % (where, table['table'], rows, checksum, item.get('rows'), item.get('checksum')))
+
+
+def _width_error(where, table, item):
+    return CairnError('%s: a row of table %s has %d values for %d columns'
+                      % (where, table['table'], len(item), len(table['columns'])))
+
+
+def row_values(line, table, where):
+    """The values of one row line of ``table`` (a line ``_TableRows.chunks`` gave), checked to be a row of it."""
+    item = _parse(line, where)
+    if not isinstance(item, list):
+        raise CairnError('%s: table %s does not end where it should' % (where, table['table']))
+    if len(item) != len(table['columns']):
+        raise _width_error(where, table, item)
+    return item
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -203,6 +203,14 @@ lossy_count:
   description: How many values were stored lossily.
   returned: always
   type: int
+load_processes:
+  description:
+    - The tables whose rows were parsed, converted and checksummed by processes of their own side by side, and how
+      many (a table of at least 50,000 rows into PostgreSQL or MySQL/MariaDB, on a host of two processors or more).
+      Their text goes into the load's one session in the stream's order, so the load stays one transaction.
+  returned: when migrated
+  type: dict
+  sample: {"directus_activity": 2}
 dropped:
   description: Tables or columns of the source the target has not, left out (only with O(allow_lossy)).
   returned: when migrated

@@ -17,6 +17,7 @@ import secrets
 import pytest
 
 from ansible_collections.cairncms.ops.plugins.module_utils import _migrate, _rows
+from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 from ansible_collections.cairncms.ops.plugins.module_utils._db import select_backend
 from ansible_collections.cairncms.ops.plugins.module_utils._env import InstanceConfig
 
@@ -161,3 +162,72 @@ def test_a_large_table_is_checked_in_ranges_of_its_key_side_by_side(target, monk
     load = _load(backend, stream)
     server.sql('DELETE FROM spread', name)  # emptied after the load: no key range to split, and found
     assert [(entry['table'], entry['target_rows']) for entry in load.verify()] == [('spread', 0)]
+
+
+def _many(backend, count, long_title_at=None):
+    """A rows stream of ``count`` rows of table kinds, cut from ``ROWS`` (every kind of value), with keys 1 to
+    ``count``; the row ``long_title_at`` has a title longer than the column holds."""
+    table = {table['name']: table for table in backend.row_tables()}['kinds']
+    sink = io.BytesIO()
+    writer = _rows.Writer(sink, backend.vendor, ['kinds'])
+    writer.begin(table)
+    for key in range(1, count + 1):
+        row = [key] + ROWS[key % len(ROWS)][1:] + [LAST[backend.vendor][key % len(ROWS)]]
+        if key == long_title_at:
+            row[5] = 'x' * 51
+        writer.row(row)
+    writer.end()
+    writer.close()
+    return sink.getvalue()
+
+
+def _load_with(backend, stream, processes, allow_lossy=False):
+    """A load of ``stream`` (table kinds) by ``processes``, its artifact checked as a whole (as a migration does)."""
+    count = sum(1 for line in stream.splitlines() if line.startswith(b'['))
+    return _migrate.Load(backend, allow_lossy=allow_lossy, processes=processes, sizes={'kinds': count}).run(
+        io.BytesIO(stream), 'the test stream', finish=lambda: None)
+
+
+def _contents(server, name, backend):
+    """Table kinds as the server writes it, binary values in hexadecimal."""
+    table = {table['name']: table for table in backend.row_tables()}['kinds']
+    hexadecimal = 'HEX(%s)' if backend.vendor == 'mysql' else "encode(%s, 'hex')"
+    return server.sql('SELECT %s FROM kinds ORDER BY id' % ', '.join(
+        hexadecimal % column['name'] if column['type'] == 'binary' else column['name'] for column in table['columns']),
+        name)
+
+
+def test_a_large_table_is_loaded_by_processes_of_their_own_as_one_process_loads_it(target, monkeypatch):
+    """The rows of a large table are parsed, converted, checksummed and written as the target's text by processes
+    of their own (``_fanout``), into the load's one session in order: the target holds the same as after a load by
+    one process, the checksums are the same and the check finds no difference; a value the target cannot hold
+    fails the load naming its row, and the target keeps what it held; allowed, it is reported."""
+    _vendor, server, name, backend = target
+    count = 3000
+    stream = _many(backend, count)
+    one = _load_with(backend, stream, processes=1)
+    alone = _contents(server, name, backend)
+    assert one.verify() == []
+    monkeypatch.setattr(_migrate, 'FANOUT_ROWS', count)
+    monkeypatch.setattr(_migrate, 'PIECE_BYTES', 8192)  # many pieces, each process several of them
+    fanned = []
+    results = _migrate._fanout.Fanout.results
+    monkeypatch.setattr(_migrate._fanout.Fanout, 'results',
+                        lambda self, pieces: fanned.append(self.processes) or results(self, pieces))
+    server.sql('DELETE FROM kinds', name)
+
+    many = _load_with(backend, stream, processes=3)
+    assert fanned == [3]
+    assert _contents(server, name, backend) == alone
+    assert many.summary()['tables'] == one.summary()['tables']
+    assert many.verify() == []
+
+    bad = _many(backend, count, long_title_at=2500)
+    with pytest.raises(CairnError, match=r'table kinds, column title, row 2500: .*nothing was loaded'):
+        _load_with(backend, bad, processes=3)
+    assert _contents(server, name, backend) == alone
+    lossy = _load_with(backend, bad, processes=3, allow_lossy=True)
+    assert fanned == [3, 3, 3]
+    assert (lossy.lossy_count, [entry['row'] for entry in lossy.lossy]) == (1, ['2500'])
+    assert lossy.verify() == []
+    assert server.sql('SELECT title FROM kinds WHERE id = 2500', name) == 'x' * 50

@@ -272,6 +272,11 @@ class DatabaseBackend:
         transaction that a failure rolls back."""
         raise NotImplementedError
 
+    rows_text = None
+    """``rows_text(name, columns)``: ``(head, render, tail)`` of a vendor whose load is text written into one
+    session (``_rows.rendered``), which can then be made elsewhere (``_rows.Rendered``); None: the load takes
+    values."""
+
     def empty_tables(self):
         """Remove every table of the database (a migration's target goes back to empty)."""
         raise NotImplementedError
@@ -486,7 +491,8 @@ def limit_facts(facts, tables):
 
 
 class TextStream:
-    """A readable byte stream of the text pieces an iterator yields (SQL a loader is fed as it is made)."""
+    """A readable byte stream of the text pieces (or their UTF-8 bytes) an iterator yields (SQL a loader is fed as
+    it is made)."""
 
     def __init__(self, pieces):
         self._pieces = pieces
@@ -498,7 +504,7 @@ class TextStream:
             piece = next(self._pieces, None)
             if piece is None:
                 break
-            data = piece.encode('utf-8')
+            data = piece if piece.__class__ is bytes else piece.encode('utf-8')
             parts.append(data)
             length += len(data)
         data = b''.join(parts)

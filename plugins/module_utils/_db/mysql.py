@@ -619,9 +619,32 @@ class MysqlBackend(DatabaseBackend):
         """A neutral value (already the target column's type) as a literal of this vendor."""
         return _literal_writer(column)(item)
 
+    @staticmethod
+    def rows_text(name, columns):
+        """``(head, render, tail)``: what the load writes before the rows of table ``name`` (``columns``: the target
+        columns loaded), a function giving the text of a list of rows (neutral values of those columns: INSERT
+        statements of at most 1000 rows or about ``INSERT_BYTES``), and what it writes after them."""
+        start = 'INSERT INTO %s (%s) VALUES\n' % (_ident(name), ', '.join(_ident(c['name']) for c in columns))
+        writers = [_literal_writer(column) for column in columns]
+
+        def render(rows):
+            statements, batch, size = [], [], 0
+            for values in rows:
+                text = '(%s)' % ', '.join([write(item) for write, item in zip(writers, values)])
+                batch.append(text)
+                size += len(text)
+                if size > INSERT_BYTES or len(batch) >= 1000:
+                    statements.append(start + ',\n'.join(batch) + ';\n')
+                    batch, size = [], 0
+            if batch:
+                statements.append(start + ',\n'.join(batch) + ';\n')
+            return ''.join(statements)
+        return '', render, ''
+
     def load_rows(self, tables, loads, content=False):
         """Replace the content of every table of ``tables`` (``row_tables`` of this target) by the rows of
-        ``loads`` (an iterator of ``(table, target columns, rows of neutral values)``) in one transaction, foreign
+        ``loads`` (an iterator of ``(table, target columns, rows of neutral values or their text already rendered:
+        ``_rows.rendered``)``) in one transaction, foreign
         key checks off for the session (the rows come whole, in the order of their keys). InnoDB moves each
         auto-increment past the highest id loaded. A failure rolls it all back."""
         def script():
@@ -630,18 +653,7 @@ class MysqlBackend(DatabaseBackend):
             for table in (reversed(tables) if content else tables):
                 yield 'DELETE FROM %s;\n' % _ident(table['name'])
             for name, columns, rows in loads:
-                start = 'INSERT INTO %s (%s) VALUES\n' % (_ident(name), ', '.join(_ident(c['name']) for c in columns))
-                writers = [_literal_writer(column) for column in columns]
-                batch, size = [], 0
-                for values in rows:
-                    text = '(%s)' % ', '.join([write(item) for write, item in zip(writers, values)])
-                    batch.append(text)
-                    size += len(text)
-                    if size > INSERT_BYTES or len(batch) >= 1000:
-                        yield start + ',\n'.join(batch) + ';\n'
-                        batch, size = [], 0
-                if batch:
-                    yield start + ',\n'.join(batch) + ';\n'
+                yield from _rows.rendered(rows, *self.rows_text(name, columns))
             yield 'COMMIT;\n'
         directory = tempfile.mkdtemp(prefix='.cairn-my-', dir=_scratch.directory())
         try:

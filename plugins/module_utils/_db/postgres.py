@@ -688,9 +688,22 @@ class PostgresBackend(DatabaseBackend):
         """A neutral value (already the target column's type) as a field of COPY's text format."""
         return _copy_writer(column)(item)
 
+    @staticmethod
+    def rows_text(name, columns):
+        """``(head, render, tail)``: what the load writes before the rows of table ``name`` (``columns``: the target
+        columns loaded; a COPY), a function giving the text of a list of rows (neutral values of those columns: lines
+        of COPY's text format), and what it writes after them."""
+        writers = [_copy_writer(column) for column in columns]
+
+        def render(rows):
+            return ''.join(['\t'.join([write(item) for write, item in zip(writers, values)]) + '\n' for values in rows])
+        return ('COPY %s (%s) FROM STDIN;\n' % (_ident(name), ', '.join(_ident(c['name']) for c in columns)), render,
+                '\\.\n')
+
     def load_rows(self, tables, loads, content=False):
         """Replace the content of every table of ``tables`` (``row_tables`` of this target) by the rows of
-        ``loads`` (an iterator of ``(table, target columns, rows of neutral values)``) in one transaction: the foreign
+        ``loads`` (an iterator of ``(table, target columns, rows of neutral values or their text already rendered:
+        ``_rows.rendered``)``) in one transaction: the foreign
         keys are dropped first and made again at the end (which checks them), every table is emptied, and the
         sequences are set past the highest id. A failure rolls it all back. A ``content`` move keeps the foreign
         keys (checked row by row: the rows come parents first) and empties only ``tables`` (children first), which
@@ -709,15 +722,7 @@ class PostgresBackend(DatabaseBackend):
             loaded = []
             for name, columns, rows in loads:
                 loaded.append({'name': name, 'columns': columns, 'foreign_keys': []})
-                yield 'COPY %s (%s) FROM STDIN;\n' % (_ident(name), ', '.join(_ident(c['name']) for c in columns))
-                writers = [_copy_writer(column) for column in columns]
-                batch = []
-                for values in rows:
-                    batch.append('\t'.join([write(item) for write, item in zip(writers, values)]))
-                    if len(batch) >= 1000:
-                        yield '\n'.join(batch) + '\n'
-                        batch = []
-                yield '\n'.join(batch + ['\\.']) + '\n'
+                yield from _rows.rendered(rows, *self.rows_text(name, columns))
             for table in (loaded if content else tables):
                 for key in table['foreign_keys']:
                     yield 'ALTER TABLE %s ADD CONSTRAINT %s %s;\n' % (
