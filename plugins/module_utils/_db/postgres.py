@@ -792,7 +792,10 @@ def _uuid_text(item):
 
 
 def _copy_text(text):
-    return text.replace('\\', '\\\\').replace('\n', '\\n').replace('\r', '\\r').replace('\t', '\\t')
+    """A text as a field of COPY's text format (most text has no character to escape: one scan each)."""
+    if '\\' in text or '\n' in text or '\r' in text or '\t' in text:
+        return text.replace('\\', '\\\\').replace('\n', '\\n').replace('\r', '\\r').replace('\t', '\\t')
+    return text
 
 
 def _copy_writer(column):
