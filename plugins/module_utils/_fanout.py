@@ -96,7 +96,12 @@ class Fanout:
             inbox_read, inbox_write = os.pipe()
             outbox_read, outbox_write = os.pipe()
             opened.extend((inbox_write, outbox_read))
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                for descriptor in (inbox_read, inbox_write, outbox_read, outbox_write):
+                    os.close(descriptor)
+                raise CairnError('starting a process of its own for %s failed: %s' % (self.what, exc)) from None
             if pid == 0:  # the child
                 for descriptor in opened:
                     with contextlib.suppress(OSError):

@@ -165,3 +165,20 @@ def test_the_processes_end_with_a_parent_killed_midway(tmp_path):
     while not all(_gone(pid) for pid in workers):
         assert time.monotonic() < deadline, 'a process of the killed parent works on'
         time.sleep(0.05)
+
+
+def test_a_process_that_cannot_start_fails_the_whole_with_no_process_left(monkeypatch):
+    before = _children()
+    forks = []
+    fork = os.fork
+
+    def second_fails():
+        forks.append(1)
+        if len(forks) == 2:
+            raise OSError(11, 'Resource temporarily unavailable')
+        return fork()
+    monkeypatch.setattr(_fanout.os, 'fork', second_fails)
+    with pytest.raises(CairnError, match='starting a process of its own for loading t failed: .*unavailable'):
+        list(_fanout.Fanout(_Upper, 2, what='loading t').results(iter([b'a'])))
+    monkeypatch.undo()
+    assert _children() == before
