@@ -18,7 +18,7 @@ TEXT = {'name': 'body', 'type': 'string'}
 
 
 @pytest.mark.parametrize('text,literal', [
-    ('plain Grüße 🪨 “quoted”', "'plain Grüße 🪨 “quoted”'"),
+    ('plain Grüße 🪨 Ωμέγα', "'plain Grüße 🪨 Ωμέγα'"),
     ('', "''"),
     ("it's", "'it\\'s'"),
     ('back\\slash', "'back\\\\slash'"),
