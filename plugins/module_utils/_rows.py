@@ -282,7 +282,25 @@ def canonical(kind, neutral):
 _AS_IS = frozenset(('integer', 'boolean', 'string', 'timestamp', 'datetime', 'date', 'time', 'binary'))
 
 
-class Digest:
+class _Summed:
+    """A table's row count and the sum of a hash of each row, which adds up over parts of the table counted apart
+    (a range read by another process, the pieces of a load's processes): ``total`` and ``merge``."""
+
+    rows = 0
+    _sum = 0
+
+    @property
+    def total(self):
+        """The sum (before a ``Digest``'s modulo): what another count of more rows of the table adds (``merge``)."""
+        return self._sum
+
+    def merge(self, rows, total):
+        """Count in ``rows`` rows whose ``total`` another count of the same columns computed."""
+        self.rows += rows
+        self._sum += total
+
+
+class Digest(_Summed):
     """A table's row count and checksum: the sum, modulo 2^256, of every row's sha256 of its canonical values
     (a JSON array, in the order of the column names sorted), so that it does not depend on the order the rows or
     the columns come in."""
@@ -309,22 +327,12 @@ class Digest:
     def checksum(self):
         return '%064x' % (self._sum % (1 << 256))
 
-    @property
-    def total(self):
-        """The sum before its modulo: what another ``Digest`` of more rows of the table adds (``merge``)."""
-        return self._sum
-
     def fresh(self):
         """A ``Digest`` of the same columns and no rows yet."""
         return Digest(self._columns)
 
-    def merge(self, rows, total):
-        """Count in ``rows`` rows whose ``total`` another ``Digest`` of the same columns computed."""
-        self.rows += rows
-        self._sum += total
 
-
-class Fingerprint:
+class Fingerprint(_Summed):
     """A table's row count and a checksum of every value in the form the target database writes it as text, the
     same that database computes in SQL over what it holds (``fingerprint_sql`` of a ``_db`` backend): a load's
     check without reading the table back. ``renderers``: per column, the function giving a neutral value's text as
@@ -353,18 +361,9 @@ class Fingerprint:
     def checksum(self):
         return '%d' % self._sum
 
-    @property
-    def total(self):
-        return self._sum
-
     def fresh(self):
         """A ``Fingerprint`` of the same columns and no rows yet."""
         return Fingerprint(self._renderers)
-
-    def merge(self, rows, total):
-        """Count in ``rows`` rows whose ``total`` another ``Fingerprint`` of the same columns computed."""
-        self.rows += rows
-        self._sum += total
 
 
 def stamp_text(fsp=None, zone=''):
