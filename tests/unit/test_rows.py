@@ -153,6 +153,43 @@ def test_a_damaged_or_forged_stream_is_refused_naming_what_is_wrong(damage, expe
     assert expected in caught.value.message
 
 
+def _read_raw(data, size=8):
+    """Every table's rows read as lines taken as they are (``chunks``, pieces of about ``size`` bytes), each then
+    parsed as a row of it (``row_values``)."""
+    _head, tables = _rows.read(io.BytesIO(data), 'the stream', checksums=False)
+    found = {}
+    for table, rows in tables:
+        found[table['table']] = [_rows.row_values(line, table, 'the stream')
+                                 for piece in rows.chunks(size) for line in piece.split(b'\n')]
+    return found
+
+
+@pytest.mark.parametrize('size', [1, 8, 1024 * 1024])
+def test_a_table_s_lines_taken_as_they_are_are_its_rows(size):
+    data, _writer = _stream()
+    assert _read_raw(data, size) == DEFAULT_ROWS
+    _head, tables = _rows.read(io.BytesIO(data), 'the stream')
+    with pytest.raises(ValueError):
+        next(iter(tables))[1].chunks(size).__next__()  # only where the whole stream's sha256 is checked
+
+
+@pytest.mark.parametrize('damage,expected', [
+    (lambda lines: lines[:-1], 'cut short'),
+    (lambda lines: lines[:4], 'cut short'),
+    (lambda lines: [lines[0]] + [lines[1], b'[3,"forged"]'] + lines[2:], 'was changed'),
+    (lambda lines: [lines[0]] + [lines[1], b'[1,"a","b"]'] + lines[3:], '3 values for 2 columns'),
+    (lambda lines: [lines[0]] + [lines[1], b' {"end":"parents"}'] + lines[3:], 'does not end where it should'),
+    (lambda lines: [lines[0]] + [lines[1], b'[1,"a"'] + lines[3:], 'not a rows stream'),
+    (lambda lines: lines[:-1] + [b'{"end_of_rows":true,"tables":3,"rows":4}'], 'holds 2'),
+])
+def test_lines_taken_as_they_are_refuse_a_damaged_stream_too(damage, expected):
+    data, _writer = _stream()
+    lines = data.rstrip(b'\n').split(b'\n')
+    with pytest.raises(CairnError) as caught:
+        _read_raw(b'\n'.join(damage(lines)) + b'\n')
+    assert expected in caught.value.message
+
+
 def column(kind, **limits):
     return dict(limits, name='c', type=kind)
 

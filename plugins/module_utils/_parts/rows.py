@@ -18,6 +18,8 @@ STAGED = 'rows'
 REQUIRED = False
 DETAILS = ('captured', 'reason', 'vendor', 'compression', 'stream_format', 'tables', 'rows', 'snapshot_at',
            'duration_s')
+# the check reads a table's row lines in pieces of about this many bytes
+CHUNK_BYTES = 1024 * 1024
 
 
 def snapshot_tables(run):
@@ -120,7 +122,9 @@ class _Stream:
 
 def check(report, repository, instance, manifest, part):
     """The stream reads to its end, a valid rows stream with every table's row count as the manifest lists it, and
-    its bytes have the manifest's sha256 (which the tables' own checksums are part of)."""
+    its bytes have the manifest's sha256 (which the tables' own checksums are part of). Each table's head, end line
+    and the tail are read and checked; its row lines are counted, not parsed: the sha256 stands for their bytes,
+    and a load parses and checks every row before it commits."""
     if not part.get('captured'):
         return
 
@@ -132,7 +136,7 @@ def check(report, repository, instance, manifest, part):
         with stream as source:
             _head, tables = _rows.read(source, stream.where, checksums=False)
             for table, rows in tables:
-                found[table['table']] = sum(1 for _row in rows)
+                found[table['table']] = sum(piece.count(b'\n') + 1 for piece in rows.chunks(CHUNK_BYTES))
             stream.check()
         listed = {name: entry['rows'] for name, entry in part['tables'].items()}
         if found != listed:
