@@ -146,11 +146,16 @@ def test_a_stream_reads_back_what_was_written_with_its_counts_and_checksums():
     (lambda lines: lines[:-1] + [b'{"end_of_rows":true,"tables":3,"rows":4}'], 'holds 2'),
 ])
 def test_a_damaged_or_forged_stream_is_refused_naming_what_is_wrong(damage, expected):
+    assert expected in _refused(_read_all, damage)
+
+
+def _refused(read, damage):
+    """The message with which ``read`` refuses the test stream after ``damage`` (a function of its lines)."""
     data, _writer = _stream()
     lines = data.rstrip(b'\n').split(b'\n')
     with pytest.raises(CairnError) as caught:
-        _read_all(b'\n'.join(damage(lines)) + b'\n')
-    assert expected in caught.value.message
+        read(b'\n'.join(damage(lines)) + b'\n')
+    return caught.value.message
 
 
 def _read_raw(data, size=8):
@@ -183,11 +188,7 @@ def test_a_table_s_lines_taken_as_they_are_are_its_rows(size):
     (lambda lines: lines[:-1] + [b'{"end_of_rows":true,"tables":3,"rows":4}'], 'holds 2'),
 ])
 def test_lines_taken_as_they_are_refuse_a_damaged_stream_too(damage, expected):
-    data, _writer = _stream()
-    lines = data.rstrip(b'\n').split(b'\n')
-    with pytest.raises(CairnError) as caught:
-        _read_raw(b'\n'.join(damage(lines)) + b'\n')
-    assert expected in caught.value.message
+    assert expected in _refused(_read_raw, damage)
 
 
 def column(kind, **limits):
