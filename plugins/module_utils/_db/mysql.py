@@ -644,9 +644,9 @@ class MysqlBackend(DatabaseBackend):
     def load_rows(self, tables, loads, content=False):
         """Replace the content of every table of ``tables`` (``row_tables`` of this target) by the rows of
         ``loads`` (an iterator of ``(table, target columns, rows of neutral values or their text already rendered:
-        ``_rows.rendered``)``) in one transaction, foreign
-        key checks off for the session (the rows come whole, in the order of their keys). InnoDB moves each
-        auto-increment past the highest id loaded. A failure rolls it all back."""
+        ``_rows.rendered``)``) in one transaction, foreign key checks off for the session (the rows come whole, in
+        the order of their keys). InnoDB moves each auto-increment past the highest id loaded. A failure rolls it all
+        back."""
         def script():
             yield (self._SESSION + "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,"
                    "NO_ENGINE_SUBSTITUTION'; SET FOREIGN_KEY_CHECKS = 0; START TRANSACTION;\n")

@@ -703,11 +703,11 @@ class PostgresBackend(DatabaseBackend):
     def load_rows(self, tables, loads, content=False):
         """Replace the content of every table of ``tables`` (``row_tables`` of this target) by the rows of
         ``loads`` (an iterator of ``(table, target columns, rows of neutral values or their text already rendered:
-        ``_rows.rendered``)``) in one transaction: the foreign
-        keys are dropped first and made again at the end (which checks them), every table is emptied, and the
-        sequences are set past the highest id. A failure rolls it all back. A ``content`` move keeps the foreign
-        keys (checked row by row: the rows come parents first) and empties only ``tables`` (children first), which
-        other tables' rows must not point at; ``loads`` may add rows to other tables."""
+        ``_rows.rendered``)``) in one transaction: the foreign keys are dropped first and made again at the end
+        (which checks them), every table is emptied, and the sequences are set past the highest id. A failure rolls
+        it all back. A ``content`` move keeps the foreign keys (checked row by row: the rows come parents first) and
+        empties only ``tables`` (children first), which other tables' rows must not point at; ``loads`` may add rows
+        to other tables."""
         def script():
             yield self._SESSION + 'SET client_min_messages = warning;\n'
             if content:
