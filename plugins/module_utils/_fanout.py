@@ -20,7 +20,7 @@ import struct
 import threading
 
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
-from ansible_collections.cairncms.ops.plugins.module_utils._process import die_with
+from ansible_collections.cairncms.ops.plugins.module_utils._process import die_with, error_text, how_it_ended
 
 # a frame on a pipe: its kind (one byte) and the length of what follows
 _FRAME = struct.Struct('>cI')
@@ -75,13 +75,17 @@ class Fanout:
                 if kind == _REPORT:
                     break
                 self._fail(pid, kind, data)
-            self.reports = [None] * len(self._children)
-            for index in range(len(self._children)):
-                pid, _inbox, outbox = self._children[(turn + index) % len(self._children)]
-                kind, data = (_REPORT, data) if index == 0 else _read_frame(outbox)
-                if kind != _REPORT:
-                    self._fail(pid, kind, data)
-                self.reports[(turn + index) % len(self._children)] = json.loads(data.decode('utf-8'))
+            # the process whose turn it was reported first; the others' next frames are their reports
+            count = len(self._children)
+            self.reports = [None] * count
+            for index in range(count):
+                slot = (turn + index) % count
+                pid, _inbox, outbox = self._children[slot]
+                if index:
+                    kind, data = _read_frame(outbox)
+                    if kind != _REPORT:
+                        self._fail(pid, kind, data)
+                self.reports[slot] = json.loads(data.decode('utf-8'))
             self._feeder.join()
             if self._feed_error is not None:
                 raise self._feed_error
@@ -128,8 +132,7 @@ class Fanout:
                     _write_frame(results, _REPORT, json.dumps(worker.report()).encode('utf-8'))
                     code = 0
                 except BaseException as exc:  # pylint: disable=broad-except
-                    message = getattr(exc, 'message', None) or str(exc) or type(exc).__name__
-                    _write_frame(results, _ERROR, json.dumps({'error': message}).encode('utf-8'))
+                    _write_frame(results, _ERROR, json.dumps({'error': error_text(exc)}).encode('utf-8'))
         except BaseException:  # pylint: disable=broad-except
             pass  # the parent is gone or stopped reading: it reports the error
         finally:
@@ -175,10 +178,7 @@ class Fanout:
             except (ValueError, KeyError, TypeError):
                 message = 'it gave no message'
             raise CairnError(message)
-        status = self._wait(pid)
-        ended = ('it was killed by signal %d' % -status if status is not None and status < 0
-                 else 'it ended (exit code %s)' % status)
-        raise CairnError('%s, in a process of its own, failed: %s' % (self.what, ended))
+        raise CairnError('%s, in a process of its own, failed: %s' % (self.what, how_it_ended(self._wait(pid))))
 
     def _wait(self, pid):
         """The exit code of process ``pid`` (minus a signal's number), once it has ended."""
@@ -194,17 +194,14 @@ class Fanout:
         for pid, _inbox, _outbox in self._children:
             status = self._wait(pid)
             if status != 0:
-                raise CairnError('%s, in a process of its own, ended with exit code %s' % (self.what, status))
-        self._children = [(None, inbox, outbox) for _pid, inbox, outbox in self._children]
+                raise CairnError('%s, in a process of its own, failed: %s' % (self.what, how_it_ended(status)))
 
     def _stop_children(self):
-        for index, (pid, inbox, outbox) in enumerate(self._children):
-            if pid is not None:
-                if pid not in self._ended:  # a pid once waited for may be another process's now
-                    with contextlib.suppress(OSError):
-                        os.kill(pid, signal.SIGKILL)
+        for pid, _inbox, _outbox in self._children:
+            if pid not in self._ended:  # a pid once waited for may be another process's now
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
                 self._wait(pid)
-                self._children[index] = (None, inbox, outbox)
 
     def _stop(self):
         """No process, pipe or thread left, whatever happened."""

@@ -358,3 +358,15 @@ def die_with(parent):
         pass  # not Linux: the child then works to its end and finds no one to report to
     if os.getppid() != parent:
         raise CairnError('the process that started this one has ended')
+
+
+def error_text(exc):
+    """What a forked process reports of the error that stops it: its message, else its text, else its type."""
+    return getattr(exc, 'message', None) or str(exc) or type(exc).__name__
+
+
+def how_it_ended(code):
+    """How a forked process ended, from its exit code (minus a signal's number; None: not known)."""
+    if code is not None and code < 0:
+        return 'it was killed by signal %d' % -code
+    return 'it ended with exit code %s' % code

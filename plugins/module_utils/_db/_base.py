@@ -170,7 +170,7 @@ class _RangeProcess:
                     part.close()
                 report, code = {'rows': part.rows, 'total': '%d' % part.total}, 0
             except BaseException as exc:  # pylint: disable=broad-except
-                report = {'error': getattr(exc, 'message', None) or str(exc) or type(exc).__name__}
+                report = {'error': _process.error_text(exc)}
             finally:
                 try:
                     os.write(report_end, json.dumps(report).encode('utf-8')[:16384])
@@ -192,9 +192,8 @@ class _RangeProcess:
             report = {}
         code = os.waitstatus_to_exitcode(status)
         if code != 0 or 'rows' not in report:
-            ended = 'it was killed by signal %d' % -code if code < 0 else 'it ended with exit code %d' % code
             raise CairnError('reading the rows of table %s where %s, in a process of its own, failed: %s'
-                             % (self.name, self.where, report.get('error') or ended))
+                             % (self.name, self.where, report.get('error') or _process.how_it_ended(code)))
         writer.splice(self.path, int(report['rows']), int(report['total']))
 
     def discard(self):
