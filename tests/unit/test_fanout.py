@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from conftest import descendants
+
 from ansible_collections.cairncms.ops.plugins.module_utils import _fanout
 from ansible_collections.cairncms.ops.plugins.module_utils._common import CairnError
 
@@ -31,17 +33,8 @@ class _Upper:
 
 
 def _children():
-    """The pids of this process's children that are still there (zombies included)."""
-    found = set()
-    for entry in os.listdir('/proc'):
-        if entry.isdigit():
-            try:
-                with open('/proc/%s/stat' % entry) as stat:
-                    if int(stat.read().rsplit(')', 1)[1].split()[1]) == os.getpid():
-                        found.add(int(entry))
-            except (OSError, ValueError, IndexError):
-                pass
-    return found
+    """The pids below this process that are still there (zombies included)."""
+    return set(descendants(os.getpid()))
 
 
 def test_the_results_come_in_the_pieces_order_from_every_process():
